@@ -1,0 +1,14 @@
+"""Reading exports: file discovery, header sniffing, lazy typed scans, failure diagnosis."""
+
+from croctl.io.diagnose import diagnose_failure
+from croctl.io.files import ExportFiles, FileFormat, inspect_export
+from croctl.io.scan import ColumnNeeds, scan_export
+
+__all__ = [
+    "ColumnNeeds",
+    "ExportFiles",
+    "FileFormat",
+    "diagnose_failure",
+    "inspect_export",
+    "scan_export",
+]

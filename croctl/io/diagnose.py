@@ -1,0 +1,137 @@
+"""Turn a failed scan into a located, one-line `DataError` (runs only after a failure)."""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import gzip
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+import polars as pl
+
+from croctl.errors import DataError
+from croctl.io.files import ExportFiles, FileFormat
+from croctl.io.scan import ColumnNeeds
+
+_TIMESTAMP_HINT = "use ISO 8601, e.g. 2026-10-01T12:00:00Z"
+
+
+# Polars errors that mean "the input is malformed"; any other is a bug in croctl's own query.
+_INPUT_ERRORS = (pl.exceptions.ComputeError, pl.exceptions.InvalidOperationError,
+                 pl.exceptions.NoDataError, OSError)
+
+
+def diagnose_failure(exports: list[tuple[ExportFiles, ColumnNeeds]], exc: Exception) -> Exception:
+    """Find which file and line broke the query and say so.
+
+    Returns a located `DataError`; when no input problem is found, a `DataError` with Polars'
+    first line for input-type failures, or `exc` itself (a bug: exit 70) otherwise.
+    """
+    for files, needs in exports:
+        for path in files.paths:
+            problem = _find_problem(path, files.format, needs)
+            if problem is not None:
+                return problem
+    if not isinstance(exc, _INPUT_ERRORS):
+        return exc
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return DataError(f"cannot read the exports: {first}",
+                     hint="run `croctl validate` on the plan, or rerun with --debug")
+
+
+def _find_problem(path: Path, fmt: FileFormat, needs: ColumnNeeds) -> DataError | None:
+    if fmt is not FileFormat.PARQUET:
+        problem = _csv_structure_problem(path, fmt)
+        if problem is not None:
+            return problem
+    return _value_problem(path, fmt, needs)
+
+
+def _open_binary(path: Path, fmt: FileFormat) -> BinaryIO:
+    return gzip.open(path, "rb") if fmt is FileFormat.CSV_GZ else path.open("rb")
+
+
+def _csv_structure_problem(path: Path, fmt: FileFormat) -> DataError | None:
+    """Ragged rows, bad encoding and unterminated quotes, with the physical line number."""
+    try:
+        with _open_binary(path, fmt) as handle:
+            reader = csv.reader(_strict_lines(handle))
+            width = None
+            for row in reader:
+                if width is None:
+                    width = len(row)
+                elif row and len(row) != width:
+                    return DataError(
+                        f"{path}:{reader.line_num}: row has {len(row)} fields, header has {width}",
+                        hint="fix or remove that row; quote fields that contain commas",
+                    )
+    except _LineDecodeError as exc:
+        return DataError(f"{path}:{exc.line}: not valid UTF-8", hint="re-save the file as UTF-8")
+    except csv.Error as exc:
+        return DataError(f"{path}: malformed CSV ({exc})",
+                         hint="look for an unterminated quote near the end of the file")
+    except (OSError, EOFError) as exc:
+        return DataError(f"{path}: cannot read ({exc})", hint="the file may be truncated")
+    return None
+
+
+class _LineDecodeError(Exception):
+    def __init__(self, line: int) -> None:
+        super().__init__(line)
+        self.line = line
+
+
+def _strict_lines(raw: BinaryIO) -> Iterator[str]:
+    """Yield decoded lines, turning a decode failure into the 1-based line where it happened."""
+    line = 0
+    decoder = codecs.getincrementaldecoder("utf-8-sig")(errors="strict")
+    pending = ""
+    for chunk in iter(lambda: raw.read(1 << 16), b""):
+        try:
+            pending += decoder.decode(chunk)
+        except UnicodeDecodeError as exc:
+            good = chunk[: exc.start].decode("utf-8", errors="ignore")
+            raise _LineDecodeError(line + (pending + good).count("\n") + 1) from exc
+        *complete, pending = pending.split("\n")
+        for text in complete:
+            line += 1
+            yield text + "\n"
+    if pending:
+        yield pending
+
+
+def _value_problem(path: Path, fmt: FileFormat, needs: ColumnNeeds) -> DataError | None:
+    """The first value of a number or timestamp column that does not parse."""
+    columns = sorted(needs.numbers | needs.timestamps)
+    if not columns:
+        return None
+    try:
+        if fmt is FileFormat.PARQUET:
+            frame = pl.read_parquet(path, columns=columns)
+        else:
+            frame = pl.read_csv(path, columns=columns, infer_schema=False)
+    except pl.exceptions.PolarsError:
+        return None
+    header_offset = 0 if fmt is FileFormat.PARQUET else 2
+    for name in columns:
+        values = frame.get_column(name).cast(pl.String)
+        parsed = _parse(values, name in needs.timestamps)
+        bad = values.is_not_null() & parsed.is_null()
+        if bad.any():
+            index = int(bad.arg_true()[0])
+            where = f"{path}:{index + header_offset}" if header_offset else f"{path} (row {index})"
+            kind, hint = (("timestamp", _TIMESTAMP_HINT) if name in needs.timestamps
+                          else ("number", "remove text from numeric columns"))
+            return DataError(f"{where}: column '{name}': {values[index]!r} is not a {kind}",
+                             hint=hint)
+    return None
+
+
+def _parse(values: pl.Series, timestamp: bool) -> pl.Series:
+    if timestamp:
+        utc = values.str.to_datetime(time_zone="UTC", strict=False, time_unit="us")
+        naive = values.str.to_datetime(strict=False, time_unit="us")
+        return utc.fill_null(naive.dt.replace_time_zone("UTC"))
+    return values.str.strip_chars().cast(pl.Float64, strict=False)

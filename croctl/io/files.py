@@ -1,0 +1,176 @@
+"""Find export files and sniff their headers before any scan (cheap, head-only reads)."""
+
+from __future__ import annotations
+
+import csv
+import glob
+import gzip
+import stat
+from collections import Counter
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from croctl.errors import DataError
+
+_HEAD_BYTES = 64 * 1024
+
+
+class FileFormat(StrEnum):
+    """Formats croctl reads, chosen by suffix."""
+
+    CSV = "csv"
+    CSV_GZ = "csv.gz"
+    PARQUET = "parquet"
+
+
+@dataclass(frozen=True, slots=True)
+class ExportFiles:
+    """The files behind one plan path, with their shared format and header."""
+
+    label: str
+    paths: tuple[Path, ...]
+    format: FileFormat
+    columns: tuple[str, ...]
+
+
+def file_format(path: Path) -> FileFormat:
+    """Format from the suffix.
+
+    Raises:
+        DataError: the suffix is not .csv, .csv.gz or .parquet.
+    """
+    name = path.name.lower()
+    for fmt, suffix in ((FileFormat.CSV_GZ, ".csv.gz"), (FileFormat.CSV, ".csv"),
+                        (FileFormat.PARQUET, ".parquet"), (FileFormat.PARQUET, ".pq")):
+        if name.endswith(suffix):
+            return fmt
+    raise DataError(f"{path}: unsupported file type", hint="use .csv, .csv.gz or .parquet")
+
+
+def resolve_files(path: Path) -> tuple[Path, ...]:
+    """Expand a path or glob to regular files, sorted.
+
+    Raises:
+        DataError: nothing matches, or a match is a directory, FIFO or device.
+    """
+    if glob.has_magic(str(path)):
+        matches = tuple(Path(p) for p in sorted(glob.glob(str(path), recursive=True)))
+        if not matches:
+            raise DataError(f"{path}: glob matches no file", hint="check the pattern and folder")
+    else:
+        matches = (path,)
+    for match in matches:
+        _require_regular_file(match)
+    return matches
+
+
+def _require_regular_file(path: Path) -> None:
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found", hint="check the path in the plan; "
+                        "paths are relative to the plan file") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read: {exc.strerror}") from exc
+    if stat.S_ISDIR(mode):
+        raise DataError(f"{path}: is a directory", hint="name a file, or a glob like dir/*.parquet")
+    if not stat.S_ISREG(mode):
+        raise DataError(f"{path}: not a regular file (FIFO, socket or device)",
+                        hint="export the data to a file first")
+
+
+def inspect_export(path: Path) -> ExportFiles:
+    """Resolve `path` and read the header of every file it names, refusing broken files early.
+
+    Raises:
+        DataError: missing, empty, header-only, mis-delimited, mis-encoded or corrupt files, or
+            files of one glob whose columns differ.
+    """
+    paths = resolve_files(path)
+    formats = {file_format(p) for p in paths}
+    if len(formats) > 1:
+        raise DataError(f"{path}: matches files of different formats", hint="use one format")
+    fmt = formats.pop()
+    headers = [_parquet_columns(p) if fmt is FileFormat.PARQUET else _csv_columns(p, fmt)
+               for p in paths]
+    for other, columns in zip(paths[1:], headers[1:], strict=True):
+        if set(columns) != set(headers[0]):
+            raise DataError(f"{other}: columns differ from {paths[0].name}",
+                            hint="every file of a glob needs the same columns")
+    return ExportFiles(label=str(path), paths=paths, format=fmt, columns=tuple(headers[0]))
+
+
+def _parquet_columns(path: Path) -> list[str]:
+    try:
+        meta = pq.read_metadata(path)
+    except Exception as exc:  # pyarrow raises several types for corrupt files
+        raise DataError(f"{path}: not a readable Parquet file ({_first_line(exc)})",
+                        hint="the file may be truncated; export it again") from exc
+    if meta.num_rows == 0:
+        raise DataError(f"{path}: has no rows", hint="export the data again")
+    columns = list(meta.schema.to_arrow_schema().names)
+    _refuse_duplicates(path, columns)
+    return columns
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def read_head(path: Path, fmt: FileFormat) -> bytes:
+    """The first 64 KiB of a CSV file, decompressed when gzipped."""
+    try:
+        if fmt is FileFormat.CSV_GZ:
+            with gzip.open(path, "rb") as handle:
+                return handle.read(_HEAD_BYTES)
+        with path.open("rb") as handle:
+            return handle.read(_HEAD_BYTES)
+    except (OSError, EOFError) as exc:
+        raise DataError(f"{path}: cannot read ({_first_line(exc)})") from exc
+
+
+def _csv_columns(path: Path, fmt: FileFormat) -> list[str]:
+    head = read_head(path, fmt)
+    text = _decode_head(path, head)
+    lines = text.splitlines()
+    if not lines or not lines[0].strip():
+        raise DataError(f"{path}: file is empty", hint="export the data again")
+    header = next(csv.reader([lines[0]]))
+    if len(header) == 1:
+        _refuse_other_delimiter(path, lines[0])
+    if not any(line.strip() for line in lines[1:]):
+        raise DataError(f"{path}: has a header but no rows", hint="export the data again")
+    _refuse_duplicates(path, header)
+    return [name.strip() for name in header]
+
+
+def _decode_head(path: Path, head: bytes) -> str:
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise DataError(f"{path}: file is UTF-16", hint="re-save it as UTF-8")
+    try:
+        return head.removeprefix(b"\xef\xbb\xbf").decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start >= len(head) - 4:  # a multi-byte character cut by the 64 KiB head
+            return head[: exc.start].decode("utf-8")
+        line = head[: exc.start].count(b"\n") + 1
+        raise DataError(f"{path}:{line}: not valid UTF-8 (byte 0x{head[exc.start]:02x})",
+                        hint="re-save the file as UTF-8") from exc
+
+
+def _refuse_other_delimiter(path: Path, header: str) -> None:
+    counts = Counter(ch for ch in header if ch in ";\t|")
+    if counts:
+        delimiter = counts.most_common(1)[0][0]
+        shown = "tab" if delimiter == "\t" else f"'{delimiter}'"
+        raise DataError(f"{path}:1: header is {shown}-separated, croctl reads comma-separated CSV",
+                        hint="re-export with ',' as the delimiter")
+
+
+def _refuse_duplicates(path: Path, columns: list[str]) -> None:
+    duplicated = sorted(name for name, n in Counter(c.strip() for c in columns).items() if n > 1)
+    if duplicated:
+        raise DataError(f"{path}:1: duplicate column name(s): {', '.join(duplicated)}",
+                        hint="rename the columns so each name is unique")

@@ -1,0 +1,89 @@
+"""Lazy scans of export files, projected and typed to what the plan needs."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from croctl.errors import DataError
+from croctl.io.files import ExportFiles, FileFormat
+
+_OFFSET = re.compile(r"(Z|[+-]\d{2}:?\d{2})$", re.IGNORECASE)
+_SAMPLE_ROWS = 200
+INFER_ROWS = 10_000
+
+
+@dataclass(slots=True)
+class ColumnNeeds:
+    """Columns a plan reads from one export, by the type croctl gives them."""
+
+    keys: set[str] = field(default_factory=set)  # ids and labels, read as text
+    numbers: set[str] = field(default_factory=set)  # values and covariates, Float64
+    timestamps: set[str] = field(default_factory=set)  # compared in UTC
+    inferred: set[str] = field(default_factory=set)  # filter columns, dtype as stored
+
+    def all(self) -> list[str]:
+        """Every needed column, sorted (the scan's projection)."""
+        return sorted(self.keys | self.numbers | self.timestamps | self.inferred)
+
+
+def scan_export(files: ExportFiles, needs: ColumnNeeds, timezone: str | None) -> pl.LazyFrame:
+    """Lazily scan `files`, projected to `needs`, keys as text, numbers as Float64, times in UTC.
+
+    Raises:
+        DataError: a timestamp column is naive with no plan timezone, or not a timestamp at all.
+    """
+    raw = _scan_raw(files, needs)
+    schema = raw.collect_schema()
+    exprs = []
+    for name in needs.all():
+        column = pl.col(name)
+        if name in needs.timestamps:
+            column = _utc(files, raw, name, schema[name], timezone)
+        elif name in needs.numbers:
+            column = column.cast(pl.Float64, strict=True)
+        elif name in needs.keys and schema[name] != pl.String and not schema[name].is_integer():
+            column = column.cast(pl.String)
+        exprs.append(column.alias(name))
+    return raw.select(exprs)
+
+
+def _scan_raw(files: ExportFiles, needs: ColumnNeeds) -> pl.LazyFrame:
+    paths = [str(p) for p in files.paths]
+    if files.format is FileFormat.PARQUET:
+        return pl.scan_parquet(paths).select(needs.all())
+    overrides: dict[str, pl.DataType] = {}
+    for name in needs.keys | needs.timestamps:
+        overrides[name] = pl.String()
+    for name in needs.numbers:
+        overrides[name] = pl.Float64()
+    return pl.scan_csv(paths, schema_overrides=overrides, infer_schema_length=INFER_ROWS,
+                       raise_if_empty=True).select(needs.all())
+
+
+def _utc(files: ExportFiles, raw: pl.LazyFrame, name: str, dtype: pl.DataType,
+         timezone: str | None) -> pl.Expr:
+    column = pl.col(name)
+    if isinstance(dtype, pl.Datetime) and dtype.time_zone is not None:
+        return column.dt.convert_time_zone("UTC")
+    if isinstance(dtype, pl.Datetime | pl.Date):
+        return _localize(column.cast(pl.Datetime("us")), files, name, timezone)
+    if dtype != pl.String:
+        raise DataError(f"{files.label}: column '{name}' holds {dtype}, not timestamps",
+                        hint="export timestamps as ISO 8601 text or a datetime type")
+    sample = raw.select(pl.col(name)).drop_nulls().head(_SAMPLE_ROWS).collect().to_series()
+    if len(sample) and all(_OFFSET.search(v.strip()) for v in sample):
+        return column.str.to_datetime(time_zone="UTC", time_unit="us", strict=True)
+    return _localize(column.str.to_datetime(time_unit="us", strict=True), files, name, timezone)
+
+
+def _localize(column: pl.Expr, files: ExportFiles, name: str, timezone: str | None) -> pl.Expr:
+    if timezone is None:
+        raise DataError(
+            f"{files.label}: column '{name}' has timestamps without a time zone",
+            hint="set `timezone:` in the plan (e.g. timezone: UTC) or export with an offset",
+        )
+    return column.dt.replace_time_zone(timezone, ambiguous="earliest",
+                                       non_existent="null").dt.convert_time_zone("UTC")

@@ -1,0 +1,59 @@
+"""From a plan and its exports to sufficient statistics: bind, build one lazy query, collect once."""
+
+from __future__ import annotations
+
+from croctl.errors import DataError, did_you_mean
+from croctl.pipeline.bind import BoundPlan, bind_plan
+from croctl.pipeline.build import build_query
+from croctl.pipeline.collect import collect_query
+from croctl.plan import Plan
+from croctl.sufficient import SufficientStats
+
+__all__ = ["BoundPlan", "bind_plan", "collect_stats"]
+
+
+def collect_stats(plan: Plan, *, streaming: bool = True) -> SufficientStats:
+    """Read the plan's exports and reduce them to sufficient statistics in one collect.
+
+    Raises:
+        DataError: unreadable exports, unknown variant labels, a planned variant with no units,
+            or NaN/inf in a value column.
+        PlanErrors: columns or filters that the exports cannot satisfy.
+    """
+    bound = bind_plan(plan)
+    stats = collect_query(build_query(bound), bound, streaming=streaming)
+    refuse_bad_data(plan, stats)
+    return stats
+
+
+def refuse_bad_data(plan: Plan, stats: SufficientStats) -> None:
+    """Raise `DataError` for data that no readout can be trusted on (SPEC §4 rule 5, §9).
+
+    Raises:
+        DataError: see `collect_stats`.
+    """
+    planned = plan.experiment.variants
+    label = plan.exposures.path.name
+    unknown = sorted(set(stats.exposures.rows) - set(planned))
+    if unknown:
+        hint = did_you_mean(unknown[0], planned) or "planned: " + ", ".join(planned)
+        raise DataError(f"{label}: variant label(s) not in the plan: {', '.join(unknown)}",
+                        hint=hint)
+    units = {variant: n for variant, (n, _) in stats.by_variant().items()}
+    if not units:
+        raise DataError(f"{label}: no exposures inside the experiment window",
+                        hint="check experiment.start/end against the exposure timestamps")
+    empty = [v for v in planned if not units.get(v)]
+    if empty:
+        raise DataError(f"{label}: planned variant(s) with no exposed units: {', '.join(empty)}",
+                        hint="check the variant labels and the experiment window")
+    _refuse_nonfinite(label, stats.exposures.nonfinite)
+    for name, source in stats.sources.items():
+        _refuse_nonfinite(str(plan.sources[name].path.name), source.nonfinite)
+
+
+def _refuse_nonfinite(label: str, counts: dict[str, int]) -> None:
+    for column, n in counts.items():
+        if n:
+            raise DataError(f"{label}: column '{column}' has {n} NaN or infinite value(s)",
+                            hint="fix or drop those rows; empty cells count as zero")

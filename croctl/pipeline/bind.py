@@ -1,0 +1,161 @@
+"""Bind a plan to its export files: needed columns, compiled filters, schema checks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from croctl.errors import PlanError, PlanErrors, did_you_mean
+from croctl.io import ColumnNeeds, ExportFiles, inspect_export, scan_export
+from croctl.plan import EXPOSURES, MeasureSpec, MetricSpec, Plan
+
+
+@dataclass(slots=True)
+class BoundSource:
+    """One export with the columns the plan reads from it and its lazy scan."""
+
+    name: str
+    files: ExportFiles
+    needs: ColumnNeeds = field(default_factory=ColumnNeeds)
+    frame: pl.LazyFrame | None = None
+
+
+@dataclass(slots=True)
+class BoundPlan:
+    """A plan whose every column and filter has been checked against the files' headers."""
+
+    plan: Plan
+    exposures: BoundSource
+    sources: dict[str, BoundSource]
+    filters: dict[tuple[str, str], pl.Expr]  # (metric, "num" | "den") -> predicate
+    unit_dtype: pl.DataType = field(default_factory=pl.String)
+
+    def scans(self) -> list[BoundSource]:
+        """Exposures first, then each source the metrics use."""
+        return [self.exposures, *self.sources.values()]
+
+
+def bind_plan(plan: Plan, *, scan: bool = True) -> BoundPlan:
+    """Read every export's header and check the plan's columns and filters against it.
+
+    Args:
+        plan: a validated plan.
+        scan: also build each export's lazy scan (reads a few rows to sniff timestamps).
+
+    Raises:
+        DataError: a file is missing, empty or unreadable.
+        PlanErrors: columns or filters the files cannot satisfy, all at once.
+    """
+    exposures = BoundSource(EXPOSURES, inspect_export(plan.exposures.path))
+    used = {m.source for metric in plan.metrics for m in _measures(metric)}
+    sources = {name: BoundSource(name, inspect_export(spec.path))
+               for name, spec in plan.sources.items() if name in used}
+    errors: list[PlanError] = []
+    _bind_exposures(plan, exposures, errors)
+    for name, bound in sources.items():
+        _bind_source_keys(plan, bound, errors)
+    filters = _bind_metrics(plan, sources, exposures, errors)
+    if errors:
+        raise PlanErrors(errors)
+    bound_plan = BoundPlan(plan, exposures, sources, filters)
+    if scan:
+        for source in bound_plan.scans():
+            source.frame = scan_export(source.files, source.needs, plan.timezone)
+        bound_plan.unit_dtype = _common_unit_dtype(bound_plan)
+    return bound_plan
+
+
+def _common_unit_dtype(bound: BoundPlan) -> pl.DataType:
+    """Integers when every export stores unit ids as integers, else text (joins need one type)."""
+    units = [bound.plan.exposures.unit, *(bound.plan.sources[n].unit for n in bound.sources)]
+    dtypes = {source.frame.collect_schema()[unit]
+              for source, unit in zip(bound.scans(), units, strict=True)
+              if source.frame is not None}
+    return pl.Int64() if all(d.is_integer() for d in dtypes) else pl.String()
+
+
+def _measures(metric: MetricSpec) -> list[MeasureSpec]:
+    return [metric.numerator] if metric.denominator is None else [metric.numerator,
+                                                                  metric.denominator]
+
+
+def _require(bound: BoundSource, column: str, key: str, errors: list[PlanError]) -> bool:
+    if column in bound.files.columns:
+        return True
+    hint = did_you_mean(column, bound.files.columns) or (
+        "columns are: " + ", ".join(bound.files.columns[:12]))
+    errors.append(PlanError(f"{key}: column '{column}' is not in {bound.files.label}", hint=hint))
+    return False
+
+
+def _bind_exposures(plan: Plan, bound: BoundSource, errors: list[PlanError]) -> None:
+    spec, needs = plan.exposures, bound.needs
+    for key, column in (("unit", spec.unit), ("variant", spec.variant)):
+        if _require(bound, column, f"exposures.{key}", errors):
+            needs.keys.add(column)
+    if _require(bound, spec.timestamp, "exposures.timestamp", errors):
+        needs.timestamps.add(spec.timestamp)
+    for name, column in plan.segments.items():
+        if _require(bound, column, f"segments.{name}", errors):
+            needs.keys.add(column)
+    for metric in plan.metrics:
+        if metric.covariate and metric.covariate.column:
+            key = f"metrics.{metric.name}.covariate"
+            if _require(bound, metric.covariate.column, key, errors):
+                needs.numbers.add(metric.covariate.column)
+
+
+def _bind_source_keys(plan: Plan, bound: BoundSource, errors: list[PlanError]) -> None:
+    spec = plan.sources[bound.name]
+    if _require(bound, spec.unit, f"sources.{bound.name}.unit", errors):
+        bound.needs.keys.add(spec.unit)
+    if spec.timestamp and _require(bound, spec.timestamp, f"sources.{bound.name}.timestamp",
+                                   errors):
+        bound.needs.timestamps.add(spec.timestamp)
+    if spec.id and _require(bound, spec.id, f"sources.{bound.name}.id", errors):
+        bound.needs.keys.add(spec.id)
+
+
+def _bind_metrics(plan: Plan, sources: dict[str, BoundSource], exposures: BoundSource,
+                  errors: list[PlanError]) -> dict[tuple[str, str], pl.Expr]:
+    filters: dict[tuple[str, str], pl.Expr] = {}
+    for metric in plan.metrics:
+        sides = (("num", "numerator", metric.numerator), ("den", "denominator",
+                                                           metric.denominator))
+        for side, label, measure in sides:
+            if measure is None:
+                continue
+            key = f"metrics.{metric.name}" + (f".{label}" if metric.denominator else "")
+            bound = sources[measure.source]
+            if measure.value and _require(bound, measure.value, f"{key}.value", errors):
+                bound.needs.numbers.add(measure.value)
+            if (measure.window or (metric.covariate and metric.covariate.lookback)) and not (
+                    plan.sources[measure.source].timestamp):
+                errors.append(PlanError(
+                    f"{key}: windows and lookbacks need a timestamp, and source "
+                    f"'{measure.source}' has none", hint=f"set sources.{measure.source}.timestamp"))
+            if measure.filter:
+                compiled = _compile_filter(measure.filter, f"{key}.filter", bound, errors)
+                if compiled is not None:
+                    filters[(metric.name, side)] = compiled
+    return filters
+
+
+def _compile_filter(sql: str, key: str, bound: BoundSource,
+                    errors: list[PlanError]) -> pl.Expr | None:
+    try:
+        expr = pl.sql_expr(sql)
+        names = expr.meta.root_names()
+    except pl.exceptions.PolarsError as exc:
+        detail = (str(exc).splitlines() or ["syntax error"])[0]
+        errors.append(PlanError(f"{key}: cannot parse filter {sql!r}: {detail}",
+                                hint="write a SQL boolean expression, e.g. event_name = 'purchase'"))
+        return None
+    ok = all([_require(bound, name, key, errors) for name in names])
+    if not ok:
+        return None
+    for name in names:
+        if name not in bound.needs.numbers and name not in bound.needs.timestamps:
+            bound.needs.inferred.add(name)
+    return expr

@@ -1,0 +1,255 @@
+"""Build (never collect) the lazy query from exports to per-cell sufficient statistics.
+
+The data rules of SPEC §4 live here: first exposure in the window defines a unit's variant, start
+and segments; multi-variant units are dropped; rows count from the unit's start (and within the
+metric's window); units without rows count as zero.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from croctl.pipeline.bind import BoundPlan, BoundSource
+from croctl.plan import MeasureSpec, MetricSpec, MetricType
+
+UNIT, VARIANT, START, N_VARIANTS = "__unit", "__variant", "__start", "__n_variants"
+MISSING_SEGMENT = "(missing)"
+
+
+def seg_col(i: int) -> str:
+    """Column of the i-th segment dimension in the unit table."""
+    return f"__seg{i}"
+
+
+def metric_col(kind: str, i: int) -> str:
+    """Per-unit column of metric i: y (value), d (denominator), x (covariate), r (uncapped)."""
+    return f"{kind}{i}"
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """Every lazy frame the readout needs; collected together so shared scans run once."""
+
+    frames: dict[str, pl.LazyFrame]
+
+
+def build_query(bound: BoundPlan) -> Query:
+    """Build the whole aggregation lazily; see module docstring for the data rules applied."""
+    plan = bound.plan
+    exposures = _exposure_rows(bound)
+    units = _first_exposures(bound, exposures)
+    valid = units.filter(pl.col(N_VARIANTS) == 1).drop(N_VARIANTS)
+    frames: dict[str, pl.LazyFrame] = {
+        "exposures": _exposure_counts(bound, exposures),
+        "multiple_variants": units.select(
+            pl.len().alias("units"), (pl.col(N_VARIANTS) > 1).sum().alias("multiple")),
+    }
+    unit_table = valid
+    for name, source in bound.sources.items():
+        rows = _source_rows(bound, source, valid)
+        frames[f"rows:{name}"] = _source_counts(bound, source, rows)
+        frames[f"coverage:{name}"] = _coverage(bound, source, valid)
+        per_unit = _per_unit(bound, source, rows)
+        unit_table = unit_table.join(per_unit, on=UNIT, how="left")
+    unit_table = _metric_values(plan.metrics, unit_table.fill_null(0))
+    frames["caps"] = _caps(plan.metrics, unit_table)
+    unit_table = _apply_caps(plan.metrics, unit_table)
+    frames["cells"] = _cells(bound, unit_table)
+    return Query(frames)
+
+
+def _unit_id(bound: BoundPlan, source: BoundSource) -> pl.Expr:
+    """The source's unit column as the shared join key `UNIT`."""
+    name = (bound.plan.exposures.unit if source is bound.exposures
+            else bound.plan.sources[source.name].unit)
+    return pl.col(name).cast(bound.unit_dtype).alias(UNIT)
+
+
+def _exposure_rows(bound: BoundPlan) -> pl.LazyFrame:
+    spec, plan = bound.plan.exposures, bound.plan
+    assert bound.exposures.frame is not None
+    segments = [pl.col(c).cast(pl.String).fill_null(MISSING_SEGMENT).alias(seg_col(i))
+                for i, c in enumerate(plan.segments.values())]
+    covariates = sorted({m.covariate.column for m in plan.metrics
+                         if m.covariate and m.covariate.column})
+    return bound.exposures.frame.select(
+        _unit_id(bound, bound.exposures),
+        pl.col(spec.variant).cast(pl.String).alias(VARIANT),
+        pl.col(spec.timestamp).alias(START),
+        *segments,
+        *[pl.col(c) for c in covariates],
+    )
+
+
+def _in_window(bound: BoundPlan) -> pl.Expr:
+    experiment = bound.plan.experiment
+    condition = pl.col(START).is_not_null()
+    if experiment.start is not None:
+        condition &= pl.col(START) >= pl.lit(experiment.start)
+    if experiment.end is not None:
+        condition &= pl.col(START) < pl.lit(experiment.end)
+    return condition
+
+
+def _exposure_counts(bound: BoundPlan, rows: pl.LazyFrame) -> pl.LazyFrame:
+    experiment = bound.plan.experiment
+    before = pl.lit(experiment.start) if experiment.start else None
+    after = pl.lit(experiment.end) if experiment.end else None
+    numbers = [c for c in rows.collect_schema().names() if not c.startswith("__")]
+    return rows.group_by(VARIANT).agg(
+        pl.len().alias("rows"),
+        pl.col(START).is_null().sum().alias("no_timestamp"),
+        (pl.col(START) < before).sum().alias("before_start") if before is not None
+        else pl.lit(0, pl.UInt32).alias("before_start"),
+        (pl.col(START) >= after).sum().alias("after_end") if after is not None
+        else pl.lit(0, pl.UInt32).alias("after_end"),
+        *[(~pl.col(c).is_finite()).sum().alias(f"nonfinite:{c}") for c in numbers],
+    )
+
+
+def _first_exposures(bound: BoundPlan, rows: pl.LazyFrame) -> pl.LazyFrame:
+    """One row per unit: variant, start and segments of its first in-window exposure."""
+    first = rows.collect_schema().names()
+    carried = [c for c in first if c not in (UNIT, VARIANT, START)]
+    return rows.filter(_in_window(bound)).group_by(UNIT).agg(
+        pl.col(VARIANT).n_unique().alias(N_VARIANTS),
+        pl.col(VARIANT).sort_by(START).first(),
+        *[pl.col(c).sort_by(START).first() for c in carried],
+        pl.col(START).min(),
+    )
+
+
+def _measures_on(bound: BoundPlan, source: str) -> list[tuple[int, str, MetricSpec, MeasureSpec]]:
+    found = []
+    for i, metric in enumerate(bound.plan.metrics):
+        for side, measure in (("num", metric.numerator), ("den", metric.denominator)):
+            if measure is not None and measure.source == source:
+                found.append((i, side, metric, measure))
+    return found
+
+
+def _source_rows(bound: BoundPlan, source: BoundSource, valid: pl.LazyFrame) -> pl.LazyFrame:
+    """Rows some metric could use, tagged with their unit's variant and start (inner join)."""
+    spec = bound.plan.sources[source.name]
+    assert source.frame is not None
+    rows = source.frame.with_columns(_unit_id(bound, source))
+    filters = [bound.filters.get((m.name, side)) for _, side, m, _ in
+               _measures_on(bound, source.name)]
+    if filters and all(f is not None for f in filters):
+        # Push every metric filter down: rows no metric uses (page views) drop at the scan.
+        rows = rows.filter(pl.any_horizontal([f for f in filters if f is not None]))
+    return rows.join(valid.select(UNIT, VARIANT, START), on=UNIT, how="inner")
+
+
+def _source_counts(bound: BoundPlan, source: BoundSource, rows: pl.LazyFrame) -> pl.LazyFrame:
+    """Per variant: rows kept, rows before exposure, non-finite values, duplicate ids."""
+    spec = bound.plan.sources[source.name]
+    aggs = [pl.len().alias("rows")]
+    if spec.timestamp:
+        aggs.append((pl.col(spec.timestamp) < pl.col(START)).sum().alias("pre_exposure"))
+    if spec.id:
+        aggs.append((pl.len() - pl.col(spec.id).n_unique()).alias("duplicates"))
+    aggs += [(~pl.col(c).is_finite()).sum().alias(f"nonfinite:{c}")
+             for c in sorted(source.needs.numbers)]
+    return rows.group_by(VARIANT).agg(aggs)
+
+
+def _coverage(bound: BoundPlan, source: BoundSource, valid: pl.LazyFrame) -> pl.LazyFrame:
+    """Per variant: exposed units with at least one row (any row) in the source."""
+    spec = bound.plan.sources[source.name]
+    assert source.frame is not None
+    ids = source.frame.select(_unit_id(bound, source))
+    covered = valid.join(ids, on=UNIT, how="semi")
+    return covered.group_by(VARIANT).agg(pl.len().alias("covered"))
+
+
+def _per_unit(bound: BoundPlan, source: BoundSource, rows: pl.LazyFrame) -> pl.LazyFrame:
+    """Aggregate a source's rows per unit once, for every metric that reads it."""
+    spec = bound.plan.sources[source.name]
+    ts = pl.col(spec.timestamp) if spec.timestamp else None
+    if spec.id:
+        rows = rows.unique(subset=[spec.id], keep="any")
+    aggs = []
+    for i, side, metric, measure in _measures_on(bound, source.name):
+        condition = bound.filters.get((metric.name, side))
+        condition = pl.lit(True) if condition is None else condition.fill_null(False)
+        counted = condition
+        if ts is not None:  # rule 3: rows before exposure never count
+            counted = counted & (ts >= pl.col(START))
+            if measure.window is not None:
+                counted = counted & (ts < pl.col(START) + pl.lit(measure.window))
+        aggs.append(_measure_agg(measure, counted).alias(f"{side}{i}"))
+        lookback = metric.covariate.lookback if metric.covariate else None
+        if side == "num" and lookback is not None and ts is not None:
+            before = condition & (ts < pl.col(START)) & (ts >= pl.col(START) - pl.lit(lookback))
+            aggs.append(_measure_agg(measure, before).alias(f"pre{i}"))
+    return rows.group_by(UNIT).agg(aggs)
+
+
+def _measure_agg(measure: MeasureSpec, condition: pl.Expr) -> pl.Expr:
+    if measure.value is None:
+        return condition.cast(pl.Float64).sum()
+    return pl.when(condition).then(pl.col(measure.value)).otherwise(0.0).fill_null(0.0).sum()
+
+
+def _metric_values(metrics: tuple[MetricSpec, ...], units: pl.LazyFrame) -> pl.LazyFrame:
+    """Per-unit metric values: y (and d for ratios, x for CUPED)."""
+    columns = units.collect_schema().names()
+    exprs = []
+    for i, metric in enumerate(metrics):
+        value = pl.col(f"num{i}")
+        if metric.type is MetricType.PROPORTION:
+            value = (value > 0).cast(pl.Float64)
+        exprs.append(value.alias(metric_col("y", i)))
+        if metric.type is MetricType.RATIO:
+            exprs.append(pl.col(f"den{i}").alias(metric_col("d", i)))
+        if metric.covariate is not None:
+            pre = pl.col(f"pre{i}") if f"pre{i}" in columns else pl.col(metric.covariate.column)
+            if metric.covariate.lookback and metric.type is MetricType.PROPORTION:
+                pre = (pre > 0).cast(pl.Float64)
+            exprs.append(pre.cast(pl.Float64).fill_null(0.0).alias(metric_col("x", i)))
+    return units.with_columns(exprs)
+
+
+def _caps(metrics: tuple[MetricSpec, ...], units: pl.LazyFrame) -> pl.LazyFrame:
+    """Pooled per-unit quantile of every capped metric (one row)."""
+    exprs = [pl.col(metric_col("y", i)).quantile(m.cap, interpolation="linear").alias(str(i))
+             for i, m in enumerate(metrics) if m.cap is not None]
+    return units.select(exprs) if exprs else pl.LazyFrame()
+
+
+def _apply_caps(metrics: tuple[MetricSpec, ...], units: pl.LazyFrame) -> pl.LazyFrame:
+    exprs = []
+    for i, m in enumerate(metrics):
+        if m.cap is not None:
+            y = pl.col(metric_col("y", i))
+            exprs += [y.alias(metric_col("r", i)),
+                      y.clip(upper_bound=y.quantile(m.cap, interpolation="linear"))]
+    return units.with_columns(exprs) if exprs else units
+
+
+# Sums kept per metric: (name, left column kind, right column kind or None for a plain sum).
+_MOMENTS = (("y", "y", None), ("yy", "y", "y"), ("d", "d", None), ("dd", "d", "d"),
+            ("yd", "y", "d"), ("x", "x", None), ("xx", "x", "x"), ("xy", "x", "y"),
+            ("r", "r", None), ("rr", "r", "r"))
+
+
+def _cells(bound: BoundPlan, units: pl.LazyFrame) -> pl.LazyFrame:
+    """Sums, squares and cross-products per (variant, segment values).
+
+    Sums are additive, so every coarser breakdown (overall, one dimension) is a sum of cells.
+    """
+    names = set(units.collect_schema().names())
+    aggs = [pl.len().alias("n")]
+    for i in range(len(bound.plan.metrics)):
+        for moment, left, right in _MOMENTS:
+            if metric_col(left, i) not in names or (right and metric_col(right, i) not in names):
+                continue
+            term = pl.col(metric_col(left, i))
+            if right is not None:
+                term = term * pl.col(metric_col(right, i))
+            aggs.append(term.sum().alias(f"{moment}{i}"))
+    keys = [VARIANT, *[seg_col(i) for i in range(len(bound.plan.segments))]]
+    return units.group_by(keys).agg(aggs)
