@@ -90,6 +90,8 @@ def _in_window(bound: BoundPlan) -> pl.Expr:
         condition &= pl.col(START) >= pl.lit(experiment.start)
     if experiment.end is not None:
         condition &= pl.col(START) < pl.lit(experiment.end)
+    if bound.plan.as_of is not None:
+        condition &= pl.col(START) < pl.lit(bound.plan.as_of)
     return condition
 
 
@@ -180,6 +182,8 @@ def _per_unit(bound: BoundPlan, source: BoundSource, rows: pl.LazyFrame) -> pl.L
             counted = counted & (ts >= pl.col(START))
             if measure.window is not None:
                 counted = counted & (ts < pl.col(START) + pl.lit(measure.window))
+            if bound.plan.as_of is not None:
+                counted = counted & (ts < pl.lit(bound.plan.as_of))
         aggs.append(_measure_agg(measure, counted).alias(f"{side}{i}"))
         lookback = metric.covariate.lookback if metric.covariate else None
         if side == "num" and lookback is not None and ts is not None:

@@ -169,6 +169,7 @@ class Plan:
     decision: DecisionSpec = field(default_factory=DecisionSpec)
     checks: ChecksSpec = field(default_factory=ChecksSpec)
     timezone: str | None = None
+    as_of: datetime | None = None  # read the data as it was at this moment (UTC)
 
     @property
     def primary(self) -> MetricSpec:

@@ -1,0 +1,97 @@
+"""Segment breakdowns: primary and guardrail metrics per segment value, corrected as one family."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+from croctl.analysis.metrics import ArmMoments, build_comparison, compare_arms
+from croctl.plan import MetricSpec, Plan, Role
+from croctl.report import ArmResult, ComparisonResult, MetricResult, Outcome, SegmentResult
+from croctl.stats import adjust_p_values
+from croctl.sufficient import Cell, SufficientStats
+
+OTHER = "(other)"
+MAX_VALUES = 10  # high-cardinality dimensions keep the largest values, the rest pool as OTHER
+
+
+def arms_of(plan: Plan, data: SufficientStats, cells: list[Cell] | None = None
+            ) -> dict[str, ArmMoments]:
+    """Per metric, its moments per planned variant, summed over `cells` (default: all)."""
+    by_variant = data.by_variant(cells)
+    return {metric.name: {v: by_variant[v][1][i] for v in plan.experiment.variants
+                          if v in by_variant}
+            for i, metric in enumerate(plan.metrics)}
+
+
+def analyze_segments(plan: Plan, data: SufficientStats,
+                     overall: list[MetricResult]) -> list[SegmentResult]:
+    """Every (dimension, value, metric) cell; small cells are inconclusive and left uncorrected."""
+    metrics = [m for m in plan.metrics if m.role in (Role.PRIMARY, Role.GUARDRAIL)]
+    raw: list[SegmentResult] = []
+    for dim, label in enumerate(plan.segments):
+        for value, cells in _grouped_values(data, dim):
+            arms = arms_of(plan, data, cells)
+            if any(v not in arms[metrics[0].name] for v in plan.experiment.variants):
+                continue
+            raw += [_segment(plan, label, value, m, arms[m.name]) for m in metrics]
+    return _correct(plan, raw, {m.name: m for m in overall})
+
+
+def _grouped_values(data: SufficientStats, dim: int) -> list[tuple[str, list[Cell]]]:
+    values = data.segment_values(dim)
+    groups = [(v, data.segment_cells(dim, v)) for v in values[:MAX_VALUES]]
+    rest = [c for v in values[MAX_VALUES:] for c in data.segment_cells(dim, v)]
+    return groups + ([(OTHER, rest)] if rest else [])
+
+
+def _segment(plan: Plan, label: str, value: str, metric: MetricSpec,
+             arms: ArmMoments) -> SegmentResult:
+    estimates, effects, _ = compare_arms(plan, metric, arms)
+    comparisons = []
+    for variant, effect in effects.items():
+        comparison = build_comparison(plan, metric, variant, estimates, effect, effect.p_value)
+        small = min(estimates[variant].units, estimates[plan.experiment.control].units)
+        if small < plan.checks.min_segment_units and comparison.reason is None:
+            comparison = replace(comparison, outcome=Outcome.INCONCLUSIVE, significant=False,
+                                 guardrail=None,
+                                 reason=f"suppressed: {small} units in an arm "
+                                        f"(< {plan.checks.min_segment_units})")
+        comparisons.append(comparison)
+    variants = {v: ArmResult(e.units, e.value) for v, e in estimates.items()}
+    return SegmentResult(label, value, metric.name, variants, comparisons)
+
+
+def _correct(plan: Plan, segments: list[SegmentResult],
+             overall: dict[str, MetricResult]) -> list[SegmentResult]:
+    """Adjust p-values across every estimable segment cell; flag effects opposite to overall."""
+    keys = [(i, j) for i, s in enumerate(segments) for j, c in enumerate(s.comparisons)
+            if c.reason is None]
+    raw = [segments[i].comparisons[j].p_value for i, j in keys]
+    adjusted = dict(zip(keys, adjust_p_values(raw, plan.decision.correction), strict=True))
+    result = []
+    for i, segment in enumerate(segments):
+        comparisons = [_readjust(plan, c, adjusted.get((i, j)))
+                       for j, c in enumerate(segment.comparisons)]
+        result.append(replace(segment, comparisons=comparisons,
+                              opposite_sign=_opposite(comparisons, overall[segment.metric])))
+    return result
+
+
+def _readjust(plan: Plan, c: ComparisonResult, p_adjusted: float | None) -> ComparisonResult:
+    """Re-read a segment comparison at its family-adjusted p (adjusted ≥ raw, so only a
+    significant raw result can turn flat)."""
+    if p_adjusted is None:
+        return replace(c, p_value_adjusted=math.nan)
+    significant = p_adjusted < plan.decision.alpha
+    return replace(c, p_value_adjusted=p_adjusted, significant=significant,
+                   outcome=c.outcome if significant else Outcome.FLAT)
+
+
+def _opposite(comparisons: list[ComparisonResult], overall: MetricResult) -> bool:
+    """True when a significant segment effect points against a significant overall effect."""
+    for c in comparisons:
+        whole = next(o for o in overall.comparisons if o.variant == c.variant)
+        if c.significant and whole.significant and (c.absolute > 0) != (whole.absolute > 0):
+            return True
+    return False

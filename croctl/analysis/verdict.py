@@ -1,0 +1,112 @@
+"""The verdict of SPEC §6 and the reasons that justify it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from croctl.plan import Plan, Role, Rule
+from croctl.report import (
+    CheckResult,
+    CheckStatus,
+    ComparisonResult,
+    GuardrailState,
+    MetricResult,
+    Outcome,
+    Verdict,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """A verdict, the arm to ship (if any) and why."""
+
+    verdict: Verdict
+    reasons: list[str]
+    ship_variant: str | None = None
+
+
+def decide(plan: Plan, metrics: list[MetricResult], checks: list[CheckResult]) -> Decision:
+    """Apply the plan's rule: invalid on a failed check, else ship / do not ship / inconclusive.
+
+    An arm ships when it qualifies under the rule and all its guardrails hold; with several
+    qualifying arms the one with the largest primary relative effect in the goal direction ships.
+    """
+    failed = [c for c in checks if c.status is CheckStatus.FAIL]
+    if failed:
+        return Decision(Verdict.INVALID, [f"trust check {c.name} failed: {c.message}"
+                                          for c in failed])
+    primary = next(m for m in metrics if m.role == Role.PRIMARY.value)
+    guardrails = [m for m in metrics if m.role == Role.GUARDRAIL.value]
+    arms = {c.variant: _arm(plan, primary, c, guardrails) for c in primary.comparisons}
+    shippable = [v for v, (ok, _) in arms.items() if ok]
+    if shippable:
+        sign = 1 if primary.goal == "increase" else -1
+        best = max(shippable, key=lambda v: sign * _primary(primary, v).relative)
+        others = [r for v, (_, rs) in arms.items() if v != best for r in rs]
+        return Decision(Verdict.SHIP, arms[best][1] + others, ship_variant=best)
+    reasons = [r for _, rs in arms.values() for r in rs]
+    harmed = any(_harmed(plan, primary, v, guardrails) for v in arms)
+    return Decision(Verdict.DO_NOT_SHIP if harmed else Verdict.INCONCLUSIVE, reasons)
+
+
+def _primary(primary: MetricResult, variant: str) -> ComparisonResult:
+    return next(c for c in primary.comparisons if c.variant == variant)
+
+
+def _guardrail_comparisons(guardrails: list[MetricResult], variant: str
+                           ) -> list[tuple[MetricResult, ComparisonResult]]:
+    return [(g, c) for g in guardrails for c in g.comparisons if c.variant == variant]
+
+
+def _harmed(plan: Plan, primary: MetricResult, variant: str,
+            guardrails: list[MetricResult]) -> bool:
+    broken = any(c.guardrail is GuardrailState.FAILS
+                 for _, c in _guardrail_comparisons(guardrails, variant))
+    return broken or _primary(primary, variant).outcome is Outcome.WORSE
+
+
+def _arm(plan: Plan, primary: MetricResult, comparison: ComparisonResult,
+         guardrails: list[MetricResult]) -> tuple[bool, list[str]]:
+    """Whether this arm may ship, and the reasons (primary first, then guardrails)."""
+    reasons = [_describe_primary(primary, comparison)]
+    guard_ok = True
+    for metric, c in _guardrail_comparisons(guardrails, comparison.variant):
+        guard_ok &= c.guardrail is GuardrailState.HOLDS
+        reasons.append(_describe_guardrail(metric, c))
+    if plan.decision.rule is Rule.SUPERIORITY:
+        primary_ok = comparison.outcome is Outcome.BETTER
+    else:
+        primary_ok = comparison.outcome in (Outcome.BETTER, Outcome.FLAT)
+    return primary_ok and guard_ok, reasons
+
+
+def _pct(value: float) -> str:
+    return f"{value:+.2%}"
+
+
+def _describe_primary(metric: MetricResult, c: ComparisonResult) -> str:
+    name = f"{metric.name} (primary), {c.variant} vs control"
+    if c.outcome is Outcome.INCONCLUSIVE:
+        return f"{name}: inconclusive ({c.reason})"
+    effect = (f"{_pct(c.relative)} (CI {_pct(c.relative_ci[0])} to {_pct(c.relative_ci[1])}), "
+              f"adjusted p = {c.p_value_adjusted:.3g}")
+    if c.outcome is Outcome.FLAT:
+        mde = f"; detectable effect at this sample ≈ ±{c.mde_relative:.1%}" if c.mde_relative else ""
+        return f"{name}: not significant, {effect}{mde}"
+    return f"{name}: significantly {c.outcome.value}, {effect}"
+
+
+def _describe_guardrail(metric: MetricResult, c: ComparisonResult) -> str:
+    name = f"{metric.name} (guardrail), {c.variant}"
+    if c.guardrail is None:
+        return f"{name}: cannot be evaluated ({c.reason}), so the arm cannot ship"
+    if metric.margin is not None:
+        scale = "%" if metric.margin_type == "relative" else ""
+        margin = f"{metric.margin:.1%}" if scale else f"{metric.margin:g}"
+        bound = f"{c.guardrail_bound:.1%}" if scale else f"{c.guardrail_bound:.4g}"
+        verb = "holds" if c.guardrail is GuardrailState.HOLDS else "fails"
+        return (f"{name} {verb}: worst plausible harm {bound} vs margin {margin} "
+                f"(observed {_pct(c.relative)})")
+    if c.guardrail is GuardrailState.FAILS:
+        return f"{name} fails: significantly worse, {_pct(c.relative)} (p = {c.p_value:.3g})"
+    return f"{name} holds: no significant harm ({_pct(c.relative)}, p = {c.p_value:.3g})"

@@ -1,0 +1,176 @@
+"""The command line: a thin Typer adapter over the library (parse, call, render, exit)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+
+from croctl import __version__
+from croctl.errors import CroctlError, ExitCode, PlanError
+from croctl.evaluate import evaluate as evaluate_plan
+from croctl.plan import Plan, load_plan
+from croctl.plan.fields import Invalid, timestamp, to_utc
+from croctl.render import OutputFormat, render_text, write_atomic, write_table
+from croctl.schemas import load_schema
+
+app = typer.Typer(
+    name="croctl", add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    help="Trustworthy A/B test readouts: ship, do not ship, keep waiting, or the data is broken.",
+)
+_err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    _err.print(f"croctl: {message}", markup=False)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def _errors(debug: bool) -> Iterator[None]:
+    """Map every failure to one stderr line and its exit code (SPEC §6); 1 is never used here."""
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except CroctlError as exc:
+        if debug:
+            traceback.print_exc()
+        kind = "plan error" if isinstance(exc, PlanError) else "data error"
+        _fail(f"{kind}: {' '.join(str(exc).split())}", int(exc.exit_code))
+    except KeyboardInterrupt:
+        _fail("interrupted", ExitCode.INTERRUPTED)
+    except BrokenPipeError:  # `croctl ... | head`: the reader left, nothing went wrong
+        sys.stderr.close()
+        raise typer.Exit(0) from None
+    except Exception as exc:  # a bug: never let it look like a verdict
+        if debug:
+            traceback.print_exc()
+        _fail(f"internal error ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+              " — please report it; rerun with --debug for the traceback", ExitCode.INTERNAL)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"croctl {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """croctl reads a measurement plan and exports and gives a verdict a CI job can gate on."""
+
+
+PlanArg = Annotated[Path, typer.Argument(help="The measurement plan (YAML).", show_default=False)]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")]
+
+
+def _with_as_of(plan: Plan, as_of: str | None) -> Plan:
+    if as_of is None:
+        return plan
+    try:
+        moment = to_utc(timestamp(as_of), plan.timezone or "UTC")
+    except Invalid as exc:
+        raise PlanError(f"--as-of: {exc}", hint=exc.hint) from exc
+    return replace(plan, as_of=moment)
+
+
+def _refuse_output_over_input(output: Path, plan: Plan) -> None:
+    inputs = {plan.path, plan.exposures.path, *(s.path for s in plan.sources.values())}
+    if output.absolute().resolve() in {p.resolve() for p in inputs}:
+        raise PlanError(f"--output {output}: would overwrite an input file",
+                        hint="choose another output path")
+
+
+@app.command()
+def evaluate(
+    plan_path: PlanArg,
+    fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")] =
+    OutputFormat.TABLE,
+    output: Annotated[Path | None, typer.Option("--output", "-o",
+                                                help="Write the report to this file (atomically).")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Read the data as of this "
+                                              "ISO 8601 time: later exposures and rows are ignored.")] = None,
+    no_segments: Annotated[bool, typer.Option("--no-segments", help="Skip the segment breakdown.")] =
+    False,
+    debug: DebugOpt = False,
+) -> None:
+    """Read out an experiment: verdict, metrics, trust checks and segments.
+
+    Exit codes: 0 ship, 1 do not ship, 4 inconclusive, 5 invalid (a trust check failed),
+    2 plan or usage error, 3 data error, 70 internal error.
+
+    Example:
+        croctl evaluate plans/checkout.yaml --format json --output readout.json
+    """
+    code = 0
+    with _errors(debug):
+        try:
+            plan = _with_as_of(load_plan(plan_path), as_of)
+            if output is not None:
+                _refuse_output_over_input(output, plan)
+            report = evaluate_plan(plan, segments=not no_segments)
+            if output is not None:
+                write_atomic(output, render_text(report, fmt))
+            elif fmt is OutputFormat.TABLE:
+                write_table(report, Console(highlight=False))
+            else:
+                sys.stdout.write(render_text(report, fmt))
+                sys.stdout.flush()
+        except CroctlError:
+            if output is not None:
+                output.unlink(missing_ok=True)  # a stale report must not pass for this run's
+            raise
+        code = report.exit_code
+    raise typer.Exit(code)
+
+
+@app.command()
+def validate(plan_path: PlanArg, debug: DebugOpt = False) -> None:
+    """Check the plan and that every export exists with the columns and types it needs.
+
+    Reads only headers and a few rows; computes nothing heavy. Exit 0 valid, 2 plan error,
+    3 data error.
+
+    Example:
+        croctl validate plans/checkout.yaml
+    """
+    from croctl.pipeline import bind_plan
+
+    with _errors(debug):
+        plan = load_plan(plan_path)
+        bound = bind_plan(plan)
+        files = sum(len(s.files.paths) for s in bound.scans())
+        print(f"ok: {plan.experiment.name}: {len(plan.metrics)} metrics, "
+              f"{len(bound.sources) + 1} exports ({files} files)")
+
+
+@app.command()
+def schema(
+    kind: Annotated[str, typer.Argument(help="plan or report")],
+) -> None:
+    """Print the JSON Schema of the plan or of the JSON report.
+
+    Example:
+        croctl schema report > report.schema.json
+    """
+    if kind not in ("plan", "report"):
+        _fail(f"usage error: unknown schema {kind!r} (hint: use 'plan' or 'report')",
+              ExitCode.USAGE)
+    print(json.dumps(load_schema(kind), indent=2))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

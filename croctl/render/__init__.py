@@ -1,0 +1,70 @@
+"""Renderers of a Report: Rich table, JSON, Markdown; and atomic writing of the result."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from enum import StrEnum
+from pathlib import Path
+
+from rich.console import Console
+
+from croctl.errors import DataError
+from croctl.render.markdown import render_markdown
+from croctl.render.table import render_table, write_table
+from croctl.report import Report
+
+__all__ = ["OutputFormat", "render_json", "render_markdown", "render_table", "render_text",
+           "write_atomic", "write_table"]
+
+
+class OutputFormat(StrEnum):
+    """Formats of `croctl evaluate --format`."""
+
+    TABLE = "table"
+    JSON = "json"
+    MARKDOWN = "markdown"
+
+
+def render_json(report: Report) -> str:
+    """The JSON report (SPEC §8): indented, NaN/inf already turned into null."""
+    return json.dumps(report.to_dict(), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def render_text(report: Report, fmt: OutputFormat, width: int = 120) -> str:
+    """The report as text in `fmt`; tables are rendered without colour at `width`."""
+    if fmt is OutputFormat.JSON:
+        return render_json(report)
+    if fmt is OutputFormat.MARKDOWN:
+        return render_markdown(report)
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=width, no_color=True, color_system=None,
+                      force_terminal=False, legacy_windows=False)
+    write_table(report, console)
+    return buffer.getvalue()
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write `text` to `path` via a temporary file and a rename: all or nothing.
+
+    Raises:
+        DataError: the folder does not exist or is not writable.
+    """
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot write the report ({exc.strerror})",
+                        hint="check that the folder exists and is writable") from exc
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, path)
+    except OSError as exc:
+        Path(temp).unlink(missing_ok=True)
+        raise DataError(f"{path}: cannot write the report ({exc.strerror})",
+                        hint="check the path and free disk space") from exc

@@ -1,0 +1,101 @@
+"""Two-arm comparisons: z tests, delta-method relative CIs, non-inferiority, SRM, power."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from scipy import stats
+
+from croctl.stats.estimates import Estimate
+
+
+@dataclass(frozen=True, slots=True)
+class Effect:
+    """Treatment minus control, absolute and relative, with two-sided CIs and the z-test p-value.
+
+    `reason` is set (and the numbers are nan) when the effect cannot be estimated.
+    """
+
+    absolute: float
+    absolute_ci: tuple[float, float]
+    absolute_se: float
+    relative: float
+    relative_ci: tuple[float, float]
+    relative_se: float
+    p_value: float
+    reason: str | None = None
+
+
+_NAN_PAIR = (math.nan, math.nan)
+
+
+def compute_effect(control: Estimate, treatment: Estimate, alpha: float) -> Effect:
+    """Difference of means with unpooled variances (Welch-type z test), CI at 1 − alpha.
+
+    Relative effect t/c − 1 with delta-method variance v_t/m_c² + m_t²·v_c/m_c⁴ (v = variance of
+    each arm's estimate). Non-finite inputs or zero standard error give an Effect with `reason`.
+    """
+    reason = _why_not_estimable(control, treatment)
+    if reason:
+        return Effect(math.nan, _NAN_PAIR, math.nan, math.nan, _NAN_PAIR, math.nan, math.nan,
+                      reason)
+    z_crit = stats.norm.ppf(1 - alpha / 2)
+    diff = treatment.value - control.value
+    se = math.sqrt(treatment.variance + control.variance)
+    p_value = float(2 * stats.norm.sf(abs(diff / se)))
+    relative, rel_se, rel_ci = math.nan, math.nan, _NAN_PAIR
+    if control.value != 0:
+        relative = treatment.value / control.value - 1
+        rel_se = math.sqrt(treatment.variance / control.value**2
+                           + treatment.value**2 * control.variance / control.value**4)
+        rel_ci = (relative - z_crit * rel_se, relative + z_crit * rel_se)
+    return Effect(diff, (diff - z_crit * se, diff + z_crit * se), se, relative, rel_ci, rel_se,
+                  p_value)
+
+
+def _why_not_estimable(control: Estimate, treatment: Estimate) -> str | None:
+    for name, arm in (("control", control), ("treatment", treatment)):
+        if arm.units < 2:
+            return f"{name} has {arm.units} unit(s)"
+        if not (math.isfinite(arm.value) and math.isfinite(arm.variance)):
+            return f"{name} estimate is not finite (empty denominator?)"
+    if control.variance + treatment.variance <= 0:
+        return "zero variance in both arms"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class NonInferiority:
+    """A guardrail's one-sided test: the harmful-direction bound against the margin."""
+
+    holds: bool
+    bound: float  # one-sided 1 − alpha upper bound of the harm, on the margin's scale
+    power: float  # power to clear the margin if the true effect were zero
+
+
+def compute_non_inferiority(estimate: float, se: float, harm_sign: int, margin: float,
+                            alpha: float) -> NonInferiority:
+    """Non-inferiority at one-sided level alpha: holds when harm + z₁₋ₐ·se < margin.
+
+    `harm_sign` is +1 when an increase is harmful, −1 when a decrease is. Power assumes no true
+    effect: Φ(margin/se − z₁₋ₐ) (Chow, Shao & Wang, Sample Size Calculations, §3.2.2).
+    """
+    z = stats.norm.ppf(1 - alpha)
+    bound = harm_sign * estimate + z * se
+    power = float(stats.norm.cdf(margin / se - z)) if se > 0 else math.nan
+    return NonInferiority(holds=bound < margin, bound=bound, power=power)
+
+
+def compute_srm(observed: Sequence[int], shares: Sequence[float]) -> tuple[float, float]:
+    """Pearson chi-square of observed units against planned shares; returns (statistic, p)."""
+    total = sum(observed)
+    expected = [total * s for s in shares]
+    result = stats.chisquare(observed, expected)
+    return float(result.statistic), float(result.pvalue)
+
+
+def compute_mde(se: float, alpha: float, power: float) -> float:
+    """Smallest true effect detectable with `power` by a two-sided test at alpha, given se."""
+    return float((stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)) * se)
