@@ -19,7 +19,14 @@ from croctl.errors import CroctlError, ExitCode, PlanError
 from croctl.evaluate import evaluate as evaluate_plan
 from croctl.plan import Plan, load_plan
 from croctl.plan.fields import Invalid, timestamp, to_utc
-from croctl.render import OutputFormat, render_text, write_atomic, write_table
+from croctl.render import (
+    OutputFormat,
+    remove_stale_report,
+    render_text,
+    write_atomic,
+    write_table,
+)
+from croctl.report import Report
 from croctl.schemas import load_schema
 
 app = typer.Typer(
@@ -114,26 +121,28 @@ def evaluate(
     Example:
         croctl evaluate plans/checkout.yaml --format json --output readout.json
     """
-    code = 0
     with _errors(debug):
         try:
             plan = _with_as_of(load_plan(plan_path), as_of)
             if output is not None:
                 _refuse_output_over_input(output, plan)
             report = evaluate_plan(plan, segments=not no_segments)
-            if output is not None:
-                write_atomic(output, render_text(report, fmt))
-            elif fmt is OutputFormat.TABLE:
-                write_table(report, Console(highlight=False))
-            else:
-                sys.stdout.write(render_text(report, fmt))
-                sys.stdout.flush()
+            _emit(report, fmt, output)
         except CroctlError:
             if output is not None:
-                output.unlink(missing_ok=True)  # a stale report must not pass for this run's
+                remove_stale_report(output)
             raise
-        code = report.exit_code
-    raise typer.Exit(code)
+    raise typer.Exit(report.exit_code)
+
+
+def _emit(report: Report, fmt: OutputFormat, output: Path | None) -> None:
+    if output is not None:
+        write_atomic(output, render_text(report, fmt))
+    elif fmt is OutputFormat.TABLE:
+        write_table(report, Console(highlight=False))
+    else:
+        sys.stdout.write(render_text(report, fmt))
+        sys.stdout.flush()
 
 
 @app.command()

@@ -43,7 +43,7 @@ def _exposures(rng: np.random.Generator, n: int, arms: list[str], prefix: str) -
 
 
 def _first_exposure(exposures: pl.DataFrame) -> pl.DataFrame:
-    return exposures.group_by("user_id").agg(pl.all().sort_by("exposed_at").first())
+    return exposures.group_by("user_id").agg(pl.all().sort_by("exposed_at").first()).sort("user_id")
 
 
 def _events(rng: np.random.Generator, users: pl.DataFrame, name: str, prob: np.ndarray,
@@ -125,9 +125,9 @@ def saas(rng: np.random.Generator) -> None:
     """A guided tour with a small, not yet significant, lift: keep waiting."""
     out = HERE / "saas"
     out.mkdir(exist_ok=True)
-    exposures = _exposures(rng, 6_000, ["control", "guided_tour"], "s")
+    exposures = _exposures(rng, 12_000, ["control", "guided_tour"], "s")
     users = _first_exposure(exposures)
-    signups = _events(rng, users, "trial_signup", _lift(users, 0.20, {"guided_tour": 0.04}), 0.3)
+    signups = _events(rng, users, "trial_signup", _lift(users, 0.20, {"guided_tour": 0.01}), 0.3)
     signed = users.join(signups.select("user_id", pl.col("ts").alias("signed")), on="user_id")
     activated = _events(rng, signed.with_columns(pl.col("signed").alias("exposed_at")),
                         "activated", _lift(signed, 0.45, {"guided_tour": 0.05}), 5)

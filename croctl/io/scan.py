@@ -73,8 +73,16 @@ def _utc(files: ExportFiles, raw: pl.LazyFrame, name: str, dtype: pl.DataType,
     if dtype != pl.String:
         raise DataError(f"{files.label}: column '{name}' holds {dtype}, not timestamps",
                         hint="export timestamps as ISO 8601 text or a datetime type")
-    sample = raw.select(pl.col(name)).drop_nulls().head(_SAMPLE_ROWS).collect().to_series()
-    if len(sample) and all(_OFFSET.search(v.strip()) for v in sample):
+    try:
+        sample = raw.select(pl.col(name)).drop_nulls().head(_SAMPLE_ROWS).collect().to_series()
+    except pl.exceptions.PolarsError as exc:
+        from croctl.io.diagnose import diagnose_failure  # diagnose imports this module
+
+        needs = ColumnNeeds(timestamps={name})
+        raise diagnose_failure([(files, needs)], exc) from exc
+    # Any offset in the sample means the column is meant as absolute time; a naive value among
+    # them then fails to parse and is reported with its line.
+    if any(_OFFSET.search(v.strip()) for v in sample):
         return column.str.to_datetime(time_zone="UTC", time_unit="us", strict=True)
     return _localize(column.str.to_datetime(time_unit="us", strict=True), files, name, timezone)
 

@@ -17,7 +17,7 @@ from croctl.render.table import render_table, write_table
 from croctl.report import Report
 
 __all__ = ["OutputFormat", "render_json", "render_markdown", "render_table", "render_text",
-           "write_atomic", "write_table"]
+           "remove_stale_report", "write_atomic", "write_table"]
 
 
 class OutputFormat(StrEnum):
@@ -44,6 +44,21 @@ def render_text(report: Report, fmt: OutputFormat, width: int = 120) -> str:
                       force_terminal=False, legacy_windows=False)
     write_table(report, console)
     return buffer.getvalue()
+
+
+MARKER = b"croctl"  # every rendered format names croctl (JSON key, Markdown and table footer)
+
+
+def remove_stale_report(path: Path) -> None:
+    """After a failed run, delete an earlier croctl report at `path` so it cannot pass for this
+    run's. Any other file (an input named by mistake) is left alone."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(1 << 16)
+    except OSError:
+        return
+    if MARKER in head:
+        path.unlink(missing_ok=True)
 
 
 def write_atomic(path: Path, text: str) -> None:

@@ -38,4 +38,5 @@ def render_markdown(report: Report) -> str:
                   f"| {ci(c.relative_ci)} | {p_value(c.p_value_adjusted)} | {outcome_label(c)} |"
                   for s in report.segments for c in s.comparisons]
         lines += ["", "</details>"]
+    lines += ["", f"<sub>croctl {report.croctl_version} · plan sha256 {report.plan_sha256[:12]}</sub>"]
     return "\n".join(lines) + "\n"

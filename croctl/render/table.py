@@ -26,6 +26,8 @@ def render_table(report: Report) -> RenderableType:
     parts: list[RenderableType] = [_banner(report), _metrics(report), _checks(report)]
     if report.segments:
         parts.append(_segments(report))
+    parts.append(Text(f"croctl {report.croctl_version} · plan sha256 {report.plan_sha256[:12]}",
+                      style="dim"))
     return Group(*parts)
 
 

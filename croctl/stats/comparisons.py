@@ -41,15 +41,16 @@ def compute_effect(control: Estimate, treatment: Estimate, alpha: float) -> Effe
     if reason:
         return Effect(math.nan, _NAN_PAIR, math.nan, math.nan, _NAN_PAIR, math.nan, math.nan,
                       reason)
-    z_crit = stats.norm.ppf(1 - alpha / 2)
+    z_crit = float(stats.norm.ppf(1 - alpha / 2))
     diff = treatment.value - control.value
     se = math.sqrt(treatment.variance + control.variance)
     p_value = float(2 * stats.norm.sf(abs(diff / se)))
     relative, rel_se, rel_ci = math.nan, math.nan, _NAN_PAIR
-    if control.value != 0:
-        relative = treatment.value / control.value - 1
-        rel_se = math.sqrt(treatment.variance / control.value**2
-                           + treatment.value**2 * control.variance / control.value**4)
+    ratio = treatment.value / control.value if control.value != 0 else math.inf
+    if math.isfinite(ratio):
+        relative = ratio - 1
+        # = sqrt(v_t/m_c² + m_t²·v_c/m_c⁴), written so that m_c⁴ cannot underflow
+        rel_se = math.sqrt(treatment.variance + ratio**2 * control.variance) / abs(control.value)
         rel_ci = (relative - z_crit * rel_se, relative + z_crit * rel_se)
     return Effect(diff, (diff - z_crit * se, diff + z_crit * se), se, relative, rel_ci, rel_se,
                   p_value)
@@ -82,7 +83,7 @@ def compute_non_inferiority(estimate: float, se: float, harm_sign: int, margin: 
     `harm_sign` is +1 when an increase is harmful, −1 when a decrease is. Power assumes no true
     effect: Φ(margin/se − z₁₋ₐ) (Chow, Shao & Wang, Sample Size Calculations, §3.2.2).
     """
-    z = stats.norm.ppf(1 - alpha)
+    z = float(stats.norm.ppf(1 - alpha))
     bound = harm_sign * estimate + z * se
     power = float(stats.norm.cdf(margin / se - z)) if se > 0 else math.nan
     return NonInferiority(holds=bound < margin, bound=bound, power=power)

@@ -1,0 +1,42 @@
+"""Shared helpers: write tiny exports and plans into a temporary folder."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def write_csv(path: Path, header: str, rows: list[str]) -> Path:
+    path.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
+    return path
+
+
+BASE_PLAN = {
+    "experiment": {"name": "t", "control": "control",
+                   "variants": {"control": 0.5, "treatment": 0.5},
+                   "start": "2026-10-01T00:00:00Z", "end": "2026-10-15T00:00:00Z"},
+    "exposures": {"path": "exposures.csv", "unit": "user_id", "variant": "variant",
+                  "timestamp": "exposed_at"},
+    "sources": {"events": {"path": "events.csv", "unit": "user_id", "timestamp": "ts"}},
+    "metrics": {"conv": {"role": "primary", "type": "proportion", "source": "events",
+                         "filter": "event_name = 'purchase'"}},
+    "checks": {"min_units": 1},
+}
+
+
+@pytest.fixture
+def make_plan(tmp_path: Path) -> Callable[..., Path]:
+    """Write a plan (BASE_PLAN with top-level overrides) into tmp_path and return its path."""
+
+    def make(**overrides: object) -> Path:
+        plan = {**BASE_PLAN, **overrides}
+        path = tmp_path / "plan.yaml"
+        path.write_text(yaml.safe_dump(plan, sort_keys=False), encoding="utf-8")
+        return path
+
+    return make

@@ -1,0 +1,162 @@
+"""The CLI: every exit code, clean JSON on stdout, atomic --output, schemas, validate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+from typer.testing import CliRunner
+
+from croctl import __version__
+from croctl.cli import app
+from croctl.schemas import load_schema
+from tests.conftest import ROOT, write_csv
+
+runner = CliRunner()
+PLANS = ROOT / "plans"
+
+
+def run(*args: str):
+    return runner.invoke(app, list(args))
+
+
+@pytest.mark.parametrize(("plan", "code", "verdict"), [
+    ("checkout", 0, "ship"), ("leadgen", 1, "do_not_ship"), ("saas", 4, "inconclusive")])
+def test_sample_plans_exit_with_their_verdict(plan, code, verdict):
+    result = run("evaluate", str(PLANS / f"{plan}.yaml"), "--format", "json")
+    assert result.exit_code == code, result.stderr
+    report = json.loads(result.stdout)  # stdout is JSON and nothing else
+    assert report["verdict"] == verdict and report["exit_code"] == code
+    jsonschema.validate(report, load_schema("report"))
+
+
+def test_checkout_ships_the_arm_whose_guardrail_holds():
+    report = json.loads(run("evaluate", str(PLANS / "checkout.yaml"), "-f", "json").stdout)
+    assert report["ship_variant"] == "one_click"
+    refund = next(m for m in report["metrics"] if m["name"] == "refund_rate")
+    states = {c["variant"]: c["guardrail"] for c in refund["comparisons"]}
+    assert states == {"one_click": "holds", "express_pay": "fails"}
+    assert any("express_pay fails" in r for r in report["reasons"])
+
+
+def _srm_broken(tmp_path: Path, make_plan) -> Path:
+    exposures = [f"u{i},{'control' if i % 5 else 'treatment'},2026-10-02T00:00:00Z"
+                 for i in range(1000)]
+    write_csv(tmp_path / "exposures.csv", "user_id,variant,exposed_at", exposures)
+    write_csv(tmp_path / "events.csv", "user_id,ts,event_name",
+              [f"u{i},2026-10-03T00:00:00Z,purchase" for i in range(0, 1000, 7)])
+    return make_plan()
+
+
+def test_sample_ratio_mismatch_is_invalid_exit_5(tmp_path, make_plan):
+    result = run("evaluate", str(_srm_broken(tmp_path, make_plan)), "--format", "json")
+    assert result.exit_code == 5
+    report = json.loads(result.stdout)
+    srm = next(c for c in report["checks"] if c["name"] == "srm")
+    assert srm["status"] == "fail" and srm["p_value"] < 1e-6
+    assert report["verdict"] == "invalid"
+
+
+def test_table_and_json_agree_on_exit_code(tmp_path, make_plan):
+    plan = str(_srm_broken(tmp_path, make_plan))
+    assert run("evaluate", plan).exit_code == run("evaluate", plan, "-f", "json").exit_code == 5
+
+
+def test_table_output_shows_banner_checks_and_segments():
+    result = run("evaluate", str(PLANS / "checkout.yaml"))
+    assert result.exit_code == 0
+    for text in ("SHIP", "ship: one_click", "Trust checks", "srm", "Segments"):
+        assert text in result.stdout
+
+
+def test_markdown_output_has_the_same_verdict(tmp_path):
+    result = run("evaluate", str(PLANS / "leadgen.yaml"), "-f", "markdown")
+    assert result.exit_code == 1
+    assert "**do not ship**" in result.stdout and "| spam_lead_share |" in result.stdout
+
+
+def test_output_file_is_written_and_stdout_stays_empty(tmp_path):
+    output = tmp_path / "out.json"
+    result = run("evaluate", str(PLANS / "saas.yaml"), "-f", "json", "-o", str(output))
+    assert result.exit_code == 4 and result.stdout == ""
+    assert json.loads(output.read_text())["verdict"] == "inconclusive"
+    assert not list(tmp_path.glob(".out.json.*"))  # no temporary file left behind
+
+
+def test_output_over_an_input_is_refused():
+    result = run("evaluate", str(PLANS / "leadgen.yaml"), "-o",
+                 str(ROOT / "sample_data" / "leadgen" / "crm.csv"))
+    assert result.exit_code == 2 and "would overwrite an input" in result.stderr
+
+
+def test_unwritable_output_is_a_data_error(tmp_path):
+    result = run("evaluate", str(PLANS / "saas.yaml"), "-o", str(tmp_path / "no" / "dir.json"))
+    assert result.exit_code == 3 and "cannot write the report" in result.stderr
+
+
+def test_no_segments_flag_drops_the_breakdown():
+    report = json.loads(run("evaluate", str(PLANS / "saas.yaml"), "-f", "json",
+                            "--no-segments").stdout)
+    assert report["segments"] == []
+
+
+def test_as_of_reads_the_data_as_it_was():
+    early = json.loads(run("evaluate", str(PLANS / "saas.yaml"), "-f", "json",
+                           "--as-of", "2026-10-03T00:00:00Z").stdout)
+    full = json.loads(run("evaluate", str(PLANS / "saas.yaml"), "-f", "json").stdout)
+    assert sum(early["units"].values()) < sum(full["units"].values()) / 3
+
+
+def test_bad_as_of_is_a_usage_error():
+    result = run("evaluate", str(PLANS / "saas.yaml"), "--as-of", "soon")
+    assert result.exit_code == 2 and "--as-of" in result.stderr
+
+
+def test_missing_plan_and_unknown_format_are_usage_errors(tmp_path):
+    assert run("evaluate", str(tmp_path / "nope.yaml")).exit_code == 2
+    assert run("evaluate", str(PLANS / "saas.yaml"), "-f", "xml").exit_code == 2
+
+
+def test_internal_errors_exit_70_never_1(monkeypatch):
+    def boom(*args, **kwargs):
+        raise RuntimeError("simulated bug")
+
+    monkeypatch.setattr("croctl.cli.evaluate_plan", boom)
+    result = run("evaluate", str(PLANS / "saas.yaml"))
+    assert result.exit_code == 70
+    assert "internal error" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("plan", ["checkout", "leadgen", "saas"])
+def test_validate_accepts_shipped_plans(plan):
+    result = run("validate", str(PLANS / f"{plan}.yaml"))
+    assert result.exit_code == 0 and result.stdout.startswith("ok:")
+
+
+def test_validate_reports_plan_and_data_errors():
+    corpus = ROOT / "tests" / "bad_inputs"
+    assert run("validate", str(corpus / "plan_undefined_column.yaml")).exit_code == 2
+    assert run("validate", str(corpus / "data_missing_file.yaml")).exit_code == 3
+
+
+def test_schema_command_prints_both_schemas():
+    for kind in ("plan", "report"):
+        result = run("schema", kind)
+        assert result.exit_code == 0 and json.loads(result.stdout)["title"]
+    assert run("schema", "nope").exit_code == 2
+
+
+def test_plan_schema_accepts_every_shipped_plan():
+    import yaml
+
+    for plan in PLANS.glob("*.yaml"):
+        document = yaml.safe_load(plan.read_text())
+        document = json.loads(json.dumps(document, default=str))
+        jsonschema.validate(document, load_schema("plan"))
+
+
+def test_version():
+    result = run("--version")
+    assert result.exit_code == 0 and __version__ in result.stdout
