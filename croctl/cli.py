@@ -30,7 +30,10 @@ from croctl.report import Report
 from croctl.schemas import load_schema
 
 app = typer.Typer(
-    name="croctl", add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    name="croctl",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
     help="Trustworthy A/B test readouts: ship, do not ship, keep waiting, or the data is broken.",
 )
 _err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -61,8 +64,11 @@ def _errors(debug: bool) -> Iterator[None]:
     except Exception as exc:  # a bug: never let it look like a verdict
         if debug:
             traceback.print_exc()
-        _fail(f"internal error ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
-              " — please report it; rerun with --debug for the traceback", ExitCode.INTERNAL)
+        _fail(
+            f"internal error ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+            " — please report it; rerun with --debug for the traceback",
+            ExitCode.INTERNAL,
+        )
 
 
 def _version(value: bool) -> None:
@@ -73,10 +79,14 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
-    """croctl reads a measurement plan and exports and gives a verdict a CI job can gate on."""
+    """Croctl reads a measurement plan and exports and gives a verdict a CI job can gate on."""
 
 
 PlanArg = Annotated[Path, typer.Argument(help="The measurement plan (YAML).", show_default=False)]
@@ -96,21 +106,31 @@ def _with_as_of(plan: Plan, as_of: str | None) -> Plan:
 def _refuse_output_over_input(output: Path, plan: Plan) -> None:
     inputs = {plan.path, plan.exposures.path, *(s.path for s in plan.sources.values())}
     if output.absolute().resolve() in {p.resolve() for p in inputs}:
-        raise PlanError(f"--output {output}: would overwrite an input file",
-                        hint="choose another output path")
+        raise PlanError(
+            f"--output {output}: would overwrite an input file", hint="choose another output path"
+        )
 
 
 @app.command()
 def evaluate(
     plan_path: PlanArg,
-    fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")] =
-    OutputFormat.TABLE,
-    output: Annotated[Path | None, typer.Option("--output", "-o",
-                                                help="Write the report to this file (atomically).")] = None,
-    as_of: Annotated[str | None, typer.Option("--as-of", help="Read the data as of this "
-                                              "ISO 8601 time: later exposures and rows are ignored.")] = None,
-    no_segments: Annotated[bool, typer.Option("--no-segments", help="Skip the segment breakdown.")] =
-    False,
+    fmt: Annotated[
+        OutputFormat, typer.Option("--format", "-f", help="Output format.")
+    ] = OutputFormat.TABLE,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write the report to this file (atomically)."),
+    ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="Read the data as of this ISO 8601 time: later exposures and rows are ignored.",
+        ),
+    ] = None,
+    no_segments: Annotated[
+        bool, typer.Option("--no-segments", help="Skip the segment breakdown.")
+    ] = False,
     debug: DebugOpt = False,
 ) -> None:
     """Read out an experiment: verdict, metrics, trust checks and segments.
@@ -161,8 +181,10 @@ def validate(plan_path: PlanArg, debug: DebugOpt = False) -> None:
         plan = load_plan(plan_path)
         bound = bind_plan(plan)
         files = sum(len(s.files.paths) for s in bound.scans())
-        print(f"ok: {plan.experiment.name}: {len(plan.metrics)} metrics, "
-              f"{len(bound.sources) + 1} exports ({files} files)")
+        print(
+            f"ok: {plan.experiment.name}: {len(plan.metrics)} metrics, "
+            f"{len(bound.sources) + 1} exports ({files} files)"
+        )
 
 
 @app.command()
@@ -175,8 +197,9 @@ def schema(
         croctl schema report > report.schema.json
     """
     if kind not in ("plan", "report"):
-        _fail(f"usage error: unknown schema {kind!r} (hint: use 'plan' or 'report')",
-              ExitCode.USAGE)
+        _fail(
+            f"usage error: unknown schema {kind!r} (hint: use 'plan' or 'report')", ExitCode.USAGE
+        )
     print(json.dumps(load_schema(kind), indent=2))
 
 

@@ -53,7 +53,7 @@ class PlanErrors(PlanError):
 
 
 class DataError(CroctlError):
-    """An input file is missing, unreadable or malformed, or an output cannot be written (exit 3)."""
+    """An input is missing, unreadable or malformed, or an output cannot be written (exit 3)."""
 
     exit_code = ExitCode.DATA
 

@@ -23,9 +23,14 @@ class Verdict(StrEnum):
     @property
     def exit_code(self) -> int:
         """Process exit code of this verdict."""
-        return int({Verdict.SHIP: ExitCode.SHIP, Verdict.DO_NOT_SHIP: ExitCode.DO_NOT_SHIP,
-                    Verdict.INCONCLUSIVE: ExitCode.INCONCLUSIVE,
-                    Verdict.INVALID: ExitCode.INVALID}[self])
+        return int(
+            {
+                Verdict.SHIP: ExitCode.SHIP,
+                Verdict.DO_NOT_SHIP: ExitCode.DO_NOT_SHIP,
+                Verdict.INCONCLUSIVE: ExitCode.INCONCLUSIVE,
+                Verdict.INVALID: ExitCode.INVALID,
+            }[self]
+        )
 
 
 class CheckStatus(StrEnum):
@@ -187,9 +192,21 @@ class Report:
         return {key: body[key] for key in _KEY_ORDER}
 
 
-_KEY_ORDER = ("schema_version", "croctl_version", "plan_sha256", "experiment", "verdict",
-              "exit_code", "reasons", "ship_variant", "units", "checks", "metrics", "segments",
-              "decision")
+_KEY_ORDER = (
+    "schema_version",
+    "croctl_version",
+    "plan_sha256",
+    "experiment",
+    "verdict",
+    "exit_code",
+    "reasons",
+    "ship_variant",
+    "units",
+    "checks",
+    "metrics",
+    "segments",
+    "decision",
+)
 
 
 def _plain(value: Any) -> Any:

@@ -83,13 +83,20 @@ class SufficientStats:
     sources: dict[str, SourceCounts]
     caps: dict[str, float]  # metric name -> cap applied to per-unit values
 
-    def by_variant(self, cells: Iterable[Cell] | None = None) -> dict[str, tuple[int, list[Moments]]]:
+    def by_variant(
+        self, cells: Iterable[Cell] | None = None
+    ) -> dict[str, tuple[int, list[Moments]]]:
         """Units and per-metric moments per variant, summed over the given (default: all) cells."""
         grouped: dict[str, list[Cell]] = {}
         for cell in self.cells if cells is None else cells:
             grouped.setdefault(cell.variant, []).append(cell)
-        return {v: (sum(c.units for c in cs), [Moments.total(m) for m in zip(
-            *(c.metrics for c in cs), strict=True)]) for v, cs in grouped.items()}
+        return {
+            v: (
+                sum(c.units for c in cs),
+                [Moments.total(m) for m in zip(*(c.metrics for c in cs), strict=True)],
+            )
+            for v, cs in grouped.items()
+        }
 
     def segment_values(self, dimension: int) -> list[str]:
         """Distinct values of one segment dimension, most units first."""

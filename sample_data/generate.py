@@ -8,7 +8,7 @@ exposed to two variants, segment columns, a pre-period covariate, and mostly pag
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -26,16 +26,20 @@ def _exposures(rng: np.random.Generator, n: int, arms: list[str], prefix: str) -
     seconds = rng.uniform(0, DAYS * 86400, size=n)
     device = rng.choice(["mobile", "desktop", "tablet"], size=n, p=[0.55, 0.38, 0.07])
     channel = rng.choice(["organic", "paid", "email", "direct"], size=n, p=[0.4, 0.3, 0.1, 0.2])
-    first = pl.DataFrame({"user_id": users, "variant": arm, "offset": seconds,
-                          "device": device, "channel": channel})
+    first = pl.DataFrame(
+        {"user_id": users, "variant": arm, "offset": seconds, "device": device, "channel": channel}
+    )
     repeats = first.sample(fraction=0.35, seed=int(rng.integers(1 << 30)))
     repeats = repeats.with_columns(pl.col("offset") + rng.uniform(60, 3 * 86400, repeats.height))
     crossed = first.sample(fraction=0.003, seed=int(rng.integers(1 << 30))).with_columns(
-        pl.col("variant").map_elements(lambda v: arms[(arms.index(v) + 1) % len(arms)],
-                                       return_dtype=pl.String),
-        pl.col("offset") + 3600.0)
+        pl.col("variant").map_elements(
+            lambda v: arms[(arms.index(v) + 1) % len(arms)], return_dtype=pl.String
+        ),
+        pl.col("offset") + 3600.0,
+    )
     early = first.sample(n=40, seed=int(rng.integers(1 << 30))).with_columns(
-        pl.col("offset") - 20 * 86400.0, pl.col("user_id") + "x")  # before the test window
+        pl.col("offset") - 20 * 86400.0, pl.col("user_id") + "x"
+    )  # before the test window
     rows = pl.concat([first, repeats, crossed, early])
     return rows.with_columns(
         (pl.lit(START) + pl.duration(seconds=pl.col("offset"))).alias("exposed_at")
@@ -46,14 +50,21 @@ def _first_exposure(exposures: pl.DataFrame) -> pl.DataFrame:
     return exposures.group_by("user_id").agg(pl.all().sort_by("exposed_at").first()).sort("user_id")
 
 
-def _events(rng: np.random.Generator, users: pl.DataFrame, name: str, prob: np.ndarray,
-            delay_days: float, value: np.ndarray | None = None) -> pl.DataFrame:
+def _events(
+    rng: np.random.Generator,
+    users: pl.DataFrame,
+    name: str,
+    prob: np.ndarray,
+    delay_days: float,
+    value: np.ndarray | None = None,
+) -> pl.DataFrame:
     """At most one `name` event per user with probability `prob`, `delay_days` after exposure."""
     hit = rng.random(users.height) < prob
     chosen = users.filter(pl.Series(hit))
     delay = rng.exponential(delay_days * 86400, chosen.height)
-    frame = chosen.select("user_id", (pl.col("exposed_at") + pl.duration(
-        seconds=pl.Series(delay))).alias("ts")).with_columns(pl.lit(name).alias("event_name"))
+    frame = chosen.select(
+        "user_id", (pl.col("exposed_at") + pl.duration(seconds=pl.Series(delay))).alias("ts")
+    ).with_columns(pl.lit(name).alias("event_name"))
     if value is not None:
         frame = frame.with_columns(pl.Series("revenue", value[hit]))
     return frame
@@ -62,10 +73,14 @@ def _events(rng: np.random.Generator, users: pl.DataFrame, name: str, prob: np.n
 def _page_views(rng: np.random.Generator, users: pl.DataFrame, mean: float) -> pl.DataFrame:
     counts = rng.poisson(mean, users.height)
     repeated = users.select("user_id", "exposed_at").select(
-        pl.all().repeat_by(pl.Series(counts)).explode())
+        pl.all().repeat_by(pl.Series(counts)).explode()
+    )
     offsets = rng.uniform(-2 * 86400, 10 * 86400, repeated.height)  # some before exposure
-    return repeated.select("user_id", (pl.col("exposed_at") + pl.duration(
-        seconds=pl.Series(offsets))).alias("ts"), pl.lit("page_view").alias("event_name"))
+    return repeated.select(
+        "user_id",
+        (pl.col("exposed_at") + pl.duration(seconds=pl.Series(offsets))).alias("ts"),
+        pl.lit("page_view").alias("event_name"),
+    )
 
 
 def _lift(users: pl.DataFrame, base: float, lifts: dict[str, float]) -> np.ndarray:
@@ -77,8 +92,9 @@ def checkout(rng: np.random.Generator) -> None:
     out = HERE / "checkout"
     out.mkdir(exist_ok=True)
     exposures = _exposures(rng, 45_000, ["control", "one_click", "express_pay"], "c")
-    pre_revenue = np.round(rng.gamma(0.6, 40, exposures.height) * (rng.random(exposures.height)
-                                                                    < 0.3), 2)
+    pre_revenue = np.round(
+        rng.gamma(0.6, 40, exposures.height) * (rng.random(exposures.height) < 0.3), 2
+    )
     exposures = exposures.with_columns(pl.Series("pre_revenue", pre_revenue))
     users = _first_exposure(exposures)
     conversion = _lift(users, 0.10, {"one_click": 0.15, "express_pay": 0.12})
@@ -86,17 +102,21 @@ def checkout(rng: np.random.Generator) -> None:
     purchases = _events(rng, users, "purchase", conversion, 1.5, revenue)
     buyers = users.join(purchases.select("user_id", pl.col("ts").alias("bought")), on="user_id")
     refund_p = _lift(buyers, 0.05, {"express_pay": 1.0})
-    refunds = _events(rng, buyers.with_columns(pl.col("bought").alias("exposed_at")), "refund",
-                      refund_p, 3)
+    refunds = _events(
+        rng, buyers.with_columns(pl.col("bought").alias("exposed_at")), "refund", refund_p, 3
+    )
     errors = _events(rng, users, "payment_error", _lift(users, 0.03, {"one_click": -0.2}), 1)
     carts = _events(rng, users, "add_to_cart", conversion * 2.2, 1)
-    events = pl.concat([_page_views(rng, users, 4), carts, purchases, refunds, errors],
-                       how="diagonal").sort("ts")
+    events = pl.concat(
+        [_page_views(rng, users, 4), carts, purchases, refunds, errors], how="diagonal"
+    ).sort("ts")
     events = events.with_row_index("event_id").with_columns(pl.format("e{}", "event_id"))
-    exposures.select("user_id", "variant", "exposed_at", "device", "channel",
-                     "pre_revenue").write_parquet(out / "exposures.parquet")
+    exposures.select(
+        "user_id", "variant", "exposed_at", "device", "channel", "pre_revenue"
+    ).write_parquet(out / "exposures.parquet")
     events.select("event_id", "user_id", "ts", "event_name", "revenue").write_parquet(
-        out / "events.parquet")
+        out / "events.parquet"
+    )
 
 
 def leadgen(rng: np.random.Generator) -> None:
@@ -113,10 +133,13 @@ def leadgen(rng: np.random.Generator) -> None:
     accepted = ~spam & (rng.random(leads.height) < np.where(short, 0.42, 0.55))
     status = np.where(spam, "spam", np.where(accepted, "accepted", "rejected"))
     value = np.where(accepted, np.round(rng.lognormal(7.5, 0.8, leads.height), 0), 0.0)
-    crm = pl.DataFrame({"user_id": leads["user_id"], "lead_status": status,
-                        "pipeline_value": value})
-    _write_csv(exposures.select("user_id", "variant", "exposed_at", "device", "channel"),
-               out / "exposures.csv")
+    crm = pl.DataFrame(
+        {"user_id": leads["user_id"], "lead_status": status, "pipeline_value": value}
+    )
+    _write_csv(
+        exposures.select("user_id", "variant", "exposed_at", "device", "channel"),
+        out / "exposures.csv",
+    )
     _write_csv(events, out / "events.csv")
     _write_csv(crm.sort("user_id"), out / "crm.csv")
 
@@ -129,13 +152,21 @@ def saas(rng: np.random.Generator) -> None:
     users = _first_exposure(exposures)
     signups = _events(rng, users, "trial_signup", _lift(users, 0.20, {"guided_tour": 0.01}), 0.3)
     signed = users.join(signups.select("user_id", pl.col("ts").alias("signed")), on="user_id")
-    activated = _events(rng, signed.with_columns(pl.col("signed").alias("exposed_at")),
-                        "activated", _lift(signed, 0.45, {"guided_tour": 0.05}), 5)
+    activated = _events(
+        rng,
+        signed.with_columns(pl.col("signed").alias("exposed_at")),
+        "activated",
+        _lift(signed, 0.45, {"guided_tour": 0.05}),
+        5,
+    )
     unsub = _events(rng, users, "unsubscribe", _lift(users, 0.02, {}), 4)
     tickets = _events(rng, users, "support_ticket", _lift(users, 0.03, {"guided_tour": -0.05}), 3)
     events = pl.concat([_page_views(rng, users, 3), signups, activated, unsub, tickets]).sort("ts")
-    _write_csv(exposures.select("user_id", "variant", "exposed_at", "device", "channel"),
-               out / "exposures.csv.gz", gzip=True)
+    _write_csv(
+        exposures.select("user_id", "variant", "exposed_at", "device", "channel"),
+        out / "exposures.csv.gz",
+        gzip=True,
+    )
     events.write_parquet(out / "events.parquet")
 
 

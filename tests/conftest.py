@@ -17,14 +17,28 @@ def write_csv(path: Path, header: str, rows: list[str]) -> Path:
 
 
 BASE_PLAN = {
-    "experiment": {"name": "t", "control": "control",
-                   "variants": {"control": 0.5, "treatment": 0.5},
-                   "start": "2026-10-01T00:00:00Z", "end": "2026-10-15T00:00:00Z"},
-    "exposures": {"path": "exposures.csv", "unit": "user_id", "variant": "variant",
-                  "timestamp": "exposed_at"},
+    "experiment": {
+        "name": "t",
+        "control": "control",
+        "variants": {"control": 0.5, "treatment": 0.5},
+        "start": "2026-10-01T00:00:00Z",
+        "end": "2026-10-15T00:00:00Z",
+    },
+    "exposures": {
+        "path": "exposures.csv",
+        "unit": "user_id",
+        "variant": "variant",
+        "timestamp": "exposed_at",
+    },
     "sources": {"events": {"path": "events.csv", "unit": "user_id", "timestamp": "ts"}},
-    "metrics": {"conv": {"role": "primary", "type": "proportion", "source": "events",
-                         "filter": "event_name = 'purchase'"}},
+    "metrics": {
+        "conv": {
+            "role": "primary",
+            "type": "proportion",
+            "source": "events",
+            "filter": "event_name = 'purchase'",
+        }
+    },
     "checks": {"min_units": 1},
 }
 

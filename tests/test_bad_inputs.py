@@ -64,8 +64,9 @@ def test_bad_input_gives_one_located_line_and_no_output(case, tmp_path):
     code, expected = CASES[case]
     output = tmp_path / "report.json"
     output.write_text('{"croctl_version": "0.0.1", "verdict": "ship"}')  # an earlier run's
-    result = CliRunner().invoke(app, ["evaluate", str(CORPUS / f"{case}.yaml"), "--format",
-                                      "json", "--output", str(output)])
+    result = CliRunner().invoke(
+        app, ["evaluate", str(CORPUS / f"{case}.yaml"), "--format", "json", "--output", str(output)]
+    )
     assert result.exit_code == code, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
@@ -78,7 +79,8 @@ def test_bad_input_gives_one_located_line_and_no_output(case, tmp_path):
 def test_a_failed_run_never_deletes_a_file_that_is_not_a_report(tmp_path):
     data = tmp_path / "precious.csv"
     data.write_text("user_id,value\nu1,3\n")
-    result = CliRunner().invoke(app, ["evaluate", str(CORPUS / "plan_no_primary.yaml"),
-                                      "--output", str(data)])
+    result = CliRunner().invoke(
+        app, ["evaluate", str(CORPUS / "plan_no_primary.yaml"), "--output", str(data)]
+    )
     assert result.exit_code == 2
     assert data.read_text() == "user_id,value\nu1,3\n"

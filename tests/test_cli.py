@@ -22,8 +22,10 @@ def run(*args: str):
     return runner.invoke(app, list(args))
 
 
-@pytest.mark.parametrize(("plan", "code", "verdict"), [
-    ("checkout", 0, "ship"), ("leadgen", 1, "do_not_ship"), ("saas", 4, "inconclusive")])
+@pytest.mark.parametrize(
+    ("plan", "code", "verdict"),
+    [("checkout", 0, "ship"), ("leadgen", 1, "do_not_ship"), ("saas", 4, "inconclusive")],
+)
 def test_sample_plans_exit_with_their_verdict(plan, code, verdict):
     result = run("evaluate", str(PLANS / f"{plan}.yaml"), "--format", "json")
     assert result.exit_code == code, result.stderr
@@ -42,11 +44,15 @@ def test_checkout_ships_the_arm_whose_guardrail_holds():
 
 
 def _srm_broken(tmp_path: Path, make_plan) -> Path:
-    exposures = [f"u{i},{'control' if i % 5 else 'treatment'},2026-10-02T00:00:00Z"
-                 for i in range(1000)]
+    exposures = [
+        f"u{i},{'control' if i % 5 else 'treatment'},2026-10-02T00:00:00Z" for i in range(1000)
+    ]
     write_csv(tmp_path / "exposures.csv", "user_id,variant,exposed_at", exposures)
-    write_csv(tmp_path / "events.csv", "user_id,ts,event_name",
-              [f"u{i},2026-10-03T00:00:00Z,purchase" for i in range(0, 1000, 7)])
+    write_csv(
+        tmp_path / "events.csv",
+        "user_id,ts,event_name",
+        [f"u{i},2026-10-03T00:00:00Z,purchase" for i in range(0, 1000, 7)],
+    )
     return make_plan()
 
 
@@ -86,8 +92,12 @@ def test_output_file_is_written_and_stdout_stays_empty(tmp_path):
 
 
 def test_output_over_an_input_is_refused():
-    result = run("evaluate", str(PLANS / "leadgen.yaml"), "-o",
-                 str(ROOT / "sample_data" / "leadgen" / "crm.csv"))
+    result = run(
+        "evaluate",
+        str(PLANS / "leadgen.yaml"),
+        "-o",
+        str(ROOT / "sample_data" / "leadgen" / "crm.csv"),
+    )
     assert result.exit_code == 2 and "would overwrite an input" in result.stderr
 
 
@@ -97,14 +107,18 @@ def test_unwritable_output_is_a_data_error(tmp_path):
 
 
 def test_no_segments_flag_drops_the_breakdown():
-    report = json.loads(run("evaluate", str(PLANS / "saas.yaml"), "-f", "json",
-                            "--no-segments").stdout)
+    report = json.loads(
+        run("evaluate", str(PLANS / "saas.yaml"), "-f", "json", "--no-segments").stdout
+    )
     assert report["segments"] == []
 
 
 def test_as_of_reads_the_data_as_it_was():
-    early = json.loads(run("evaluate", str(PLANS / "saas.yaml"), "-f", "json",
-                           "--as-of", "2026-10-03T00:00:00Z").stdout)
+    early = json.loads(
+        run(
+            "evaluate", str(PLANS / "saas.yaml"), "-f", "json", "--as-of", "2026-10-03T00:00:00Z"
+        ).stdout
+    )
     full = json.loads(run("evaluate", str(PLANS / "saas.yaml"), "-f", "json").stdout)
     assert sum(early["units"].values()) < sum(full["units"].values()) / 3
 

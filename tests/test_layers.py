@@ -1,4 +1,4 @@
-"""Layers import one way (STYLE §1): Polars only in io/pipeline, Rich in render/cli, Typer in cli."""
+"""Layers import one way (STYLE §1): Polars in io/pipeline, Rich in render/cli, Typer in cli."""
 
 from __future__ import annotations
 

@@ -24,97 +24,176 @@ def per_unit(tmp_path, make_plan, exposures, events, **plan):
 
 
 def test_purchase_one_second_before_exposure_does_not_count(tmp_path, make_plan):
-    result, stats = per_unit(tmp_path, make_plan,
-                             ["a,control,2026-10-02T00:00:00Z", "b,treatment,2026-10-02T00:00:00Z"],
-                             ["a,2026-10-01T23:59:59Z,purchase,", "b,2026-10-02T00:00:00Z,purchase,"])
+    result, stats = per_unit(
+        tmp_path,
+        make_plan,
+        ["a,control,2026-10-02T00:00:00Z", "b,treatment,2026-10-02T00:00:00Z"],
+        ["a,2026-10-01T23:59:59Z,purchase,", "b,2026-10-02T00:00:00Z,purchase,"],
+    )
     assert result == {"control": (1, 0.0), "treatment": (1, 1.0)}
     assert stats.sources["events"].pre_exposure == {"control": 1, "treatment": 0}
 
 
 def test_first_exposure_defines_start_and_repeats_are_one_unit(tmp_path, make_plan):
-    result, _ = per_unit(tmp_path, make_plan,
-                         ["a,control,2026-10-05T00:00:00Z", "a,control,2026-10-02T00:00:00Z",
-                          "b,treatment,2026-10-02T00:00:00Z"],
-                         ["a,2026-10-03T00:00:00Z,purchase,"])
+    result, _ = per_unit(
+        tmp_path,
+        make_plan,
+        [
+            "a,control,2026-10-05T00:00:00Z",
+            "a,control,2026-10-02T00:00:00Z",
+            "b,treatment,2026-10-02T00:00:00Z",
+        ],
+        ["a,2026-10-03T00:00:00Z,purchase,"],
+    )
     assert result["control"] == (1, 1.0)  # start is 10-02, so the 10-03 purchase counts
 
 
 def test_unit_in_two_variants_is_excluded_and_counted(tmp_path, make_plan):
-    result, stats = per_unit(tmp_path, make_plan,
-                             ["a,control,2026-10-02T00:00:00Z", "a,treatment,2026-10-03T00:00:00Z",
-                              "b,treatment,2026-10-02T00:00:00Z", "c,control,2026-10-02T00:00:00Z"],
-                             ["a,2026-10-04T00:00:00Z,purchase,"])
+    result, stats = per_unit(
+        tmp_path,
+        make_plan,
+        [
+            "a,control,2026-10-02T00:00:00Z",
+            "a,treatment,2026-10-03T00:00:00Z",
+            "b,treatment,2026-10-02T00:00:00Z",
+            "c,control,2026-10-02T00:00:00Z",
+        ],
+        ["a,2026-10-04T00:00:00Z,purchase,"],
+    )
     assert result == {"control": (1, 0.0), "treatment": (1, 0.0)}
     assert stats.exposures.multiple_variants == 1
 
 
 def test_exposures_outside_the_window_are_excluded(tmp_path, make_plan):
-    result, stats = per_unit(tmp_path, make_plan,
-                             ["a,control,2026-09-30T23:59:59Z", "b,control,2026-10-15T00:00:00Z",
-                              "c,control,2026-10-14T23:59:59Z", "d,treatment,2026-10-01T00:00:00Z"],
-                             ["zz,2026-10-03T00:00:00Z,view,"])
+    result, stats = per_unit(
+        tmp_path,
+        make_plan,
+        [
+            "a,control,2026-09-30T23:59:59Z",
+            "b,control,2026-10-15T00:00:00Z",
+            "c,control,2026-10-14T23:59:59Z",
+            "d,treatment,2026-10-01T00:00:00Z",
+        ],
+        ["zz,2026-10-03T00:00:00Z,view,"],
+    )
     assert result["control"][0] == 1
     assert stats.exposures.before_start == {"control": 1, "treatment": 0}
     assert stats.exposures.after_end == {"control": 1, "treatment": 0}
 
 
 def test_window_counts_from_first_exposure(tmp_path, make_plan):
-    metrics = {"conv": {"role": "primary", "type": "proportion", "source": "events",
-                        "filter": "event_name = 'purchase'", "window": "1d"}}
-    result, _ = per_unit(tmp_path, make_plan,
-                         ["a,control,2026-10-02T00:00:00Z", "b,treatment,2026-10-02T00:00:00Z"],
-                         ["a,2026-10-02T23:59:59Z,purchase,", "b,2026-10-03T00:00:00Z,purchase,"],
-                         metrics=metrics)
+    metrics = {
+        "conv": {
+            "role": "primary",
+            "type": "proportion",
+            "source": "events",
+            "filter": "event_name = 'purchase'",
+            "window": "1d",
+        }
+    }
+    result, _ = per_unit(
+        tmp_path,
+        make_plan,
+        ["a,control,2026-10-02T00:00:00Z", "b,treatment,2026-10-02T00:00:00Z"],
+        ["a,2026-10-02T23:59:59Z,purchase,", "b,2026-10-03T00:00:00Z,purchase,"],
+        metrics=metrics,
+    )
     assert result == {"control": (1, 1.0), "treatment": (1, 0.0)}
 
 
 def test_units_without_rows_count_as_zero_in_means(tmp_path, make_plan):
-    metrics = {"rev": {"role": "primary", "type": "mean", "source": "events",
-                       "filter": "event_name = 'purchase'", "value": "revenue"}}
-    result, _ = per_unit(tmp_path, make_plan,
-                         ["a,control,2026-10-02T00:00:00Z", "b,control,2026-10-02T00:00:00Z",
-                          "c,treatment,2026-10-02T00:00:00Z"],
-                         ["a,2026-10-03T00:00:00Z,purchase,30", "a,2026-10-04T00:00:00Z,purchase,12"],
-                         metrics=metrics)
+    metrics = {
+        "rev": {
+            "role": "primary",
+            "type": "mean",
+            "source": "events",
+            "filter": "event_name = 'purchase'",
+            "value": "revenue",
+        }
+    }
+    result, _ = per_unit(
+        tmp_path,
+        make_plan,
+        [
+            "a,control,2026-10-02T00:00:00Z",
+            "b,control,2026-10-02T00:00:00Z",
+            "c,treatment,2026-10-02T00:00:00Z",
+        ],
+        ["a,2026-10-03T00:00:00Z,purchase,30", "a,2026-10-04T00:00:00Z,purchase,12"],
+        metrics=metrics,
+    )
     assert result == {"control": (2, 42.0), "treatment": (1, 0.0)}
 
 
 def test_crm_source_without_timestamp_joins_on_unit_and_is_not_windowed(tmp_path, make_plan):
     write_csv(tmp_path / "crm.csv", "user_id,status", ["a,accepted", "b,rejected", "zz,accepted"])
-    sources = {"events": {"path": "events.csv", "unit": "user_id", "timestamp": "ts"},
-               "crm": {"path": "crm.csv", "unit": "user_id"}}
-    metrics = {"sal": {"role": "primary", "type": "proportion", "source": "crm",
-                       "filter": "status = 'accepted'", "window": None}}
+    sources = {
+        "events": {"path": "events.csv", "unit": "user_id", "timestamp": "ts"},
+        "crm": {"path": "crm.csv", "unit": "user_id"},
+    }
+    metrics = {
+        "sal": {
+            "role": "primary",
+            "type": "proportion",
+            "source": "crm",
+            "filter": "status = 'accepted'",
+            "window": None,
+        }
+    }
     metrics["sal"].pop("window")
-    result, stats = per_unit(tmp_path, make_plan,
-                             ["a,control,2026-10-02T00:00:00Z", "b,treatment,2026-10-02T00:00:00Z"],
-                             ["zz,2026-10-03T00:00:00Z,view,"], sources=sources, metrics=metrics)
+    result, stats = per_unit(
+        tmp_path,
+        make_plan,
+        ["a,control,2026-10-02T00:00:00Z", "b,treatment,2026-10-02T00:00:00Z"],
+        ["zz,2026-10-03T00:00:00Z,view,"],
+        sources=sources,
+        metrics=metrics,
+    )
     assert result == {"control": (1, 1.0), "treatment": (1, 0.0)}
     assert stats.sources["crm"].covered == {"control": 1, "treatment": 1}
 
 
 def test_ids_with_leading_zeros_stay_distinct_text(tmp_path, make_plan):
-    result, _ = per_unit(tmp_path, make_plan,
-                         ["007,control,2026-10-02T00:00:00Z", "7,treatment,2026-10-02T00:00:00Z"],
-                         ["007,2026-10-03T00:00:00Z,purchase,"])
+    result, _ = per_unit(
+        tmp_path,
+        make_plan,
+        ["007,control,2026-10-02T00:00:00Z", "7,treatment,2026-10-02T00:00:00Z"],
+        ["007,2026-10-03T00:00:00Z,purchase,"],
+    )
     assert result == {"control": (1, 1.0), "treatment": (1, 0.0)}
 
 
 def test_naive_timestamps_use_the_plan_timezone(tmp_path, make_plan):
     # 00:30 in Paris is 22:30 UTC the day before: the purchase at 23:00 UTC is after exposure.
-    result, _ = per_unit(tmp_path, make_plan,
-                         ["a,control,2026-10-03 00:30:00", "b,treatment,2026-10-03 00:30:00"],
-                         ["a,2026-10-02 23:45:00,purchase,"], timezone="Europe/Paris")
+    result, _ = per_unit(
+        tmp_path,
+        make_plan,
+        ["a,control,2026-10-03 00:30:00", "b,treatment,2026-10-03 00:30:00"],
+        ["a,2026-10-02 23:45:00,purchase,"],
+        timezone="Europe/Paris",
+    )
     assert result["control"] == (1, 0.0)  # 23:45 Paris is before 00:30 Paris
 
 
 def test_duplicate_event_ids_are_dropped_and_counted(tmp_path, make_plan):
-    write_csv(tmp_path / "exposures.csv", EXPOSURE_HEADER,
-              ["a,control,2026-10-02T00:00:00Z", "b,treatment,2026-10-02T00:00:00Z"])
-    write_csv(tmp_path / "events.csv", "id,user_id,ts,event_name",
-              ["1,a,2026-10-03T00:00:00Z,purchase", "1,a,2026-10-03T00:00:00Z,purchase"])
-    metrics = {"n": {"role": "primary", "type": "mean", "source": "events",
-                     "filter": "event_name = 'purchase'"}}
+    write_csv(
+        tmp_path / "exposures.csv",
+        EXPOSURE_HEADER,
+        ["a,control,2026-10-02T00:00:00Z", "b,treatment,2026-10-02T00:00:00Z"],
+    )
+    write_csv(
+        tmp_path / "events.csv",
+        "id,user_id,ts,event_name",
+        ["1,a,2026-10-03T00:00:00Z,purchase", "1,a,2026-10-03T00:00:00Z,purchase"],
+    )
+    metrics = {
+        "n": {
+            "role": "primary",
+            "type": "mean",
+            "source": "events",
+            "filter": "event_name = 'purchase'",
+        }
+    }
     sources = {"events": {"path": "events.csv", "unit": "user_id", "timestamp": "ts", "id": "id"}}
     stats = collect_stats(load_plan(make_plan(metrics=metrics, sources=sources)))
     assert stats.by_variant()["control"][1][0].y == 1.0
@@ -122,16 +201,25 @@ def test_duplicate_event_ids_are_dropped_and_counted(tmp_path, make_plan):
 
 
 @settings(max_examples=25, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 39), st.integers(0, 5),
-                          st.floats(0, 500, allow_nan=False)), min_size=1, max_size=80))
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 39), st.integers(0, 5), st.floats(0, 500, allow_nan=False)),
+        min_size=1,
+        max_size=80,
+    )
+)
 def test_polars_sums_equal_numpy_per_unit_sums(tmp_path_factory, events):
     folder = tmp_path_factory.mktemp("prop")
-    exposures = [f"u{i},{'control' if i % 2 else 'treatment'},2026-10-01T00:00:00Z"
-                 for i in range(40)]
+    exposures = [
+        f"u{i},{'control' if i % 2 else 'treatment'},2026-10-01T00:00:00Z" for i in range(40)
+    ]
     write_csv(folder / "exposures.csv", EXPOSURE_HEADER, exposures)
-    write_csv(folder / "events.csv", "user_id,ts,event_name,revenue",
-              [f"u{u},2026-10-0{d + 1}T00:00:00Z,purchase,{v}" for u, d, v in events])
-    plan = (folder / "plan.yaml")
+    write_csv(
+        folder / "events.csv",
+        "user_id,ts,event_name,revenue",
+        [f"u{u},2026-10-0{d + 1}T00:00:00Z,purchase,{v}" for u, d, v in events],
+    )
+    plan = folder / "plan.yaml"
     plan.write_text("""
 experiment: {name: p, control: control, variants: {control: 1, treatment: 1}}
 exposures: {path: exposures.csv, unit: user_id, variant: variant, timestamp: exposed_at}
@@ -152,10 +240,16 @@ def test_lazy_query_reads_only_needed_columns(tmp_path, make_plan):
     from croctl.pipeline import bind_plan
     from croctl.pipeline.build import build_query
 
-    write_csv(tmp_path / "exposures.csv", EXPOSURE_HEADER + ",unused",
-              ["a,control,2026-10-02T00:00:00Z,x"])
-    write_csv(tmp_path / "events.csv", "user_id,ts,event_name,revenue,junk",
-              ["a,2026-10-03T00:00:00Z,purchase,1,zz"])
+    write_csv(
+        tmp_path / "exposures.csv",
+        EXPOSURE_HEADER + ",unused",
+        ["a,control,2026-10-02T00:00:00Z,x"],
+    )
+    write_csv(
+        tmp_path / "events.csv",
+        "user_id,ts,event_name,revenue,junk",
+        ["a,2026-10-03T00:00:00Z,purchase,1,zz"],
+    )
     query = build_query(bind_plan(load_plan(make_plan())))
     plan_text = query.frames["cells"].explain()
     assert "junk" not in plan_text and "unused" not in plan_text

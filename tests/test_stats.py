@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -34,18 +35,27 @@ def moments(y, d=None, x=None) -> Moments:
     y = np.asarray(y, float)
     d = np.zeros_like(y) if d is None else np.asarray(d, float)
     x = np.zeros_like(y) if x is None else np.asarray(x, float)
-    sums = {"y": y.sum(), "yy": (y * y).sum(), "d": d.sum(), "dd": (d * d).sum(),
-            "yd": (y * d).sum(), "x": x.sum(), "xx": (x * x).sum(), "xy": (x * y).sum()}
+    sums = {
+        "y": y.sum(),
+        "yy": (y * y).sum(),
+        "d": d.sum(),
+        "dd": (d * d).sum(),
+        "yd": (y * d).sum(),
+        "x": x.sum(),
+        "xx": (x * x).sum(),
+        "xy": (x * y).sum(),
+    }
     return Moments(n=len(y), **{k: float(v) for k, v in sums.items()})
 
 
 def test_mean_effect_matches_statsmodels_unequal_variance_ztest():
     rng = np.random.default_rng(1)
     control, treatment = rng.lognormal(3, 1, 900), rng.lognormal(3.08, 1, 1100)
-    effect = compute_effect(estimate_mean(moments(control)), estimate_mean(moments(treatment)),
-                            ALPHA)
+    effect = compute_effect(
+        estimate_mean(moments(control)), estimate_mean(moments(treatment)), ALPHA
+    )
     reference = CompareMeans(DescrStatsW(treatment), DescrStatsW(control))
-    z, p = reference.ztest_ind(usevar="unequal")
+    _, p = reference.ztest_ind(usevar="unequal")
     lo, hi = reference.zconfint_diff(alpha=ALPHA, usevar="unequal")
     assert effect.absolute == pytest.approx(treatment.mean() - control.mean())
     assert effect.p_value == pytest.approx(p, rel=1e-9)
@@ -55,10 +65,12 @@ def test_mean_effect_matches_statsmodels_unequal_variance_ztest():
 def test_proportion_effect_matches_statsmodels_on_binary_arrays():
     rng = np.random.default_rng(2)
     control, treatment = rng.random(5000) < 0.10, rng.random(5200) < 0.115
-    effect = compute_effect(estimate_mean(moments(control)), estimate_mean(moments(treatment)),
-                            ALPHA)
-    _, p = CompareMeans(DescrStatsW(treatment.astype(float)),
-                        DescrStatsW(control.astype(float))).ztest_ind(usevar="unequal")
+    effect = compute_effect(
+        estimate_mean(moments(control)), estimate_mean(moments(treatment)), ALPHA
+    )
+    _, p = CompareMeans(
+        DescrStatsW(treatment.astype(float)), DescrStatsW(control.astype(float))
+    ).ztest_ind(usevar="unequal")
     assert effect.p_value == pytest.approx(p, rel=1e-9)
 
 
@@ -70,8 +82,9 @@ def test_relative_ci_is_the_published_delta_method_formula():
     var = t.var(ddof=1) / (len(t) * mc**2) + mt**2 * c.var(ddof=1) / (len(c) * mc**4)
     z = sps.norm.ppf(1 - ALPHA / 2)
     assert effect.relative == pytest.approx(mt / mc - 1)
-    assert effect.relative_ci == pytest.approx((mt / mc - 1 - z * math.sqrt(var),
-                                                mt / mc - 1 + z * math.sqrt(var)))
+    assert effect.relative_ci == pytest.approx(
+        (mt / mc - 1 - z * math.sqrt(var), mt / mc - 1 + z * math.sqrt(var))
+    )
 
 
 def test_ratio_delta_method_matches_numpy_formula_and_monte_carlo():
@@ -85,8 +98,9 @@ def test_ratio_delta_method_matches_numpy_formula_and_monte_carlo():
     est = estimate_ratio(moments(y, d))
     mu_y, mu_d = y.mean(), d.mean()
     cov = np.cov(y, d, ddof=1)
-    expected = (cov[0, 0] / mu_d**2 - 2 * mu_y * cov[0, 1] / mu_d**3
-                + mu_y**2 * cov[1, 1] / mu_d**4) / len(y)
+    expected = (
+        cov[0, 0] / mu_d**2 - 2 * mu_y * cov[0, 1] / mu_d**3 + mu_y**2 * cov[1, 1] / mu_d**4
+    ) / len(y)
     assert est.value == pytest.approx(y.sum() / d.sum())
     assert est.variance == pytest.approx(expected, rel=1e-9)
     ratios = [a.sum() / b.sum() for a, b in (sample(3000) for _ in range(400))]
@@ -102,8 +116,9 @@ def test_cuped_equals_welch_on_adjusted_values_with_pooled_theta():
     fit = fit_cuped(moments(yc, x=xc) + moments(yt, x=xt))
     assert fit.theta == pytest.approx(theta, rel=1e-9)
     adj_c, adj_t = yc - theta * (xc - x.mean()), yt - theta * (xt - x.mean())
-    effect = compute_effect(estimate_mean(moments(yc, x=xc), fit),
-                            estimate_mean(moments(yt, x=xt), fit), ALPHA)
+    effect = compute_effect(
+        estimate_mean(moments(yc, x=xc), fit), estimate_mean(moments(yt, x=xt), fit), ALPHA
+    )
     _, p = CompareMeans(DescrStatsW(adj_t), DescrStatsW(adj_c)).ztest_ind(usevar="unequal")
     assert effect.absolute == pytest.approx(adj_t.mean() - adj_c.mean(), rel=1e-9)
     assert effect.p_value == pytest.approx(p, rel=1e-6)
@@ -111,8 +126,10 @@ def test_cuped_equals_welch_on_adjusted_values_with_pooled_theta():
     assert reduction == pytest.approx(np.corrcoef(x, y)[0, 1] ** 2, rel=1e-6)
 
 
-@pytest.mark.parametrize(("method", "reference"), [
-    (Correction.HOLM, "holm"), (Correction.BONFERRONI, "bonferroni"), (Correction.BH, "fdr_bh")])
+@pytest.mark.parametrize(
+    ("method", "reference"),
+    [(Correction.HOLM, "holm"), (Correction.BONFERRONI, "bonferroni"), (Correction.BH, "fdr_bh")],
+)
 def test_corrections_match_statsmodels(method, reference):
     p = [0.01, 0.04, 0.03, 0.2, 0.005]
     assert adjust_p_values(p, method) == pytest.approx(list(multipletests(p, method=reference)[1]))
@@ -124,7 +141,8 @@ def test_three_arm_holm_on_real_comparisons():
     arms = [estimate_mean(moments(rng.random(3000) < rate)) for rate in (0.10, 0.12, 0.13)]
     raw = [compute_effect(control, arm, ALPHA).p_value for arm in arms]
     assert adjust_p_values(raw, Correction.HOLM) == pytest.approx(
-        list(multipletests(raw, method="holm")[1]))
+        list(multipletests(raw, method="holm")[1])
+    )
 
 
 def test_nan_p_values_are_left_out_of_the_family():
@@ -157,11 +175,14 @@ def test_mde_matches_textbook_formula():
     assert compute_mde(se, 0.05, 0.8) == pytest.approx((1.959964 + 0.841621) * se, rel=1e-5)
 
 
-@pytest.mark.parametrize(("control", "treatment", "reason"), [
-    (Estimate(1, 0.5, 0.0), Estimate(100, 0.5, 0.01), "1 unit"),
-    (Estimate(100, 0.0, 0.0), Estimate(100, 0.0, 0.0), "zero variance"),
-    (Estimate(100, math.nan, math.nan), Estimate(100, 1.0, 0.1), "not finite"),
-])
+@pytest.mark.parametrize(
+    ("control", "treatment", "reason"),
+    [
+        (Estimate(1, 0.5, 0.0), Estimate(100, 0.5, 0.01), "1 unit"),
+        (Estimate(100, 0.0, 0.0), Estimate(100, 0.0, 0.0), "zero variance"),
+        (Estimate(100, math.nan, math.nan), Estimate(100, 1.0, 0.1), "not finite"),
+    ],
+)
 def test_non_finite_statistics_are_a_reason_not_a_result(control, treatment, reason):
     effect = compute_effect(control, treatment, ALPHA)
     assert effect.reason and reason in effect.reason and math.isnan(effect.p_value)
@@ -184,11 +205,13 @@ def test_swapping_arms_negates_effect_and_keeps_p(a, b):
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.floats(0, 1, allow_nan=False), min_size=1, max_size=12),
-       st.sampled_from(list(Correction)))
+@given(
+    st.lists(st.floats(0, 1, allow_nan=False), min_size=1, max_size=12),
+    st.sampled_from(list(Correction)),
+)
 def test_adjusted_p_values_are_monotone_and_never_below_raw(p, method):
     adjusted = adjust_p_values(p, method)
     for raw, adj in zip(p, adjusted, strict=True):
         assert raw - 1e-12 <= adj <= 1.0
     order = sorted(range(len(p)), key=lambda i: p[i])
-    assert all(adjusted[i] <= adjusted[j] + 1e-12 for i, j in zip(order, order[1:]))
+    assert all(adjusted[i] <= adjusted[j] + 1e-12 for i, j in itertools.pairwise(order))

@@ -24,10 +24,12 @@ def analyze(plan: Plan, data: SufficientStats, *, segments: bool = True) -> Repo
     return Report(
         croctl_version=__version__,
         plan_sha256=plan.sha256,
-        experiment=ExperimentInfo(experiment.name, experiment.control,
-                                  dict(experiment.variants), experiment.hypothesis),
-        decision=DecisionInfo(rules.alpha, rules.power, rules.correction.value, rules.rule.value,
-                              rules.srm_alpha),
+        experiment=ExperimentInfo(
+            experiment.name, experiment.control, dict(experiment.variants), experiment.hypothesis
+        ),
+        decision=DecisionInfo(
+            rules.alpha, rules.power, rules.correction.value, rules.rule.value, rules.srm_alpha
+        ),
         verdict=decision.verdict,
         reasons=decision.reasons,
         ship_variant=decision.ship_variant,

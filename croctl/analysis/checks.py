@@ -15,8 +15,9 @@ from croctl.sufficient import SufficientStats
 SRM_MIN_UNITS = 8
 
 
-def run_checks(plan: Plan, data: SufficientStats, units: dict[str, int],
-               metrics: list[MetricResult]) -> list[CheckResult]:
+def run_checks(
+    plan: Plan, data: SufficientStats, units: dict[str, int], metrics: list[MetricResult]
+) -> list[CheckResult]:
     """Every trust check, in a fixed order."""
     checks = [
         check_srm(plan, units),
@@ -44,20 +45,33 @@ def check_srm(plan: Plan, units: dict[str, int], name: str = "srm") -> CheckResu
     observed = _ordered(plan, units)
     threshold = plan.decision.srm_alpha
     if min(observed) < SRM_MIN_UNITS:
-        return CheckResult(name, CheckStatus.SKIPPED,
-                           f"fewer than {SRM_MIN_UNITS} units in an arm", threshold=threshold,
-                           counts=dict(units))
+        return CheckResult(
+            name,
+            CheckStatus.SKIPPED,
+            f"fewer than {SRM_MIN_UNITS} units in an arm",
+            threshold=threshold,
+            counts=dict(units),
+        )
     statistic, p_value = compute_srm(observed, list(plan.experiment.variants.values()))
     if p_value < threshold:
-        status, message = CheckStatus.FAIL, "sample ratio mismatch: units per arm do not " \
-            "match the planned allocation; assignment or logging is broken"
+        status, message = (
+            CheckStatus.FAIL,
+            "sample ratio mismatch: units per arm do not "
+            "match the planned allocation; assignment or logging is broken",
+        )
     elif p_value < plan.checks.srm_warn_alpha:
         status, message = CheckStatus.WARN, "units per arm are borderline off the allocation"
     else:
         status, message = CheckStatus.PASS, "units per arm match the planned allocation"
-    return CheckResult(name, status, f"{message} (χ² = {statistic:.2f}, p = {p_value:.2g})",
-                       statistic=statistic, threshold=threshold, p_value=p_value,
-                       counts=dict(units))
+    return CheckResult(
+        name,
+        status,
+        f"{message} (χ² = {statistic:.2f}, p = {p_value:.2g})",
+        statistic=statistic,
+        threshold=threshold,
+        p_value=p_value,
+        counts=dict(units),
+    )
 
 
 def check_segment_srm(plan: Plan, data: SufficientStats, dimension: int) -> CheckResult:
@@ -65,8 +79,9 @@ def check_segment_srm(plan: Plan, data: SufficientStats, dimension: int) -> Chec
     label = list(plan.segments)[dimension]
     worst: tuple[float, str] | None = None
     for value in data.segment_values(dimension):
-        cell_units = {v: n for v, (n, _) in data.by_variant(
-            data.segment_cells(dimension, value)).items()}
+        cell_units = {
+            v: n for v, (n, _) in data.by_variant(data.segment_cells(dimension, value)).items()
+        }
         result = check_srm(plan, cell_units)
         if result.p_value is not None and (worst is None or result.p_value < worst[0]):
             worst = (result.p_value, value)
@@ -75,10 +90,18 @@ def check_segment_srm(plan: Plan, data: SufficientStats, dimension: int) -> Chec
         return CheckResult(name, CheckStatus.SKIPPED, "no segment value has enough units")
     p_value, value = worst
     bad = p_value < plan.decision.srm_alpha
-    message = (f"allocation is off within {label} = {value} (p = {p_value:.2g})" if bad else
-               f"allocation holds within every {label} value (smallest p = {p_value:.2g})")
-    return CheckResult(name, CheckStatus.WARN if bad else CheckStatus.PASS, message,
-                       p_value=p_value, threshold=plan.decision.srm_alpha)
+    message = (
+        f"allocation is off within {label} = {value} (p = {p_value:.2g})"
+        if bad
+        else f"allocation holds within every {label} value (smallest p = {p_value:.2g})"
+    )
+    return CheckResult(
+        name,
+        CheckStatus.WARN if bad else CheckStatus.PASS,
+        message,
+        p_value=p_value,
+        threshold=plan.decision.srm_alpha,
+    )
 
 
 def check_multiple_variants(plan: Plan, data: SufficientStats) -> CheckResult:
@@ -91,21 +114,31 @@ def check_multiple_variants(plan: Plan, data: SufficientStats) -> CheckResult:
     else:
         status = CheckStatus.WARN if multiple else CheckStatus.PASS
     message = f"{multiple} of {seen} units ({share:.2%}) saw several variants and are excluded"
-    return CheckResult("multiple_variants", status, message, statistic=share, threshold=limit,
-                       units=multiple)
+    return CheckResult(
+        "multiple_variants", status, message, statistic=share, threshold=limit, units=multiple
+    )
 
 
 def check_exposure_window(data: SufficientStats) -> CheckResult:
     """Exposure rows outside [start, end) or without a timestamp are excluded."""
     e = data.exposures
-    counts = {v: e.before_start.get(v, 0) + e.after_end.get(v, 0) + e.no_timestamp.get(v, 0)
-              for v in e.rows}
+    counts = {
+        v: e.before_start.get(v, 0) + e.after_end.get(v, 0) + e.no_timestamp.get(v, 0)
+        for v in e.rows
+    }
     total = sum(counts.values())
-    message = (f"{total} exposure rows outside the window excluded "
-               f"({sum(e.before_start.values())} before start, {sum(e.after_end.values())} "
-               f"after end, {sum(e.no_timestamp.values())} without timestamp)")
-    return CheckResult("exposure_window", CheckStatus.WARN if total else CheckStatus.PASS,
-                       message, units=total, counts=counts)
+    message = (
+        f"{total} exposure rows outside the window excluded "
+        f"({sum(e.before_start.values())} before start, {sum(e.after_end.values())} "
+        f"after end, {sum(e.no_timestamp.values())} without timestamp)"
+    )
+    return CheckResult(
+        "exposure_window",
+        CheckStatus.WARN if total else CheckStatus.PASS,
+        message,
+        units=total,
+        counts=counts,
+    )
 
 
 def _differs(plan: Plan, hits: dict[str, int], totals: dict[str, int]) -> float:
@@ -118,8 +151,9 @@ def _differs(plan: Plan, hits: dict[str, int], totals: dict[str, int]) -> float:
     return float(stats.chi2_contingency([hit, miss]).pvalue)
 
 
-def check_pre_exposure(plan: Plan, source: str, rows: dict[str, int],
-                       pre: dict[str, int]) -> CheckResult:
+def check_pre_exposure(
+    plan: Plan, source: str, rows: dict[str, int], pre: dict[str, int]
+) -> CheckResult:
     """Rows dated before a unit's first exposure never count; warn when their share differs."""
     total = sum(pre.values())
     p_value = _differs(plan, pre, rows)
@@ -127,13 +161,21 @@ def check_pre_exposure(plan: Plan, source: str, rows: dict[str, int],
     message = f"{total} {source} rows before exposure excluded"
     if status is CheckStatus.WARN:
         message += f"; their share differs between arms (p = {p_value:.2g})"
-    return CheckResult("pre_exposure_events", status, message, p_value=p_value,
-                       threshold=plan.decision.srm_alpha, units=total, counts=dict(pre),
-                       source=source)
+    return CheckResult(
+        "pre_exposure_events",
+        status,
+        message,
+        p_value=p_value,
+        threshold=plan.decision.srm_alpha,
+        units=total,
+        counts=dict(pre),
+        source=source,
+    )
 
 
-def check_duplicates(plan: Plan, source: str, rows: dict[str, int],
-                     duplicates: dict[str, int]) -> CheckResult:
+def check_duplicates(
+    plan: Plan, source: str, rows: dict[str, int], duplicates: dict[str, int]
+) -> CheckResult:
     """Duplicate event ids are dropped; fail when they concentrate in one arm."""
     total = sum(duplicates.values())
     p_value = _differs(plan, duplicates, rows)
@@ -143,13 +185,21 @@ def check_duplicates(plan: Plan, source: str, rows: dict[str, int],
     else:
         status = CheckStatus.WARN if total else CheckStatus.PASS
         message = f"{total} duplicate {source} ids dropped"
-    return CheckResult("duplicate_events", status, message, p_value=p_value,
-                       threshold=plan.decision.srm_alpha, units=total, counts=dict(duplicates),
-                       source=source)
+    return CheckResult(
+        "duplicate_events",
+        status,
+        message,
+        p_value=p_value,
+        threshold=plan.decision.srm_alpha,
+        units=total,
+        counts=dict(duplicates),
+        source=source,
+    )
 
 
-def check_join_coverage(plan: Plan, source: str, units: dict[str, int],
-                        covered: dict[str, int]) -> CheckResult:
+def check_join_coverage(
+    plan: Plan, source: str, units: dict[str, int], covered: dict[str, int]
+) -> CheckResult:
     """Share of exposed units found in the source.
 
     No match at all fails (wrong id column or export). A coverage gap between arms only warns:
@@ -158,35 +208,71 @@ def check_join_coverage(plan: Plan, source: str, units: dict[str, int],
     total = sum(covered.values())
     share = total / sum(units.values()) if units else 0.0
     if total == 0:
-        return CheckResult("join_coverage", CheckStatus.FAIL,
-                           f"no exposed unit has a row in {source}: check the unit id column",
-                           statistic=0.0, counts=dict(covered), source=source)
+        return CheckResult(
+            "join_coverage",
+            CheckStatus.FAIL,
+            f"no exposed unit has a row in {source}: check the unit id column",
+            statistic=0.0,
+            counts=dict(covered),
+            source=source,
+        )
     p_value = _differs(plan, covered, units)
     status = CheckStatus.WARN if p_value < plan.decision.srm_alpha else CheckStatus.PASS
     message = f"{share:.1%} of exposed units have rows in {source}"
     if status is CheckStatus.WARN:
         message += f"; coverage differs between arms (p = {p_value:.2g})"
-    return CheckResult("join_coverage", status, message, statistic=share, p_value=p_value,
-                       threshold=plan.decision.srm_alpha, counts=dict(covered), source=source)
+    return CheckResult(
+        "join_coverage",
+        status,
+        message,
+        statistic=share,
+        p_value=p_value,
+        threshold=plan.decision.srm_alpha,
+        counts=dict(covered),
+        source=source,
+    )
 
 
 def check_sample_size(plan: Plan, metrics: Sequence[MetricResult]) -> CheckResult:
     """Metrics with fewer than `min_units` units in an arm are inconclusive."""
-    small = sorted({m.name for m in metrics if min(a.units for a in m.variants.values())
-                    < plan.checks.min_units})
-    message = (f"fewer than {plan.checks.min_units} units per arm: {', '.join(small)} "
-               "reported as inconclusive" if small else
-               f"every metric has at least {plan.checks.min_units} units per arm")
-    return CheckResult("sample_size", CheckStatus.WARN if small else CheckStatus.PASS, message,
-                       threshold=plan.checks.min_units)
+    small = sorted(
+        {
+            m.name
+            for m in metrics
+            if min(a.units for a in m.variants.values()) < plan.checks.min_units
+        }
+    )
+    message = (
+        f"fewer than {plan.checks.min_units} units per arm: {', '.join(small)} "
+        "reported as inconclusive"
+        if small
+        else f"every metric has at least {plan.checks.min_units} units per arm"
+    )
+    return CheckResult(
+        "sample_size",
+        CheckStatus.WARN if small else CheckStatus.PASS,
+        message,
+        threshold=plan.checks.min_units,
+    )
 
 
 def check_implausible_lift(plan: Plan, metrics: Sequence[MetricResult]) -> CheckResult:
     """Twyman's law: a relative effect beyond the threshold is more likely a bug than a win."""
     limit = plan.checks.implausible_lift
-    flagged = [f"{m.name}/{c.variant} ({c.relative:+.0%})" for m in metrics for c in m.comparisons
-               if math.isfinite(c.relative) and abs(c.relative) > limit]
-    message = (f"|relative effect| above {limit:.0%}: {', '.join(flagged)}; verify the data"
-               if flagged else f"no relative effect above {limit:.0%}")
-    return CheckResult("implausible_lift", CheckStatus.WARN if flagged else CheckStatus.PASS,
-                       message, threshold=limit)
+    flagged = [
+        f"{m.name}/{c.variant} ({c.relative:+.0%})"
+        for m in metrics
+        for c in m.comparisons
+        if math.isfinite(c.relative) and abs(c.relative) > limit
+    ]
+    message = (
+        f"|relative effect| above {limit:.0%}: {', '.join(flagged)}; verify the data"
+        if flagged
+        else f"no relative effect above {limit:.0%}"
+    )
+    return CheckResult(
+        "implausible_lift",
+        CheckStatus.WARN if flagged else CheckStatus.PASS,
+        message,
+        threshold=limit,
+    )

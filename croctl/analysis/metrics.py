@@ -35,8 +35,9 @@ SECONDARY = (Role.DIAGNOSTIC, Role.QUALITY, Role.DOWNSTREAM)
 ArmMoments = dict[str, Moments]  # one metric's moments per variant (overall or in a segment)
 
 
-def estimate_arms(metric: MetricSpec, arms: ArmMoments, *, adjusted: bool = True,
-                  uncapped: bool = False) -> tuple[dict[str, Estimate], CupedFit | None]:
+def estimate_arms(
+    metric: MetricSpec, arms: ArmMoments, *, adjusted: bool = True, uncapped: bool = False
+) -> tuple[dict[str, Estimate], CupedFit | None]:
     """Each arm's estimate; CUPED θ is fitted on the pooled arms when the metric has a covariate."""
     if metric.type is MetricType.RATIO:
         return {v: estimate_ratio(m) for v, m in arms.items()}, None
@@ -46,14 +47,14 @@ def estimate_arms(metric: MetricSpec, arms: ArmMoments, *, adjusted: bool = True
     return {v: estimate_mean(m, fit, uncapped=uncapped) for v, m in arms.items()}, fit
 
 
-def compare_arms(plan: Plan, metric: MetricSpec, arms: ArmMoments) -> tuple[
-        dict[str, Estimate], dict[str, Effect], CupedFit | None]:
+def compare_arms(
+    plan: Plan, metric: MetricSpec, arms: ArmMoments
+) -> tuple[dict[str, Estimate], dict[str, Effect], CupedFit | None]:
     """Estimates per arm and each treatment's raw effect against control."""
     estimates, fit = estimate_arms(metric, arms)
     control = estimates[plan.experiment.control]
     alpha = plan.decision.alpha
-    effects = {v: compute_effect(control, estimates[v], alpha)
-               for v in plan.experiment.treatments}
+    effects = {v: compute_effect(control, estimates[v], alpha) for v in plan.experiment.treatments}
     return estimates, effects, fit
 
 
@@ -71,26 +72,38 @@ def analyze_metrics(plan: Plan, arms_by_metric: dict[str, ArmMoments]) -> list[M
         arms = arms_by_metric[metric.name]
         comparisons = [
             _comparison(plan, metric, v, estimates, effects[v], adjusted[(metric.name, v)], arms)
-            for v in plan.experiment.treatments]
+            for v in plan.experiment.treatments
+        ]
         pooled = Moments.total(arms.values())
-        results.append(MetricResult(
-            name=metric.name, role=metric.role.value, type=metric.type.value,
-            goal=metric.goal.value,
-            variants={v: ArmResult(e.units, e.value) for v, e in estimates.items()},
-            comparisons=comparisons, margin=metric.margin,
-            margin_type=metric.margin_type.value if metric.margin is not None else None,
-            cuped_theta=fit.theta if fit else None,
-            variance_reduction=variance_reduction(pooled, fit) if fit else None,
-        ))
+        results.append(
+            MetricResult(
+                name=metric.name,
+                role=metric.role.value,
+                type=metric.type.value,
+                goal=metric.goal.value,
+                variants={v: ArmResult(e.units, e.value) for v, e in estimates.items()},
+                comparisons=comparisons,
+                margin=metric.margin,
+                margin_type=metric.margin_type.value if metric.margin is not None else None,
+                cuped_theta=fit.theta if fit else None,
+                variance_reduction=variance_reduction(pooled, fit) if fit else None,
+            )
+        )
     return results
 
 
-def _adjusted_p_values(plan: Plan, effects: dict[str, dict[str, Effect]]
-                       ) -> dict[tuple[str, str], float]:
+def _adjusted_p_values(
+    plan: Plan, effects: dict[str, dict[str, Effect]]
+) -> dict[tuple[str, str], float]:
     families: dict[str, list[tuple[str, str]]] = {"primary": [], "secondary": [], "none": []}
     for metric in plan.metrics:
-        family = ("primary" if metric.role is Role.PRIMARY else
-                  "secondary" if metric.role in SECONDARY else "none")
+        family = (
+            "primary"
+            if metric.role is Role.PRIMARY
+            else "secondary"
+            if metric.role in SECONDARY
+            else "none"
+        )
         families[family] += [(metric.name, v) for v in effects[metric.name]]
     adjusted: dict[tuple[str, str], float] = {}
     for family, keys in families.items():
@@ -100,15 +113,27 @@ def _adjusted_p_values(plan: Plan, effects: dict[str, dict[str, Effect]]
     return adjusted
 
 
-def _comparison(plan: Plan, metric: MetricSpec, variant: str, estimates: dict[str, Estimate],
-                effect: Effect, p_adjusted: float, arms: ArmMoments) -> ComparisonResult:
+def _comparison(
+    plan: Plan,
+    metric: MetricSpec,
+    variant: str,
+    estimates: dict[str, Estimate],
+    effect: Effect,
+    p_adjusted: float,
+    arms: ArmMoments,
+) -> ComparisonResult:
     result = build_comparison(plan, metric, variant, estimates, effect, p_adjusted)
     return replace(result, **_sensitivity(plan, metric, variant, arms))
 
 
-def build_comparison(plan: Plan, metric: MetricSpec, variant: str,
-                     estimates: dict[str, Estimate], effect: Effect,
-                     p_adjusted: float) -> ComparisonResult:
+def build_comparison(
+    plan: Plan,
+    metric: MetricSpec,
+    variant: str,
+    estimates: dict[str, Estimate],
+    effect: Effect,
+    p_adjusted: float,
+) -> ComparisonResult:
     """Comparison result with outcome, guardrail state and MDE (shared with segments)."""
     alpha = plan.decision.alpha
     control = estimates[plan.experiment.control]
@@ -116,9 +141,16 @@ def build_comparison(plan: Plan, metric: MetricSpec, variant: str,
     significant = reason is None and p_adjusted < alpha
     outcome = _outcome(metric.goal, effect.absolute, significant, reason)
     result = ComparisonResult(
-        variant=variant, absolute=effect.absolute, absolute_ci=effect.absolute_ci,
-        relative=effect.relative, relative_ci=effect.relative_ci, p_value=effect.p_value,
-        p_value_adjusted=p_adjusted, significant=significant, outcome=outcome, reason=reason,
+        variant=variant,
+        absolute=effect.absolute,
+        absolute_ci=effect.absolute_ci,
+        relative=effect.relative,
+        relative_ci=effect.relative_ci,
+        p_value=effect.p_value,
+        p_value_adjusted=p_adjusted,
+        significant=significant,
+        outcome=outcome,
+        reason=reason,
         mde_relative=_mde_relative(plan, effect, control.value),
     )
     if metric.role is Role.GUARDRAIL and reason is None:
@@ -146,29 +178,40 @@ def _mde_relative(plan: Plan, effect: Effect, control_value: float) -> float | N
     if effect.reason or not control_value:
         return None
     return compute_mde(effect.absolute_se, plan.decision.alpha, plan.decision.power) / abs(
-        control_value)
+        control_value
+    )
 
 
-def _guardrail(plan: Plan, metric: MetricSpec, effect: Effect,
-               result: ComparisonResult) -> ComparisonResult:
+def _guardrail(
+    plan: Plan, metric: MetricSpec, effect: Effect, result: ComparisonResult
+) -> ComparisonResult:
     harm = 1 if metric.goal is Goal.DECREASE else -1
     if metric.margin is None:
         harmful = result.significant and harm * effect.absolute > 0
         state = GuardrailState.FAILS if harmful else GuardrailState.HOLDS
         return replace(result, guardrail=state)
     relative = metric.margin_type is MarginType.RELATIVE
-    estimate, se = ((effect.relative, effect.relative_se) if relative
-                    else (effect.absolute, effect.absolute_se))
+    estimate, se = (
+        (effect.relative, effect.relative_se) if relative else (effect.absolute, effect.absolute_se)
+    )
     if not (math.isfinite(estimate) and math.isfinite(se)):
-        return replace(result, outcome=Outcome.INCONCLUSIVE,
-                       reason="relative effect undefined (control value is 0)")
+        return replace(
+            result,
+            outcome=Outcome.INCONCLUSIVE,
+            reason="relative effect undefined (control value is 0)",
+        )
     test = compute_non_inferiority(estimate, se, harm, metric.margin, plan.decision.alpha)
-    return replace(result, guardrail=GuardrailState.HOLDS if test.holds else GuardrailState.FAILS,
-                   guardrail_bound=test.bound, guardrail_power=test.power)
+    return replace(
+        result,
+        guardrail=GuardrailState.HOLDS if test.holds else GuardrailState.FAILS,
+        guardrail_bound=test.bound,
+        guardrail_power=test.power,
+    )
 
 
-def _sensitivity(plan: Plan, metric: MetricSpec, variant: str,
-                 arms: ArmMoments) -> dict[str, Sensitivity]:
+def _sensitivity(
+    plan: Plan, metric: MetricSpec, variant: str, arms: ArmMoments
+) -> dict[str, Sensitivity]:
     """The comparison without CUPED and without the cap, for metrics that use them."""
     found = {}
     if metric.covariate is not None:
@@ -178,10 +221,18 @@ def _sensitivity(plan: Plan, metric: MetricSpec, variant: str,
     return {k: v for k, v in found.items() if v is not None}
 
 
-def _plain_effect(plan: Plan, metric: MetricSpec, variant: str, arms: ArmMoments,
-                  adjusted: bool = True, uncapped: bool = False) -> Sensitivity | None:
-    estimates, _ = estimate_arms(metric, arms, adjusted=adjusted and not uncapped,
-                                 uncapped=uncapped)
-    effect = compute_effect(estimates[plan.experiment.control], estimates[variant],
-                            plan.decision.alpha)
+def _plain_effect(
+    plan: Plan,
+    metric: MetricSpec,
+    variant: str,
+    arms: ArmMoments,
+    adjusted: bool = True,
+    uncapped: bool = False,
+) -> Sensitivity | None:
+    estimates, _ = estimate_arms(
+        metric, arms, adjusted=adjusted and not uncapped, uncapped=uncapped
+    )
+    effect = compute_effect(
+        estimates[plan.experiment.control], estimates[variant], plan.decision.alpha
+    )
     return Sensitivity(effect.absolute, effect.relative, effect.relative_ci, effect.p_value)

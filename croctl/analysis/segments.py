@@ -15,17 +15,20 @@ OTHER = "(other)"
 MAX_VALUES = 10  # high-cardinality dimensions keep the largest values, the rest pool as OTHER
 
 
-def arms_of(plan: Plan, data: SufficientStats, cells: list[Cell] | None = None
-            ) -> dict[str, ArmMoments]:
+def arms_of(
+    plan: Plan, data: SufficientStats, cells: list[Cell] | None = None
+) -> dict[str, ArmMoments]:
     """Per metric, its moments per planned variant, summed over `cells` (default: all)."""
     by_variant = data.by_variant(cells)
-    return {metric.name: {v: by_variant[v][1][i] for v in plan.experiment.variants
-                          if v in by_variant}
-            for i, metric in enumerate(plan.metrics)}
+    return {
+        metric.name: {v: by_variant[v][1][i] for v in plan.experiment.variants if v in by_variant}
+        for i, metric in enumerate(plan.metrics)
+    }
 
 
-def analyze_segments(plan: Plan, data: SufficientStats,
-                     overall: list[MetricResult]) -> list[SegmentResult]:
+def analyze_segments(
+    plan: Plan, data: SufficientStats, overall: list[MetricResult]
+) -> list[SegmentResult]:
     """Every (dimension, value, metric) cell; small cells are inconclusive and left uncorrected."""
     metrics = [m for m in plan.metrics if m.role in (Role.PRIMARY, Role.GUARDRAIL)]
     raw: list[SegmentResult] = []
@@ -45,47 +48,68 @@ def _grouped_values(data: SufficientStats, dim: int) -> list[tuple[str, list[Cel
     return groups + ([(OTHER, rest)] if rest else [])
 
 
-def _segment(plan: Plan, label: str, value: str, metric: MetricSpec,
-             arms: ArmMoments) -> SegmentResult:
+def _segment(
+    plan: Plan, label: str, value: str, metric: MetricSpec, arms: ArmMoments
+) -> SegmentResult:
     estimates, effects, _ = compare_arms(plan, metric, arms)
     comparisons = []
     for variant, effect in effects.items():
         comparison = build_comparison(plan, metric, variant, estimates, effect, effect.p_value)
         small = min(estimates[variant].units, estimates[plan.experiment.control].units)
         if small < plan.checks.min_segment_units and comparison.reason is None:
-            comparison = replace(comparison, outcome=Outcome.INCONCLUSIVE, significant=False,
-                                 guardrail=None,
-                                 reason=f"suppressed: {small} units in an arm "
-                                        f"(< {plan.checks.min_segment_units})")
+            comparison = replace(
+                comparison,
+                outcome=Outcome.INCONCLUSIVE,
+                significant=False,
+                guardrail=None,
+                reason=f"suppressed: {small} units in an arm (< {plan.checks.min_segment_units})",
+            )
         comparisons.append(comparison)
     variants = {v: ArmResult(e.units, e.value) for v, e in estimates.items()}
     return SegmentResult(label, value, metric.name, variants, comparisons)
 
 
-def _correct(plan: Plan, segments: list[SegmentResult],
-             overall: dict[str, MetricResult]) -> list[SegmentResult]:
+def _correct(
+    plan: Plan, segments: list[SegmentResult], overall: dict[str, MetricResult]
+) -> list[SegmentResult]:
     """Adjust p-values across every estimable segment cell; flag effects opposite to overall."""
-    keys = [(i, j) for i, s in enumerate(segments) for j, c in enumerate(s.comparisons)
-            if c.reason is None]
+    keys = [
+        (i, j)
+        for i, s in enumerate(segments)
+        for j, c in enumerate(s.comparisons)
+        if c.reason is None
+    ]
     raw = [segments[i].comparisons[j].p_value for i, j in keys]
     adjusted = dict(zip(keys, adjust_p_values(raw, plan.decision.correction), strict=True))
     result = []
     for i, segment in enumerate(segments):
-        comparisons = [_readjust(plan, c, adjusted.get((i, j)))
-                       for j, c in enumerate(segment.comparisons)]
-        result.append(replace(segment, comparisons=comparisons,
-                              opposite_sign=_opposite(comparisons, overall[segment.metric])))
+        comparisons = [
+            _readjust(plan, c, adjusted.get((i, j))) for j, c in enumerate(segment.comparisons)
+        ]
+        result.append(
+            replace(
+                segment,
+                comparisons=comparisons,
+                opposite_sign=_opposite(comparisons, overall[segment.metric]),
+            )
+        )
     return result
 
 
 def _readjust(plan: Plan, c: ComparisonResult, p_adjusted: float | None) -> ComparisonResult:
-    """Re-read a segment comparison at its family-adjusted p (adjusted ≥ raw, so only a
-    significant raw result can turn flat)."""
+    """Re-read a segment comparison at its family-adjusted p.
+
+    Adjusted ≥ raw, so only a significant raw result can turn flat.
+    """
     if p_adjusted is None:
         return replace(c, p_value_adjusted=math.nan)
     significant = p_adjusted < plan.decision.alpha
-    return replace(c, p_value_adjusted=p_adjusted, significant=significant,
-                   outcome=c.outcome if significant else Outcome.FLAT)
+    return replace(
+        c,
+        p_value_adjusted=p_adjusted,
+        significant=significant,
+        outcome=c.outcome if significant else Outcome.FLAT,
+    )
 
 
 def _opposite(comparisons: list[ComparisonResult], overall: MetricResult) -> bool:

@@ -33,8 +33,9 @@ def decide(plan: Plan, metrics: list[MetricResult], checks: list[CheckResult]) -
     """
     failed = [c for c in checks if c.status is CheckStatus.FAIL]
     if failed:
-        return Decision(Verdict.INVALID, [f"trust check {c.name} failed: {c.message}"
-                                          for c in failed])
+        return Decision(
+            Verdict.INVALID, [f"trust check {c.name} failed: {c.message}" for c in failed]
+        )
     primary = next(m for m in metrics if m.role == Role.PRIMARY.value)
     guardrails = [m for m in metrics if m.role == Role.GUARDRAIL.value]
     arms = {c.variant: _arm(plan, primary, c, guardrails) for c in primary.comparisons}
@@ -53,20 +54,24 @@ def _primary(primary: MetricResult, variant: str) -> ComparisonResult:
     return next(c for c in primary.comparisons if c.variant == variant)
 
 
-def _guardrail_comparisons(guardrails: list[MetricResult], variant: str
-                           ) -> list[tuple[MetricResult, ComparisonResult]]:
+def _guardrail_comparisons(
+    guardrails: list[MetricResult], variant: str
+) -> list[tuple[MetricResult, ComparisonResult]]:
     return [(g, c) for g in guardrails for c in g.comparisons if c.variant == variant]
 
 
-def _harmed(plan: Plan, primary: MetricResult, variant: str,
-            guardrails: list[MetricResult]) -> bool:
-    broken = any(c.guardrail is GuardrailState.FAILS
-                 for _, c in _guardrail_comparisons(guardrails, variant))
+def _harmed(
+    plan: Plan, primary: MetricResult, variant: str, guardrails: list[MetricResult]
+) -> bool:
+    broken = any(
+        c.guardrail is GuardrailState.FAILS for _, c in _guardrail_comparisons(guardrails, variant)
+    )
     return broken or _primary(primary, variant).outcome is Outcome.WORSE
 
 
-def _arm(plan: Plan, primary: MetricResult, comparison: ComparisonResult,
-         guardrails: list[MetricResult]) -> tuple[bool, list[str]]:
+def _arm(
+    plan: Plan, primary: MetricResult, comparison: ComparisonResult, guardrails: list[MetricResult]
+) -> tuple[bool, list[str]]:
     """Whether this arm may ship, and the reasons (primary first, then guardrails)."""
     reasons = [_describe_primary(primary, comparison)]
     guard_ok = True
@@ -88,10 +93,14 @@ def _describe_primary(metric: MetricResult, c: ComparisonResult) -> str:
     name = f"{metric.name} (primary), {c.variant} vs control"
     if c.outcome is Outcome.INCONCLUSIVE:
         return f"{name}: inconclusive ({c.reason})"
-    effect = (f"{_pct(c.relative)} (CI {_pct(c.relative_ci[0])} to {_pct(c.relative_ci[1])}), "
-              f"adjusted p = {c.p_value_adjusted:.3g}")
+    effect = (
+        f"{_pct(c.relative)} (CI {_pct(c.relative_ci[0])} to {_pct(c.relative_ci[1])}), "
+        f"adjusted p = {c.p_value_adjusted:.3g}"
+    )
     if c.outcome is Outcome.FLAT:
-        mde = f"; detectable effect at this sample ≈ ±{c.mde_relative:.1%}" if c.mde_relative else ""
+        mde = (
+            f"; detectable effect at this sample ≈ ±{c.mde_relative:.1%}" if c.mde_relative else ""
+        )
         return f"{name}: not significant, {effect}{mde}"
     return f"{name}: significantly {c.outcome.value}, {effect}"
 
@@ -105,8 +114,10 @@ def _describe_guardrail(metric: MetricResult, c: ComparisonResult) -> str:
         margin = f"{metric.margin:.1%}" if scale else f"{metric.margin:g}"
         bound = f"{c.guardrail_bound:.1%}" if scale else f"{c.guardrail_bound:.4g}"
         verb = "holds" if c.guardrail is GuardrailState.HOLDS else "fails"
-        return (f"{name} {verb}: worst plausible harm {bound} vs margin {margin} "
-                f"(observed {_pct(c.relative)})")
+        return (
+            f"{name} {verb}: worst plausible harm {bound} vs margin {margin} "
+            f"(observed {_pct(c.relative)})"
+        )
     if c.guardrail is GuardrailState.FAILS:
         return f"{name} fails: significantly worse, {_pct(c.relative)} (p = {c.p_value:.3g})"
     return f"{name} holds: no significant harm ({_pct(c.relative)}, p = {c.p_value:.3g})"

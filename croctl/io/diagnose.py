@@ -19,8 +19,12 @@ _TIMESTAMP_HINT = "use ISO 8601, e.g. 2026-10-01T12:00:00Z"
 
 
 # Polars errors that mean "the input is malformed"; any other is a bug in croctl's own query.
-_INPUT_ERRORS = (pl.exceptions.ComputeError, pl.exceptions.InvalidOperationError,
-                 pl.exceptions.NoDataError, OSError)
+_INPUT_ERRORS = (
+    pl.exceptions.ComputeError,
+    pl.exceptions.InvalidOperationError,
+    pl.exceptions.NoDataError,
+    OSError,
+)
 
 
 def diagnose_failure(exports: list[tuple[ExportFiles, ColumnNeeds]], exc: Exception) -> Exception:
@@ -37,8 +41,10 @@ def diagnose_failure(exports: list[tuple[ExportFiles, ColumnNeeds]], exc: Except
     if not isinstance(exc, _INPUT_ERRORS):
         return exc
     first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    return DataError(f"cannot read the exports: {first}",
-                     hint="run `croctl validate` on the plan, or rerun with --debug")
+    return DataError(
+        f"cannot read the exports: {first}",
+        hint="run `croctl validate` on the plan, or rerun with --debug",
+    )
 
 
 def _find_problem(path: Path, fmt: FileFormat, needs: ColumnNeeds) -> DataError | None:
@@ -70,8 +76,10 @@ def _csv_structure_problem(path: Path, fmt: FileFormat) -> DataError | None:
     except _LineDecodeError as exc:
         return DataError(f"{path}:{exc.line}: not valid UTF-8", hint="re-save the file as UTF-8")
     except csv.Error as exc:
-        return DataError(f"{path}: malformed CSV ({exc})",
-                         hint="look for an unterminated quote near the end of the file")
+        return DataError(
+            f"{path}: malformed CSV ({exc})",
+            hint="look for an unterminated quote near the end of the file",
+        )
     except (OSError, EOFError) as exc:
         return DataError(f"{path}: cannot read ({exc})", hint="the file may be truncated")
     return None
@@ -122,10 +130,14 @@ def _value_problem(path: Path, fmt: FileFormat, needs: ColumnNeeds) -> DataError
         if bad.any():
             index = int(bad.arg_true()[0])
             where = f"{path}:{index + header_offset}" if header_offset else f"{path} (row {index})"
-            kind, hint = (("timestamp", _TIMESTAMP_HINT) if name in needs.timestamps
-                          else ("number", "remove text from numeric columns"))
-            return DataError(f"{where}: column '{name}': {values[index]!r} is not a {kind}",
-                             hint=hint)
+            kind, hint = (
+                ("timestamp", _TIMESTAMP_HINT)
+                if name in needs.timestamps
+                else ("number", "remove text from numeric columns")
+            )
+            return DataError(
+                f"{where}: column '{name}': {values[index]!r} is not a {kind}", hint=hint
+            )
     return None
 
 

@@ -43,8 +43,12 @@ def file_format(path: Path) -> FileFormat:
         DataError: the suffix is not .csv, .csv.gz or .parquet.
     """
     name = path.name.lower()
-    for fmt, suffix in ((FileFormat.CSV_GZ, ".csv.gz"), (FileFormat.CSV, ".csv"),
-                        (FileFormat.PARQUET, ".parquet"), (FileFormat.PARQUET, ".pq")):
+    for fmt, suffix in (
+        (FileFormat.CSV_GZ, ".csv.gz"),
+        (FileFormat.CSV, ".csv"),
+        (FileFormat.PARQUET, ".parquet"),
+        (FileFormat.PARQUET, ".pq"),
+    ):
         if name.endswith(suffix):
             return fmt
     raise DataError(f"{path}: unsupported file type", hint="use .csv, .csv.gz or .parquet")
@@ -71,15 +75,19 @@ def _require_regular_file(path: Path) -> None:
     try:
         mode = path.stat().st_mode
     except FileNotFoundError:
-        raise DataError(f"{path}: file not found", hint="check the path in the plan; "
-                        "paths are relative to the plan file") from None
+        raise DataError(
+            f"{path}: file not found",
+            hint="check the path in the plan; paths are relative to the plan file",
+        ) from None
     except OSError as exc:
         raise DataError(f"{path}: cannot read: {exc.strerror}") from exc
     if stat.S_ISDIR(mode):
         raise DataError(f"{path}: is a directory", hint="name a file, or a glob like dir/*.parquet")
     if not stat.S_ISREG(mode):
-        raise DataError(f"{path}: not a regular file (FIFO, socket or device)",
-                        hint="export the data to a file first")
+        raise DataError(
+            f"{path}: not a regular file (FIFO, socket or device)",
+            hint="export the data to a file first",
+        )
 
 
 def inspect_export(path: Path) -> ExportFiles:
@@ -94,12 +102,15 @@ def inspect_export(path: Path) -> ExportFiles:
     if len(formats) > 1:
         raise DataError(f"{path}: matches files of different formats", hint="use one format")
     fmt = formats.pop()
-    headers = [_parquet_columns(p) if fmt is FileFormat.PARQUET else _csv_columns(p, fmt)
-               for p in paths]
+    headers = [
+        _parquet_columns(p) if fmt is FileFormat.PARQUET else _csv_columns(p, fmt) for p in paths
+    ]
     for other, columns in zip(paths[1:], headers[1:], strict=True):
         if set(columns) != set(headers[0]):
-            raise DataError(f"{other}: columns differ from {paths[0].name}",
-                            hint="every file of a glob needs the same columns")
+            raise DataError(
+                f"{other}: columns differ from {paths[0].name}",
+                hint="every file of a glob needs the same columns",
+            )
     return ExportFiles(label=str(path), paths=paths, format=fmt, columns=tuple(headers[0]))
 
 
@@ -107,8 +118,10 @@ def _parquet_columns(path: Path) -> list[str]:
     try:
         meta = pq.read_metadata(path)
     except Exception as exc:  # pyarrow raises several types for corrupt files
-        raise DataError(f"{path}: not a readable Parquet file ({_first_line(exc)})",
-                        hint="the file may be truncated; export it again") from exc
+        raise DataError(
+            f"{path}: not a readable Parquet file ({_first_line(exc)})",
+            hint="the file may be truncated; export it again",
+        ) from exc
     if meta.num_rows == 0:
         raise DataError(f"{path}: has no rows", hint="export the data again")
     columns = list(meta.schema.to_arrow_schema().names)
@@ -156,8 +169,10 @@ def _decode_head(path: Path, head: bytes) -> str:
         if exc.start >= len(head) - 4:  # a multi-byte character cut by the 64 KiB head
             return head[: exc.start].decode("utf-8")
         line = head[: exc.start].count(b"\n") + 1
-        raise DataError(f"{path}:{line}: not valid UTF-8 (byte 0x{head[exc.start]:02x})",
-                        hint="re-save the file as UTF-8") from exc
+        raise DataError(
+            f"{path}:{line}: not valid UTF-8 (byte 0x{head[exc.start]:02x})",
+            hint="re-save the file as UTF-8",
+        ) from exc
 
 
 def _refuse_other_delimiter(path: Path, header: str) -> None:
@@ -165,12 +180,16 @@ def _refuse_other_delimiter(path: Path, header: str) -> None:
     if counts:
         delimiter = counts.most_common(1)[0][0]
         shown = "tab" if delimiter == "\t" else f"'{delimiter}'"
-        raise DataError(f"{path}:1: header is {shown}-separated, croctl reads comma-separated CSV",
-                        hint="re-export with ',' as the delimiter")
+        raise DataError(
+            f"{path}:1: header is {shown}-separated, croctl reads comma-separated CSV",
+            hint="re-export with ',' as the delimiter",
+        )
 
 
 def _refuse_duplicates(path: Path, columns: list[str]) -> None:
     duplicated = sorted(name for name, n in Counter(c.strip() for c in columns).items() if n > 1)
     if duplicated:
-        raise DataError(f"{path}:1: duplicate column name(s): {', '.join(duplicated)}",
-                        hint="rename the columns so each name is unique")
+        raise DataError(
+            f"{path}:1: duplicate column name(s): {', '.join(duplicated)}",
+            hint="rename the columns so each name is unique",
+        )

@@ -59,20 +59,24 @@ def _scan_raw(files: ExportFiles, needs: ColumnNeeds) -> pl.LazyFrame:
         overrides[name] = pl.String()
     for name in needs.numbers:
         overrides[name] = pl.Float64()
-    return pl.scan_csv(paths, schema_overrides=overrides, infer_schema_length=INFER_ROWS,
-                       raise_if_empty=True).select(needs.all())
+    return pl.scan_csv(
+        paths, schema_overrides=overrides, infer_schema_length=INFER_ROWS, raise_if_empty=True
+    ).select(needs.all())
 
 
-def _utc(files: ExportFiles, raw: pl.LazyFrame, name: str, dtype: pl.DataType,
-         timezone: str | None) -> pl.Expr:
+def _utc(
+    files: ExportFiles, raw: pl.LazyFrame, name: str, dtype: pl.DataType, timezone: str | None
+) -> pl.Expr:
     column = pl.col(name)
     if isinstance(dtype, pl.Datetime) and dtype.time_zone is not None:
         return column.dt.convert_time_zone("UTC")
     if isinstance(dtype, pl.Datetime | pl.Date):
         return _localize(column.cast(pl.Datetime("us")), files, name, timezone)
     if dtype != pl.String:
-        raise DataError(f"{files.label}: column '{name}' holds {dtype}, not timestamps",
-                        hint="export timestamps as ISO 8601 text or a datetime type")
+        raise DataError(
+            f"{files.label}: column '{name}' holds {dtype}, not timestamps",
+            hint="export timestamps as ISO 8601 text or a datetime type",
+        )
     try:
         sample = raw.select(pl.col(name)).drop_nulls().head(_SAMPLE_ROWS).collect().to_series()
     except pl.exceptions.PolarsError as exc:
@@ -93,5 +97,6 @@ def _localize(column: pl.Expr, files: ExportFiles, name: str, timezone: str | No
             f"{files.label}: column '{name}' has timestamps without a time zone",
             hint="set `timezone:` in the plan (e.g. timezone: UTC) or export with an offset",
         )
-    return column.dt.replace_time_zone(timezone, ambiguous="earliest",
-                                       non_existent="null").dt.convert_time_zone("UTC")
+    return column.dt.replace_time_zone(
+        timezone, ambiguous="earliest", non_existent="null"
+    ).dt.convert_time_zone("UTC")

@@ -1,4 +1,4 @@
-"""From a plan and its exports to sufficient statistics: bind, build one lazy query, collect once."""
+"""From a plan and its exports to sufficient statistics: bind, build one query, collect once."""
 
 from __future__ import annotations
 
@@ -37,16 +37,21 @@ def refuse_bad_data(plan: Plan, stats: SufficientStats) -> None:
     unknown = sorted(set(stats.exposures.rows) - set(planned))
     if unknown:
         hint = did_you_mean(unknown[0], planned) or "planned: " + ", ".join(planned)
-        raise DataError(f"{label}: variant label(s) not in the plan: {', '.join(unknown)}",
-                        hint=hint)
+        raise DataError(
+            f"{label}: variant label(s) not in the plan: {', '.join(unknown)}", hint=hint
+        )
     units = {variant: n for variant, (n, _) in stats.by_variant().items()}
     if not units:
-        raise DataError(f"{label}: no exposures inside the experiment window",
-                        hint="check experiment.start/end against the exposure timestamps")
+        raise DataError(
+            f"{label}: no exposures inside the experiment window",
+            hint="check experiment.start/end against the exposure timestamps",
+        )
     empty = [v for v in planned if not units.get(v)]
     if empty:
-        raise DataError(f"{label}: planned variant(s) with no exposed units: {', '.join(empty)}",
-                        hint="check the variant labels and the experiment window")
+        raise DataError(
+            f"{label}: planned variant(s) with no exposed units: {', '.join(empty)}",
+            hint="check the variant labels and the experiment window",
+        )
     _refuse_nonfinite(label, stats.exposures.nonfinite)
     for name, source in stats.sources.items():
         _refuse_nonfinite(str(plan.sources[name].path.name), source.nonfinite)
@@ -55,5 +60,7 @@ def refuse_bad_data(plan: Plan, stats: SufficientStats) -> None:
 def _refuse_nonfinite(label: str, counts: dict[str, int]) -> None:
     for column, n in counts.items():
         if n:
-            raise DataError(f"{label}: column '{column}' has {n} NaN or infinite value(s)",
-                            hint="fix or drop those rows; empty cells count as zero")
+            raise DataError(
+                f"{label}: column '{column}' has {n} NaN or infinite value(s)",
+                hint="fix or drop those rows; empty cells count as zero",
+            )

@@ -49,11 +49,14 @@ def bind_plan(plan: Plan, *, scan: bool = True) -> BoundPlan:
     """
     exposures = BoundSource(EXPOSURES, inspect_export(plan.exposures.path))
     used = {m.source for metric in plan.metrics for m in _measures(metric)}
-    sources = {name: BoundSource(name, inspect_export(spec.path))
-               for name, spec in plan.sources.items() if name in used}
+    sources = {
+        name: BoundSource(name, inspect_export(spec.path))
+        for name, spec in plan.sources.items()
+        if name in used
+    }
     errors: list[PlanError] = []
     _bind_exposures(plan, exposures, errors)
-    for name, bound in sources.items():
+    for bound in sources.values():
         _bind_source_keys(plan, bound, errors)
     filters = _bind_metrics(plan, sources, exposures, errors)
     if errors:
@@ -69,22 +72,26 @@ def bind_plan(plan: Plan, *, scan: bool = True) -> BoundPlan:
 def _common_unit_dtype(bound: BoundPlan) -> pl.DataType:
     """Integers when every export stores unit ids as integers, else text (joins need one type)."""
     units = [bound.plan.exposures.unit, *(bound.plan.sources[n].unit for n in bound.sources)]
-    dtypes = {source.frame.collect_schema()[unit]
-              for source, unit in zip(bound.scans(), units, strict=True)
-              if source.frame is not None}
+    dtypes = {
+        source.frame.collect_schema()[unit]
+        for source, unit in zip(bound.scans(), units, strict=True)
+        if source.frame is not None
+    }
     return pl.Int64() if all(d.is_integer() for d in dtypes) else pl.String()
 
 
 def _measures(metric: MetricSpec) -> list[MeasureSpec]:
-    return [metric.numerator] if metric.denominator is None else [metric.numerator,
-                                                                  metric.denominator]
+    return (
+        [metric.numerator] if metric.denominator is None else [metric.numerator, metric.denominator]
+    )
 
 
 def _require(bound: BoundSource, column: str, key: str, errors: list[PlanError]) -> bool:
     if column in bound.files.columns:
         return True
     hint = did_you_mean(column, bound.files.columns) or (
-        "columns are: " + ", ".join(bound.files.columns[:12]))
+        "columns are: " + ", ".join(bound.files.columns[:12])
+    )
     errors.append(PlanError(f"{key}: column '{column}' is not in {bound.files.label}", hint=hint))
     return False
 
@@ -110,19 +117,20 @@ def _bind_source_keys(plan: Plan, bound: BoundSource, errors: list[PlanError]) -
     spec = plan.sources[bound.name]
     if _require(bound, spec.unit, f"sources.{bound.name}.unit", errors):
         bound.needs.keys.add(spec.unit)
-    if spec.timestamp and _require(bound, spec.timestamp, f"sources.{bound.name}.timestamp",
-                                   errors):
+    if spec.timestamp and _require(
+        bound, spec.timestamp, f"sources.{bound.name}.timestamp", errors
+    ):
         bound.needs.timestamps.add(spec.timestamp)
     if spec.id and _require(bound, spec.id, f"sources.{bound.name}.id", errors):
         bound.needs.keys.add(spec.id)
 
 
-def _bind_metrics(plan: Plan, sources: dict[str, BoundSource], exposures: BoundSource,
-                  errors: list[PlanError]) -> dict[tuple[str, str], pl.Expr]:
+def _bind_metrics(
+    plan: Plan, sources: dict[str, BoundSource], exposures: BoundSource, errors: list[PlanError]
+) -> dict[tuple[str, str], pl.Expr]:
     filters: dict[tuple[str, str], pl.Expr] = {}
     for metric in plan.metrics:
-        sides = (("num", "numerator", metric.numerator), ("den", "denominator",
-                                                           metric.denominator))
+        sides = (("num", "numerator", metric.numerator), ("den", "denominator", metric.denominator))
         for side, label, measure in sides:
             if measure is None:
                 continue
@@ -131,10 +139,15 @@ def _bind_metrics(plan: Plan, sources: dict[str, BoundSource], exposures: BoundS
             if measure.value and _require(bound, measure.value, f"{key}.value", errors):
                 bound.needs.numbers.add(measure.value)
             if (measure.window or (metric.covariate and metric.covariate.lookback)) and not (
-                    plan.sources[measure.source].timestamp):
-                errors.append(PlanError(
-                    f"{key}: windows and lookbacks need a timestamp, and source "
-                    f"'{measure.source}' has none", hint=f"set sources.{measure.source}.timestamp"))
+                plan.sources[measure.source].timestamp
+            ):
+                errors.append(
+                    PlanError(
+                        f"{key}: windows and lookbacks need a timestamp, and source "
+                        f"'{measure.source}' has none",
+                        hint=f"set sources.{measure.source}.timestamp",
+                    )
+                )
             if measure.filter:
                 compiled = _compile_filter(measure.filter, f"{key}.filter", bound, errors)
                 if compiled is not None:
@@ -142,17 +155,23 @@ def _bind_metrics(plan: Plan, sources: dict[str, BoundSource], exposures: BoundS
     return filters
 
 
-def _compile_filter(sql: str, key: str, bound: BoundSource,
-                    errors: list[PlanError]) -> pl.Expr | None:
+def _compile_filter(
+    sql: str, key: str, bound: BoundSource, errors: list[PlanError]
+) -> pl.Expr | None:
     try:
         expr = pl.sql_expr(sql)
         names = expr.meta.root_names()
     except pl.exceptions.PolarsError as exc:
         detail = (str(exc).splitlines() or ["syntax error"])[0]
-        errors.append(PlanError(f"{key}: cannot parse filter {sql!r}: {detail}",
-                                hint="write a SQL boolean expression, e.g. event_name = 'purchase'"))
+        errors.append(
+            PlanError(
+                f"{key}: cannot parse filter {sql!r}: {detail}",
+                hint="write a SQL boolean expression, e.g. event_name = 'purchase'",
+            )
+        )
         return None
-    ok = all([_require(bound, name, key, errors) for name in names])
+    # a list, not a generator: report every missing column, not just the first
+    ok = all([_require(bound, name, key, errors) for name in names])  # noqa: C419
     if not ok:
         return None
     for name in names:

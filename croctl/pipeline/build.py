@@ -44,7 +44,8 @@ def build_query(bound: BoundPlan) -> Query:
     frames: dict[str, pl.LazyFrame] = {
         "exposures": _exposure_counts(bound, exposures),
         "multiple_variants": units.select(
-            pl.len().alias("units"), (pl.col(N_VARIANTS) > 1).sum().alias("multiple")),
+            pl.len().alias("units"), (pl.col(N_VARIANTS) > 1).sum().alias("multiple")
+        ),
     }
     unit_table = valid
     for name, source in bound.sources.items():
@@ -62,18 +63,24 @@ def build_query(bound: BoundPlan) -> Query:
 
 def _unit_id(bound: BoundPlan, source: BoundSource) -> pl.Expr:
     """The source's unit column as the shared join key `UNIT`."""
-    name = (bound.plan.exposures.unit if source is bound.exposures
-            else bound.plan.sources[source.name].unit)
+    name = (
+        bound.plan.exposures.unit
+        if source is bound.exposures
+        else bound.plan.sources[source.name].unit
+    )
     return pl.col(name).cast(bound.unit_dtype).alias(UNIT)
 
 
 def _exposure_rows(bound: BoundPlan) -> pl.LazyFrame:
     spec, plan = bound.plan.exposures, bound.plan
     assert bound.exposures.frame is not None
-    segments = [pl.col(c).cast(pl.String).fill_null(MISSING_SEGMENT).alias(seg_col(i))
-                for i, c in enumerate(plan.segments.values())]
-    covariates = sorted({m.covariate.column for m in plan.metrics
-                         if m.covariate and m.covariate.column})
+    segments = [
+        pl.col(c).cast(pl.String).fill_null(MISSING_SEGMENT).alias(seg_col(i))
+        for i, c in enumerate(plan.segments.values())
+    ]
+    covariates = sorted(
+        {m.covariate.column for m in plan.metrics if m.covariate and m.covariate.column}
+    )
     return bound.exposures.frame.select(
         _unit_id(bound, bound.exposures),
         pl.col(spec.variant).cast(pl.String).alias(VARIANT),
@@ -103,9 +110,11 @@ def _exposure_counts(bound: BoundPlan, rows: pl.LazyFrame) -> pl.LazyFrame:
     return rows.group_by(VARIANT).agg(
         pl.len().alias("rows"),
         pl.col(START).is_null().sum().alias("no_timestamp"),
-        (pl.col(START) < before).sum().alias("before_start") if before is not None
+        (pl.col(START) < before).sum().alias("before_start")
+        if before is not None
         else pl.lit(0, pl.UInt32).alias("before_start"),
-        (pl.col(START) >= after).sum().alias("after_end") if after is not None
+        (pl.col(START) >= after).sum().alias("after_end")
+        if after is not None
         else pl.lit(0, pl.UInt32).alias("after_end"),
         *[(~pl.col(c).is_finite()).sum().alias(f"nonfinite:{c}") for c in numbers],
     )
@@ -115,11 +124,15 @@ def _first_exposures(bound: BoundPlan, rows: pl.LazyFrame) -> pl.LazyFrame:
     """One row per unit: variant, start and segments of its first in-window exposure."""
     first = rows.collect_schema().names()
     carried = [c for c in first if c not in (UNIT, VARIANT, START)]
-    return rows.filter(_in_window(bound)).group_by(UNIT).agg(
-        pl.col(VARIANT).n_unique().alias(N_VARIANTS),
-        pl.col(VARIANT).sort_by(START).first(),
-        *[pl.col(c).sort_by(START).first() for c in carried],
-        pl.col(START).min(),
+    return (
+        rows.filter(_in_window(bound))
+        .group_by(UNIT)
+        .agg(
+            pl.col(VARIANT).n_unique().alias(N_VARIANTS),
+            pl.col(VARIANT).sort_by(START).first(),
+            *[pl.col(c).sort_by(START).first() for c in carried],
+            pl.col(START).min(),
+        )
     )
 
 
@@ -134,11 +147,11 @@ def _measures_on(bound: BoundPlan, source: str) -> list[tuple[int, str, MetricSp
 
 def _source_rows(bound: BoundPlan, source: BoundSource, valid: pl.LazyFrame) -> pl.LazyFrame:
     """Rows some metric could use, tagged with their unit's variant and start (inner join)."""
-    spec = bound.plan.sources[source.name]
     assert source.frame is not None
     rows = source.frame.with_columns(_unit_id(bound, source))
-    filters = [bound.filters.get((m.name, side)) for _, side, m, _ in
-               _measures_on(bound, source.name)]
+    filters = [
+        bound.filters.get((m.name, side)) for _, side, m, _ in _measures_on(bound, source.name)
+    ]
     if filters and all(f is not None for f in filters):
         # Push every metric filter down: rows no metric uses (page views) drop at the scan.
         rows = rows.filter(pl.any_horizontal([f for f in filters if f is not None]))
@@ -153,14 +166,14 @@ def _source_counts(bound: BoundPlan, source: BoundSource, rows: pl.LazyFrame) ->
         aggs.append((pl.col(spec.timestamp) < pl.col(START)).sum().alias("pre_exposure"))
     if spec.id:
         aggs.append((pl.len() - pl.col(spec.id).n_unique()).alias("duplicates"))
-    aggs += [(~pl.col(c).is_finite()).sum().alias(f"nonfinite:{c}")
-             for c in sorted(source.needs.numbers)]
+    aggs += [
+        (~pl.col(c).is_finite()).sum().alias(f"nonfinite:{c}") for c in sorted(source.needs.numbers)
+    ]
     return rows.group_by(VARIANT).agg(aggs)
 
 
 def _coverage(bound: BoundPlan, source: BoundSource, valid: pl.LazyFrame) -> pl.LazyFrame:
     """Per variant: exposed units with at least one row (any row) in the source."""
-    spec = bound.plan.sources[source.name]
     assert source.frame is not None
     ids = source.frame.select(_unit_id(bound, source))
     covered = valid.join(ids, on=UNIT, how="semi")
@@ -219,8 +232,11 @@ def _metric_values(metrics: tuple[MetricSpec, ...], units: pl.LazyFrame) -> pl.L
 
 def _caps(metrics: tuple[MetricSpec, ...], units: pl.LazyFrame) -> pl.LazyFrame:
     """Pooled per-unit quantile of every capped metric (one row)."""
-    exprs = [pl.col(metric_col("y", i)).quantile(m.cap, interpolation="linear").alias(str(i))
-             for i, m in enumerate(metrics) if m.cap is not None]
+    exprs = [
+        pl.col(metric_col("y", i)).quantile(m.cap, interpolation="linear").alias(str(i))
+        for i, m in enumerate(metrics)
+        if m.cap is not None
+    ]
     return units.select(exprs) if exprs else pl.LazyFrame()
 
 
@@ -229,15 +245,26 @@ def _apply_caps(metrics: tuple[MetricSpec, ...], units: pl.LazyFrame) -> pl.Lazy
     for i, m in enumerate(metrics):
         if m.cap is not None:
             y = pl.col(metric_col("y", i))
-            exprs += [y.alias(metric_col("r", i)),
-                      y.clip(upper_bound=y.quantile(m.cap, interpolation="linear"))]
+            exprs += [
+                y.alias(metric_col("r", i)),
+                y.clip(upper_bound=y.quantile(m.cap, interpolation="linear")),
+            ]
     return units.with_columns(exprs) if exprs else units
 
 
 # Sums kept per metric: (name, left column kind, right column kind or None for a plain sum).
-_MOMENTS = (("y", "y", None), ("yy", "y", "y"), ("d", "d", None), ("dd", "d", "d"),
-            ("yd", "y", "d"), ("x", "x", None), ("xx", "x", "x"), ("xy", "x", "y"),
-            ("r", "r", None), ("rr", "r", "r"))
+_MOMENTS = (
+    ("y", "y", None),
+    ("yy", "y", "y"),
+    ("d", "d", None),
+    ("dd", "d", "d"),
+    ("yd", "y", "d"),
+    ("x", "x", None),
+    ("xx", "x", "x"),
+    ("xy", "x", "y"),
+    ("r", "r", None),
+    ("rr", "r", "r"),
+)
 
 
 def _cells(bound: BoundPlan, units: pl.LazyFrame) -> pl.LazyFrame:

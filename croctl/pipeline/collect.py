@@ -23,8 +23,9 @@ def collect_query(query: Query, bound: BoundPlan, *, streaming: bool = True) -> 
     """
     names = list(query.frames)
     try:
-        frames = pl.collect_all(list(query.frames.values()),
-                                engine="streaming" if streaming else "auto")
+        frames = pl.collect_all(
+            list(query.frames.values()), engine="streaming" if streaming else "auto"
+        )
     except (pl.exceptions.PolarsError, OSError) as exc:
         exports = [(s.files, s.needs) for s in bound.scans()]
         raise diagnose_failure(exports, exc) from exc
@@ -32,11 +33,16 @@ def collect_query(query: Query, bound: BoundPlan, *, streaming: bool = True) -> 
     return SufficientStats(
         cells=_cells(results["cells"], len(bound.plan.segments), len(bound.plan.metrics)),
         exposures=_exposures(results["exposures"], results["multiple_variants"]),
-        sources={name: _source(bound, name, results[f"rows:{name}"], results[f"coverage:{name}"])
-                 for name in bound.sources},
-        caps={bound.plan.metrics[int(i)].name: float(v)
-              for i, v in (results["caps"].row(0, named=True).items()
-                           if results["caps"].height else ())},
+        sources={
+            name: _source(bound, name, results[f"rows:{name}"], results[f"coverage:{name}"])
+            for name in bound.sources
+        },
+        caps={
+            bound.plan.metrics[int(i)].name: float(v)
+            for i, v in (
+                results["caps"].row(0, named=True).items() if results["caps"].height else ()
+            )
+        },
     )
 
 
@@ -45,7 +51,8 @@ def _cells(frame: pl.DataFrame, n_segments: int, n_metrics: int) -> tuple[Cell, 
     for row in frame.iter_rows(named=True):
         moments = tuple(
             Moments(n=row["n"], **{m: float(row.get(f"{m}{i}") or 0.0) for m in _MOMENT_NAMES})
-            for i in range(n_metrics))
+            for i in range(n_metrics)
+        )
         segments = tuple(str(row[seg_col(j)]) for j in range(n_segments))
         cells.append(Cell(str(row[VARIANT]), segments, int(row["n"]), moments))
     return tuple(sorted(cells, key=lambda c: (c.variant, c.segments)))
@@ -58,28 +65,40 @@ def _per_variant(frame: pl.DataFrame, column: str) -> dict[str, int]:
 
 
 def _nonfinite(frame: pl.DataFrame) -> dict[str, int]:
-    return {c.split(":", 1)[1]: int(frame[c].sum() or 0)
-            for c in frame.columns if c.startswith("nonfinite:")}
+    return {
+        c.split(":", 1)[1]: int(frame[c].sum() or 0)
+        for c in frame.columns
+        if c.startswith("nonfinite:")
+    }
 
 
 def _exposures(frame: pl.DataFrame, multiple: pl.DataFrame) -> ExposureCounts:
     if frame.filter(pl.col(VARIANT).is_null()).height:
-        raise DataError("exposures: some rows have no variant label",
-                        hint="every exposure row needs a variant")
+        raise DataError(
+            "exposures: some rows have no variant label", hint="every exposure row needs a variant"
+        )
     row: dict[str, Any] = multiple.row(0, named=True)
     return ExposureCounts(
-        rows=_per_variant(frame, "rows"), before_start=_per_variant(frame, "before_start"),
+        rows=_per_variant(frame, "rows"),
+        before_start=_per_variant(frame, "before_start"),
         after_end=_per_variant(frame, "after_end"),
-        no_timestamp=_per_variant(frame, "no_timestamp"), nonfinite=_nonfinite(frame),
-        units_seen=int(row["units"] or 0), multiple_variants=int(row["multiple"] or 0),
+        no_timestamp=_per_variant(frame, "no_timestamp"),
+        nonfinite=_nonfinite(frame),
+        units_seen=int(row["units"] or 0),
+        multiple_variants=int(row["multiple"] or 0),
     )
 
 
-def _source(bound: BoundPlan, name: str, rows: pl.DataFrame, coverage: pl.DataFrame) -> SourceCounts:
+def _source(
+    bound: BoundPlan, name: str, rows: pl.DataFrame, coverage: pl.DataFrame
+) -> SourceCounts:
     spec = bound.plan.sources[name]
     return SourceCounts(
-        rows=_per_variant(rows, "rows"), pre_exposure=_per_variant(rows, "pre_exposure"),
-        duplicates=_per_variant(rows, "duplicates"), covered=_per_variant(coverage, "covered"),
-        nonfinite=_nonfinite(rows), has_timestamp=spec.timestamp is not None,
+        rows=_per_variant(rows, "rows"),
+        pre_exposure=_per_variant(rows, "pre_exposure"),
+        duplicates=_per_variant(rows, "duplicates"),
+        covered=_per_variant(coverage, "covered"),
+        nonfinite=_nonfinite(rows),
+        has_timestamp=spec.timestamp is not None,
         has_id=spec.id is not None,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -103,8 +104,13 @@ def text(value: Any) -> str:
     return value
 
 
-def number(low: float | None = None, high: float | None = None, *, open_low: bool = False,
-           open_high: bool = False) -> Callable[[Any], float]:
+def number(
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    open_low: bool = False,
+    open_high: bool = False,
+) -> Callable[[Any], float]:
     """A float within bounds; booleans and strings are refused."""
 
     def parse(value: Any) -> float:
@@ -113,7 +119,7 @@ def number(low: float | None = None, high: float | None = None, *, open_low: boo
         value = float(value)
         too_low = low is not None and (value <= low if open_low else value < low)
         too_high = high is not None and (value >= high if open_high else value > high)
-        if value != value or too_low or too_high:
+        if math.isnan(value) or too_low or too_high:
             lo = "(" if open_low else "["
             hi = ")" if open_high else "]"
             raise Invalid(f"must be in {lo}{low}, {high}{hi} (got {value})")

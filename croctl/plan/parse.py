@@ -31,8 +31,17 @@ from croctl.plan.yaml_loader import load_yaml
 
 EXPOSURES = "exposures"
 _MEASURE_KEYS = {"source", "filter", "value", "window"}
-_METRIC_KEYS = {"role", "type", "goal", "margin", "margin_type", "covariate", "cap",
-                "numerator", "denominator"} | _MEASURE_KEYS
+_METRIC_KEYS = {
+    "role",
+    "type",
+    "goal",
+    "margin",
+    "margin_type",
+    "covariate",
+    "cap",
+    "numerator",
+    "denominator",
+} | _MEASURE_KEYS
 
 
 def load_plan(path: Path) -> Plan:
@@ -66,9 +75,16 @@ def parse_plan(document: Any, path: Path, sha256: str = "") -> Plan:
         raise PlanErrors(errors)
     assert experiment and exposures and metrics is not None  # guaranteed when no errors
     return Plan(
-        path=path, sha256=sha256, experiment=experiment, exposures=exposures,
-        metrics=tuple(metrics), sources=sources, segments=segments, decision=decision,
-        checks=checks, timezone=timezone,
+        path=path,
+        sha256=sha256,
+        experiment=experiment,
+        exposures=exposures,
+        metrics=tuple(metrics),
+        sources=sources,
+        segments=segments,
+        decision=decision,
+        checks=checks,
+        timezone=timezone,
     )
 
 
@@ -95,19 +111,31 @@ def _experiment(node: Fields, timezone: str | None) -> ExperimentSpec | None:
     if start and end and end <= start:
         node.error(f"must be after start ({start.isoformat()})", "end")
     if variants and control and control not in variants:
-        node.error(f"'{control}' is not one of the variants", "control",
-                   did_you_mean(control, variants) or "list it under experiment.variants")
+        node.error(
+            f"'{control}' is not one of the variants",
+            "control",
+            did_you_mean(control, variants) or "list it under experiment.variants",
+        )
     if not (name and control and variants):
         return None
-    return ExperimentSpec(name=name, control=control, variants=variants,
-                          hypothesis=node.data.get("hypothesis"), start=start, end=end)
+    return ExperimentSpec(
+        name=name,
+        control=control,
+        variants=variants,
+        hypothesis=node.data.get("hypothesis"),
+        start=start,
+        end=end,
+    )
 
 
 def _utc(node: Fields, key: str, moment: Any, timezone: str | None) -> Any:
     utc = f.to_utc(moment, timezone)
     if utc is None:
-        node.error("has no time zone and the plan sets no `timezone`", key,
-                   "append Z for UTC, or set timezone: at the top of the plan")
+        node.error(
+            "has no time zone and the plan sets no `timezone`",
+            key,
+            "append Z for UTC, or set timezone: at the top of the plan",
+        )
     return utc
 
 
@@ -115,8 +143,10 @@ def _allocation(value: Any) -> dict[str, float]:
     if isinstance(value, list):
         value = dict.fromkeys((str(v) for v in value), 1.0)
     if not isinstance(value, dict) or len(value) < 2:
-        raise Invalid("must map at least two variant names to planned shares",
-                      "e.g. {control: 0.5, treatment: 0.5}")
+        raise Invalid(
+            "must map at least two variant names to planned shares",
+            "e.g. {control: 0.5, treatment: 0.5}",
+        )
     shares = {str(k): f.number(0, None, open_low=True)(v) for k, v in value.items()}
     total = sum(shares.values())
     return {k: v / total for k, v in shares.items()}
@@ -166,8 +196,10 @@ def _metrics(node: Fields, sources: dict[str, SourceSpec]) -> list[MetricSpec] |
     primaries = [m.name for m in metrics if m.role is Role.PRIMARY]
     if node.ok and node.data and len(primaries) != 1:
         problem = "no metric has" if not primaries else f"{len(primaries)} metrics have"
-        node.error(f"{problem} role: primary ({', '.join(primaries) or 'none'})",
-                   hint="exactly one metric must be primary")
+        node.error(
+            f"{problem} role: primary ({', '.join(primaries) or 'none'})",
+            hint="exactly one metric must be primary",
+        )
     return metrics
 
 
@@ -191,34 +223,60 @@ def _metric(node: Fields, name: str, sources: dict[str, SourceSpec]) -> MetricSp
         return None
     if kind is MetricType.RATIO and not denominator:
         return None
-    return MetricSpec(name=name, role=role, type=kind, numerator=numerator,
-                      denominator=denominator, goal=goal, margin=margin,
-                      margin_type=margin_type, covariate=covariate, cap=cap)
+    return MetricSpec(
+        name=name,
+        role=role,
+        type=kind,
+        numerator=numerator,
+        denominator=denominator,
+        goal=goal,
+        margin=margin,
+        margin_type=margin_type,
+        covariate=covariate,
+        cap=cap,
+    )
 
 
-def _check_metric_consistency(node: Fields, kind: MetricType | None, role: Role | None,
-                              margin: float | None, cap: float | None,
-                              covariate: CovariateSpec | None) -> None:
+def _check_metric_consistency(
+    node: Fields,
+    kind: MetricType | None,
+    role: Role | None,
+    margin: float | None,
+    cap: float | None,
+    covariate: CovariateSpec | None,
+) -> None:
     if margin is not None and role not in (Role.GUARDRAIL, None):
         node.error("only guardrail metrics take a margin", "margin")
     if kind is MetricType.RATIO and (cap is not None or covariate is not None):
-        node.error("cap and covariate apply to proportion and mean metrics only",
-                   "cap" if cap is not None else "covariate")
+        node.error(
+            "cap and covariate apply to proportion and mean metrics only",
+            "cap" if cap is not None else "covariate",
+        )
     if kind is MetricType.PROPORTION and "value" in node.data:
-        node.error("a proportion counts units with a matching row and takes no value", "value",
-                   "use type: mean to sum a value column")
+        node.error(
+            "a proportion counts units with a matching row and takes no value",
+            "value",
+            "use type: mean to sum a value column",
+        )
 
 
-def _measure(node: Fields, sources: dict[str, SourceSpec], own_keys: set[str] | None = None,
-             window: Any = None) -> MeasureSpec | None:
+def _measure(
+    node: Fields,
+    sources: dict[str, SourceSpec],
+    own_keys: set[str] | None = None,
+    window: Any = None,
+) -> MeasureSpec | None:
     source = node.get("source", f.text)
     filter_sql = node.get("filter", f.text, None)
     value = node.get("value", f.text, None)
     window = node.get("window", f.duration, window)
     node.finish(own_keys)
     if source and source not in sources:
-        node.error(f"unknown source '{source}'", "source",
-                   did_you_mean(source, sources) or "declare it under sources:")
+        node.error(
+            f"unknown source '{source}'",
+            "source",
+            did_you_mean(source, sources) or "declare it under sources:",
+        )
         return None
     if source is None:
         return None
@@ -230,19 +288,24 @@ def _covariate(value: Any) -> CovariateSpec:
         return CovariateSpec(column=f.text(value))
     if isinstance(value, dict) and set(value) == {"lookback"}:
         return CovariateSpec(lookback=f.duration(value["lookback"]))
-    raise Invalid("must be an exposures column name or {lookback: <duration>}",
-                  "e.g. covariate: pre_revenue, or covariate: {lookback: 14d}")
+    raise Invalid(
+        "must be an exposures column name or {lookback: <duration>}",
+        "e.g. covariate: pre_revenue, or covariate: {lookback: 14d}",
+    )
 
 
 def _decision(node: Fields) -> DecisionSpec:
     d = DecisionSpec()
     spec = DecisionSpec(
-        alpha=node.get("alpha", f.number(0, 0.5, open_low=True, open_high=True), d.alpha) or d.alpha,
+        alpha=node.get("alpha", f.number(0, 0.5, open_low=True, open_high=True), d.alpha)
+        or d.alpha,
         power=node.get("power", f.number(0, 1, open_low=True, open_high=True), d.power) or d.power,
         correction=node.get("correction", f.choice(Correction), d.correction) or d.correction,
         rule=node.get("rule", f.choice(Rule), d.rule) or d.rule,
-        srm_alpha=node.get("srm_alpha", f.number(0, 0.5, open_low=True, open_high=True),
-                           d.srm_alpha) or d.srm_alpha,
+        srm_alpha=node.get(
+            "srm_alpha", f.number(0, 0.5, open_low=True, open_high=True), d.srm_alpha
+        )
+        or d.srm_alpha,
     )
     node.finish()
     return spec
@@ -253,14 +316,19 @@ def _checks(node: Fields) -> ChecksSpec:
     share = f.number(0, 1, open_low=True)
     spec = ChecksSpec(
         min_units=node.get("min_units", f.integer(1), d.min_units) or d.min_units,
-        multiple_variants_share=node.get("multiple_variants_share", share,
-                                         d.multiple_variants_share) or d.multiple_variants_share,
-        multiple_variants_min_units=node.get("multiple_variants_min_units", f.integer(1),
-                                             d.multiple_variants_min_units)
+        multiple_variants_share=node.get(
+            "multiple_variants_share", share, d.multiple_variants_share
+        )
+        or d.multiple_variants_share,
+        multiple_variants_min_units=node.get(
+            "multiple_variants_min_units", f.integer(1), d.multiple_variants_min_units
+        )
         or d.multiple_variants_min_units,
         srm_warn_alpha=node.get("srm_warn_alpha", share, d.srm_warn_alpha) or d.srm_warn_alpha,
-        implausible_lift=node.get("implausible_lift", f.number(0, None, open_low=True),
-                                  d.implausible_lift) or d.implausible_lift,
+        implausible_lift=node.get(
+            "implausible_lift", f.number(0, None, open_low=True), d.implausible_lift
+        )
+        or d.implausible_lift,
         min_segment_units=node.get("min_segment_units", f.integer(1), d.min_segment_units)
         or d.min_segment_units,
     )

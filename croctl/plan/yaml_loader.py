@@ -70,7 +70,7 @@ def load_yaml(path: Path) -> tuple[Any, str]:
     except OSError as exc:
         raise PlanError(f"{path}: cannot read plan: {exc.strerror}") from exc
     try:
-        document = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+        document = yaml.load(text, Loader=_Loader)
     except PlanError as exc:
         raise PlanError(f"{path}:{exc.message}", hint=exc.hint) from exc
     except yaml.YAMLError as exc:

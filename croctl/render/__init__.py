@@ -16,8 +16,16 @@ from croctl.render.markdown import render_markdown
 from croctl.render.table import render_table, write_table
 from croctl.report import Report
 
-__all__ = ["OutputFormat", "render_json", "render_markdown", "render_table", "render_text",
-           "remove_stale_report", "write_atomic", "write_table"]
+__all__ = [
+    "OutputFormat",
+    "remove_stale_report",
+    "render_json",
+    "render_markdown",
+    "render_table",
+    "render_text",
+    "write_atomic",
+    "write_table",
+]
 
 
 class OutputFormat(StrEnum):
@@ -40,8 +48,14 @@ def render_text(report: Report, fmt: OutputFormat, width: int = 120) -> str:
     if fmt is OutputFormat.MARKDOWN:
         return render_markdown(report)
     buffer = io.StringIO()
-    console = Console(file=buffer, width=width, no_color=True, color_system=None,
-                      force_terminal=False, legacy_windows=False)
+    console = Console(
+        file=buffer,
+        width=width,
+        no_color=True,
+        color_system=None,
+        force_terminal=False,
+        legacy_windows=False,
+    )
     write_table(report, console)
     return buffer.getvalue()
 
@@ -50,8 +64,10 @@ MARKER = b"croctl"  # every rendered format names croctl (JSON key, Markdown and
 
 
 def remove_stale_report(path: Path) -> None:
-    """After a failed run, delete an earlier croctl report at `path` so it cannot pass for this
-    run's. Any other file (an input named by mistake) is left alone."""
+    """After a failed run, delete an earlier croctl report at `path`.
+
+    It could otherwise pass for this run's. Any other file (an input named by mistake) is kept.
+    """
     try:
         with path.open("rb") as handle:
             head = handle.read(1 << 16)
@@ -71,8 +87,10 @@ def write_atomic(path: Path, text: str) -> None:
     try:
         handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     except OSError as exc:
-        raise DataError(f"{path}: cannot write the report ({exc.strerror})",
-                        hint="check that the folder exists and is writable") from exc
+        raise DataError(
+            f"{path}: cannot write the report ({exc.strerror})",
+            hint="check that the folder exists and is writable",
+        ) from exc
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             out.write(text)
@@ -81,5 +99,7 @@ def write_atomic(path: Path, text: str) -> None:
         os.replace(temp, path)
     except OSError as exc:
         Path(temp).unlink(missing_ok=True)
-        raise DataError(f"{path}: cannot write the report ({exc.strerror})",
-                        hint="check the path and free disk space") from exc
+        raise DataError(
+            f"{path}: cannot write the report ({exc.strerror})",
+            hint="check the path and free disk space",
+        ) from exc

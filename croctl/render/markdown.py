@@ -17,26 +17,44 @@ def render_markdown(report: Report) -> str:
     units = ", ".join(f"{v}: {n:,}" for v, n in report.units.items())
     lines += [f"\nUnits — {units}. Exit code {report.exit_code}.\n", "### Why"]
     lines += [f"- {reason}" for reason in report.reasons]
-    lines += ["", "### Metrics", "",
-              "| metric | role | arm | control | treatment | relative | 95% CI | p adj | outcome |",
-              "|---|---|---|--:|--:|--:|--:|--:|---|"]
+    lines += [
+        "",
+        "### Metrics",
+        "",
+        "| metric | role | arm | control | treatment | relative | 95% CI | p adj | outcome |",
+        "|---|---|---|--:|--:|--:|--:|--:|---|",
+    ]
     control = report.experiment.control
     for m in report.metrics:
         for c in m.comparisons:
-            lines.append(f"| {m.name} | {m.role} | {c.variant} | {num(m.variants[control].value)} "
-                         f"| {num(m.variants[c.variant].value)} | {pct(c.relative)} "
-                         f"| {ci(c.relative_ci)} | {p_value(c.p_value_adjusted)} "
-                         f"| {outcome_label(c)} |")
+            lines.append(
+                f"| {m.name} | {m.role} | {c.variant} | {num(m.variants[control].value)} "
+                f"| {num(m.variants[c.variant].value)} | {pct(c.relative)} "
+                f"| {ci(c.relative_ci)} | {p_value(c.p_value_adjusted)} "
+                f"| {outcome_label(c)} |"
+            )
     lines += ["", "### Trust checks", "", "| check | status | detail |", "|---|---|---|"]
-    lines += [f"| {c.name}{f' ({c.source})' if c.source else ''} | {c.status.value} "
-              f"| {c.message} |" for c in report.checks]
+    lines += [
+        f"| {c.name}{f' ({c.source})' if c.source else ''} | {c.status.value} | {c.message} |"
+        for c in report.checks
+    ]
     if report.segments:
-        lines += ["", "<details><summary>Segments</summary>", "",
-                  "| segment | metric | arm | relative | 95% CI | p adj | outcome |",
-                  "|---|---|---|--:|--:|--:|---|"]
-        lines += [f"| {s.dimension}={s.value} | {s.metric} | {c.variant} | {pct(c.relative)} "
-                  f"| {ci(c.relative_ci)} | {p_value(c.p_value_adjusted)} | {outcome_label(c)} |"
-                  for s in report.segments for c in s.comparisons]
+        lines += [
+            "",
+            "<details><summary>Segments</summary>",
+            "",
+            "| segment | metric | arm | relative | 95% CI | p adj | outcome |",
+            "|---|---|---|--:|--:|--:|---|",
+        ]
+        lines += [
+            f"| {s.dimension}={s.value} | {s.metric} | {c.variant} | {pct(c.relative)} "
+            f"| {ci(c.relative_ci)} | {p_value(c.p_value_adjusted)} | {outcome_label(c)} |"
+            for s in report.segments
+            for c in s.comparisons
+        ]
         lines += ["", "</details>"]
-    lines += ["", f"<sub>croctl {report.croctl_version} · plan sha256 {report.plan_sha256[:12]}</sub>"]
+    lines += [
+        "",
+        f"<sub>croctl {report.croctl_version} · plan sha256 {report.plan_sha256[:12]}</sub>",
+    ]
     return "\n".join(lines) + "\n"

@@ -12,12 +12,24 @@ from rich.text import Text
 from croctl.render.format import ci, num, outcome_label, p_value, pct
 from croctl.report import CheckStatus, ComparisonResult, Outcome, Report, Verdict
 
-_VERDICT_STYLE = {Verdict.SHIP: "bold green", Verdict.DO_NOT_SHIP: "bold red",
-                  Verdict.INCONCLUSIVE: "bold yellow", Verdict.INVALID: "bold magenta"}
-_OUTCOME_STYLE = {Outcome.BETTER: "green", Outcome.WORSE: "red", Outcome.FLAT: "",
-                  Outcome.INCONCLUSIVE: "yellow"}
-_CHECK_STYLE = {CheckStatus.PASS: "green", CheckStatus.WARN: "yellow", CheckStatus.FAIL: "red",
-                CheckStatus.SKIPPED: "dim"}
+_VERDICT_STYLE = {
+    Verdict.SHIP: "bold green",
+    Verdict.DO_NOT_SHIP: "bold red",
+    Verdict.INCONCLUSIVE: "bold yellow",
+    Verdict.INVALID: "bold magenta",
+}
+_OUTCOME_STYLE = {
+    Outcome.BETTER: "green",
+    Outcome.WORSE: "red",
+    Outcome.FLAT: "",
+    Outcome.INCONCLUSIVE: "yellow",
+}
+_CHECK_STYLE = {
+    CheckStatus.PASS: "green",
+    CheckStatus.WARN: "yellow",
+    CheckStatus.FAIL: "red",
+    CheckStatus.SKIPPED: "dim",
+}
 BAR_WIDTH = 21
 
 
@@ -26,8 +38,9 @@ def render_table(report: Report) -> RenderableType:
     parts: list[RenderableType] = [_banner(report), _metrics(report), _checks(report)]
     if report.segments:
         parts.append(_segments(report))
-    parts.append(Text(f"croctl {report.croctl_version} · plan sha256 {report.plan_sha256[:12]}",
-                      style="dim"))
+    parts.append(
+        Text(f"croctl {report.croctl_version} · plan sha256 {report.plan_sha256[:12]}", style="dim")
+    )
     return Group(*parts)
 
 
@@ -43,16 +56,19 @@ def _banner(report: Report) -> Panel:
         title.append(f"  ship: {report.ship_variant}", style="bold")
     units = ", ".join(f"{v} {n:,}" for v, n in report.units.items())
     body = Text()
-    body.append(f"{report.experiment.name} · units: {units} · exit {report.exit_code}\n",
-                style="dim")
+    body.append(
+        f"{report.experiment.name} · units: {units} · exit {report.exit_code}\n", style="dim"
+    )
     for reason in report.reasons:
         body.append(f"• {reason}\n")
     return Panel(body, title=title, title_align="left", border_style=_VERDICT_STYLE[report.verdict])
 
 
 def ci_bar(c: ComparisonResult, scale: float, width: int = BAR_WIDTH) -> Text:
-    """A text bar of the relative CI on [−scale, +scale]: ─ for the interval, ● the estimate,
-    │ zero."""
+    """A text bar of the relative CI on [−scale, +scale].
+
+    ─ marks the interval, ● the estimate and │ zero.
+    """
     cells = [" "] * width
     if not (math.isfinite(c.relative_ci[0]) and math.isfinite(c.relative_ci[1]) and scale > 0):
         return Text(" " * width)
@@ -69,26 +85,42 @@ def ci_bar(c: ComparisonResult, scale: float, width: int = BAR_WIDTH) -> Text:
 
 
 def _scale(report: Report) -> float:
-    bounds = [abs(b) for m in report.metrics for c in m.comparisons for b in c.relative_ci
-              if math.isfinite(b)]
+    bounds = [
+        abs(b)
+        for m in report.metrics
+        for c in m.comparisons
+        for b in c.relative_ci
+        if math.isfinite(b)
+    ]
     return min(max(bounds, default=0.1), 1.0) or 0.1
 
 
 def _metrics(report: Report) -> Table:
     table = Table(title="Metrics", title_justify="left", expand=False)
-    for header, justify in (("metric", "left"), ("role", "left"), ("arm", "left"),
-                            ("control", "right"), ("treatment", "right"),
-                            ("relative [CI]", "right"), ("", "left"), ("p adj", "right"),
-                            ("outcome", "left")):
+    for header, justify in (
+        ("metric", "left"),
+        ("role", "left"),
+        ("arm", "left"),
+        ("control", "right"),
+        ("treatment", "right"),
+        ("relative [CI]", "right"),
+        ("", "left"),
+        ("p adj", "right"),
+        ("outcome", "left"),
+    ):
         table.add_column(header, justify=justify)  # type: ignore[arg-type]
     scale = _scale(report)
     control = report.experiment.control
     for metric in report.metrics:
         for c in metric.comparisons:
             table.add_row(
-                metric.name, metric.role, c.variant, num(metric.variants[control].value),
+                metric.name,
+                metric.role,
+                c.variant,
+                num(metric.variants[control].value),
                 num(metric.variants[c.variant].value),
-                f"{pct(c.relative)} {ci(c.relative_ci)}", ci_bar(c, scale),
+                f"{pct(c.relative)} {ci(c.relative_ci)}",
+                ci_bar(c, scale),
                 p_value(c.p_value_adjusted),
                 Text(outcome_label(c), style=_OUTCOME_STYLE[c.outcome]),
             )
@@ -103,14 +135,16 @@ def _checks(report: Report) -> Table:
     table.add_column("detail", overflow="fold")
     for check in report.checks:
         name = f"{check.name} ({check.source})" if check.source else check.name
-        table.add_row(name, Text(check.status.value, style=_CHECK_STYLE[check.status]),
-                      check.message)
+        table.add_row(
+            name, Text(check.status.value, style=_CHECK_STYLE[check.status]), check.message
+        )
     return table
 
 
 def _segments(report: Report) -> Table:
-    table = Table(title="Segments (primary and guardrails; corrected as one family)",
-                  title_justify="left")
+    table = Table(
+        title="Segments (primary and guardrails; corrected as one family)", title_justify="left"
+    )
     for header in ("segment", "metric", "arm", "units c/t", "relative [CI]", "p adj", "outcome"):
         table.add_column(header)
     control = report.experiment.control
@@ -118,9 +152,12 @@ def _segments(report: Report) -> Table:
         for c in s.comparisons:
             flag = " ⚠ opposite to overall" if s.opposite_sign else ""
             table.add_row(
-                f"{s.dimension}={s.value}", s.metric, c.variant,
+                f"{s.dimension}={s.value}",
+                s.metric,
+                c.variant,
                 f"{s.variants[control].units:,}/{s.variants[c.variant].units:,}",
-                f"{pct(c.relative)} {ci(c.relative_ci)}", p_value(c.p_value_adjusted),
+                f"{pct(c.relative)} {ci(c.relative_ci)}",
+                p_value(c.p_value_adjusted),
                 Text(outcome_label(c) + flag, style=_OUTCOME_STYLE[c.outcome]),
             )
     return table

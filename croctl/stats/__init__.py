@@ -1,5 +1,13 @@
 """Pure statistics on sufficient statistics: estimates, comparisons, corrections, SRM, power."""
 
+from croctl.stats.comparisons import (
+    Effect,
+    NonInferiority,
+    compute_effect,
+    compute_mde,
+    compute_non_inferiority,
+    compute_srm,
+)
 from croctl.stats.corrections import adjust_p_values
 from croctl.stats.estimates import (
     CupedFit,
@@ -8,14 +16,6 @@ from croctl.stats.estimates import (
     estimate_ratio,
     fit_cuped,
     variance_reduction,
-)
-from croctl.stats.comparisons import (
-    Effect,
-    NonInferiority,
-    compute_effect,
-    compute_mde,
-    compute_non_inferiority,
-    compute_srm,
 )
 
 __all__ = [

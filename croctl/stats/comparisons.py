@@ -39,8 +39,9 @@ def compute_effect(control: Estimate, treatment: Estimate, alpha: float) -> Effe
     """
     reason = _why_not_estimable(control, treatment)
     if reason:
-        return Effect(math.nan, _NAN_PAIR, math.nan, math.nan, _NAN_PAIR, math.nan, math.nan,
-                      reason)
+        return Effect(
+            math.nan, _NAN_PAIR, math.nan, math.nan, _NAN_PAIR, math.nan, math.nan, reason
+        )
     z_crit = float(stats.norm.ppf(1 - alpha / 2))
     diff = treatment.value - control.value
     se = math.sqrt(treatment.variance + control.variance)
@@ -52,8 +53,9 @@ def compute_effect(control: Estimate, treatment: Estimate, alpha: float) -> Effe
         # = sqrt(v_t/m_c² + m_t²·v_c/m_c⁴), written so that m_c⁴ cannot underflow
         rel_se = math.sqrt(treatment.variance + ratio**2 * control.variance) / abs(control.value)
         rel_ci = (relative - z_crit * rel_se, relative + z_crit * rel_se)
-    return Effect(diff, (diff - z_crit * se, diff + z_crit * se), se, relative, rel_ci, rel_se,
-                  p_value)
+    return Effect(
+        diff, (diff - z_crit * se, diff + z_crit * se), se, relative, rel_ci, rel_se, p_value
+    )
 
 
 def _why_not_estimable(control: Estimate, treatment: Estimate) -> str | None:
@@ -76,8 +78,9 @@ class NonInferiority:
     power: float  # power to clear the margin if the true effect were zero
 
 
-def compute_non_inferiority(estimate: float, se: float, harm_sign: int, margin: float,
-                            alpha: float) -> NonInferiority:
+def compute_non_inferiority(
+    estimate: float, se: float, harm_sign: int, margin: float, alpha: float
+) -> NonInferiority:
     """Non-inferiority at one-sided level alpha: holds when harm + z₁₋ₐ·se < margin.
 
     `harm_sign` is +1 when an increase is harmful, −1 when a decrease is. Power assumes no true

@@ -51,8 +51,11 @@ def estimate_mean(m: Moments, cuped: CupedFit | None = None, *, uncapped: bool =
     var = _var(m.n, total, squares)
     if cuped is not None and math.isfinite(cuped.theta):
         mean -= cuped.theta * (m.x / m.n - cuped.mean_x)
-        var = (var - 2 * cuped.theta * _cov(m.n, m.x, m.y, m.xy)
-               + cuped.theta**2 * _var(m.n, m.x, m.xx))
+        var = (
+            var
+            - 2 * cuped.theta * _cov(m.n, m.x, m.y, m.xy)
+            + cuped.theta**2 * _var(m.n, m.x, m.xx)
+        )
         var = max(var, 0.0)
     return Estimate(m.n, mean, var / m.n)
 
