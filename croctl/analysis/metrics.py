@@ -123,7 +123,8 @@ def _comparison(
     arms: ArmMoments,
 ) -> ComparisonResult:
     result = build_comparison(plan, metric, variant, estimates, effect, p_adjusted)
-    return replace(result, **_sensitivity(plan, metric, variant, arms))
+    unadjusted, uncapped = _sensitivity(plan, metric, variant, arms)
+    return replace(result, unadjusted=unadjusted, uncapped=uncapped)
 
 
 def build_comparison(
@@ -211,27 +212,22 @@ def _guardrail(
 
 def _sensitivity(
     plan: Plan, metric: MetricSpec, variant: str, arms: ArmMoments
-) -> dict[str, Sensitivity]:
+) -> tuple[Sensitivity | None, Sensitivity | None]:
     """The comparison without CUPED and without the cap, for metrics that use them."""
-    found = {}
-    if metric.covariate is not None:
-        found["unadjusted"] = _plain_effect(plan, metric, variant, arms, adjusted=False)
-    if metric.cap is not None:
-        found["uncapped"] = _plain_effect(plan, metric, variant, arms, uncapped=True)
-    return {k: v for k, v in found.items() if v is not None}
+    unadjusted = _plain_effect(plan, metric, variant, arms) if metric.covariate else None
+    uncapped = (
+        _plain_effect(plan, metric, variant, arms, uncapped=True)
+        if metric.cap is not None
+        else None
+    )
+    return unadjusted, uncapped
 
 
 def _plain_effect(
-    plan: Plan,
-    metric: MetricSpec,
-    variant: str,
-    arms: ArmMoments,
-    adjusted: bool = True,
-    uncapped: bool = False,
-) -> Sensitivity | None:
-    estimates, _ = estimate_arms(
-        metric, arms, adjusted=adjusted and not uncapped, uncapped=uncapped
-    )
+    plan: Plan, metric: MetricSpec, variant: str, arms: ArmMoments, uncapped: bool = False
+) -> Sensitivity:
+    """The comparison without CUPED (and, with `uncapped`, on the uncapped values)."""
+    estimates, _ = estimate_arms(metric, arms, adjusted=False, uncapped=uncapped)
     effect = compute_effect(
         estimates[plan.experiment.control], estimates[variant], plan.decision.alpha
     )
