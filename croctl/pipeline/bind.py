@@ -8,7 +8,7 @@ import polars as pl
 
 from croctl.errors import PlanError, PlanErrors, did_you_mean
 from croctl.io import ColumnNeeds, ExportFiles, inspect_export, scan_export
-from croctl.plan import EXPOSURES, MeasureSpec, MetricSpec, Plan
+from croctl.plan import EXPOSURES, Plan
 
 
 @dataclass(slots=True)
@@ -48,7 +48,7 @@ def bind_plan(plan: Plan, *, scan: bool = True) -> BoundPlan:
         PlanErrors: columns or filters the files cannot satisfy, all at once.
     """
     exposures = BoundSource(EXPOSURES, inspect_export(plan.exposures.path))
-    used = {m.source for metric in plan.metrics for m in _measures(metric)}
+    used = {m.source for metric in plan.metrics for _, m in metric.measures()}
     sources = {
         name: BoundSource(name, inspect_export(spec.path))
         for name, spec in plan.sources.items()
@@ -78,12 +78,6 @@ def _common_unit_dtype(bound: BoundPlan) -> pl.DataType:
         if source.frame is not None
     }
     return pl.Int64() if all(d.is_integer() for d in dtypes) else pl.String()
-
-
-def _measures(metric: MetricSpec) -> list[MeasureSpec]:
-    return (
-        [metric.numerator] if metric.denominator is None else [metric.numerator, metric.denominator]
-    )
 
 
 def _require(bound: BoundSource, column: str, key: str, errors: list[PlanError]) -> bool:
@@ -130,11 +124,9 @@ def _bind_metrics(
 ) -> dict[tuple[str, str], pl.Expr]:
     filters: dict[tuple[str, str], pl.Expr] = {}
     for metric in plan.metrics:
-        sides = (("num", "numerator", metric.numerator), ("den", "denominator", metric.denominator))
-        for side, label, measure in sides:
-            if measure is None:
-                continue
-            key = f"metrics.{metric.name}" + (f".{label}" if metric.denominator else "")
+        for side, measure in metric.measures():
+            label = {"num": ".numerator", "den": ".denominator"}[side] if metric.denominator else ""
+            key = f"metrics.{metric.name}{label}"
             bound = sources[measure.source]
             if measure.value and _require(bound, measure.value, f"{key}.value", errors):
                 bound.needs.numbers.add(measure.value)

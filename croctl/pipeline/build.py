@@ -137,12 +137,13 @@ def _first_exposures(bound: BoundPlan, rows: pl.LazyFrame) -> pl.LazyFrame:
 
 
 def _measures_on(bound: BoundPlan, source: str) -> list[tuple[int, str, MetricSpec, MeasureSpec]]:
-    found = []
-    for i, metric in enumerate(bound.plan.metrics):
-        for side, measure in (("num", metric.numerator), ("den", metric.denominator)):
-            if measure is not None and measure.source == source:
-                found.append((i, side, metric, measure))
-    return found
+    """Every measure reading `source`: (metric index, side, metric, measure)."""
+    return [
+        (i, side, metric, m)
+        for i, metric in enumerate(bound.plan.metrics)
+        for side, m in metric.measures()
+        if m.source == source
+    ]
 
 
 def _source_rows(bound: BoundPlan, source: BoundSource, valid: pl.LazyFrame) -> pl.LazyFrame:

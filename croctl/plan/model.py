@@ -131,6 +131,12 @@ class MetricSpec:
     covariate: CovariateSpec | None = None
     cap: float | None = None
 
+    def measures(self) -> tuple[tuple[str, MeasureSpec], ...]:
+        """The metric's measures with their side: ("num", ...) and, for ratios, ("den", ...)."""
+        if self.denominator is None:
+            return (("num", self.numerator),)
+        return (("num", self.numerator), ("den", self.denominator))
+
 
 @dataclass(frozen=True, slots=True)
 class DecisionSpec:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croctl.errors import PlanError, PlanErrors, did_you_mean
@@ -30,6 +32,7 @@ from croctl.plan.model import (
 from croctl.plan.yaml_loader import load_yaml
 
 EXPOSURES = "exposures"
+T = TypeVar("T")
 _MEASURE_KEYS = {"source", "filter", "value", "window"}
 _METRIC_KEYS = {
     "role",
@@ -294,43 +297,34 @@ def _covariate(value: Any) -> CovariateSpec:
     )
 
 
-def _decision(node: Fields) -> DecisionSpec:
-    d = DecisionSpec()
-    spec = DecisionSpec(
-        alpha=node.get("alpha", f.number(0, 0.5, open_low=True, open_high=True), d.alpha)
-        or d.alpha,
-        power=node.get("power", f.number(0, 1, open_low=True, open_high=True), d.power) or d.power,
-        correction=node.get("correction", f.choice(Correction), d.correction) or d.correction,
-        rule=node.get("rule", f.choice(Rule), d.rule) or d.rule,
-        srm_alpha=node.get(
-            "srm_alpha", f.number(0, 0.5, open_low=True, open_high=True), d.srm_alpha
-        )
-        or d.srm_alpha,
-    )
+_DECISION = {
+    "alpha": f.number(0, 0.5, open_low=True, open_high=True),
+    "power": f.number(0, 1, open_low=True, open_high=True),
+    "correction": f.choice(Correction),
+    "rule": f.choice(Rule),
+    "srm_alpha": f.number(0, 0.5, open_low=True, open_high=True),
+}
+_SHARE = f.number(0, 1, open_low=True)
+_CHECKS = {
+    "min_units": f.integer(1),
+    "multiple_variants_share": _SHARE,
+    "multiple_variants_min_units": f.integer(1),
+    "srm_warn_alpha": _SHARE,
+    "implausible_lift": f.number(0, None, open_low=True),
+    "min_segment_units": f.integer(1),
+}
+
+
+def _settings(node: Fields, defaults: T, parsers: dict[str, Callable[[Any], Any]]) -> T:
+    """`defaults` with every valid key of `node` applied; invalid values are recorded as errors."""
+    given = {key: node.get(key, parse, None) for key, parse in parsers.items()}
     node.finish()
-    return spec
+    return replace(defaults, **{k: v for k, v in given.items() if v is not None})  # type: ignore[type-var]
+
+
+def _decision(node: Fields) -> DecisionSpec:
+    return _settings(node, DecisionSpec(), _DECISION)
 
 
 def _checks(node: Fields) -> ChecksSpec:
-    d = ChecksSpec()
-    share = f.number(0, 1, open_low=True)
-    spec = ChecksSpec(
-        min_units=node.get("min_units", f.integer(1), d.min_units) or d.min_units,
-        multiple_variants_share=node.get(
-            "multiple_variants_share", share, d.multiple_variants_share
-        )
-        or d.multiple_variants_share,
-        multiple_variants_min_units=node.get(
-            "multiple_variants_min_units", f.integer(1), d.multiple_variants_min_units
-        )
-        or d.multiple_variants_min_units,
-        srm_warn_alpha=node.get("srm_warn_alpha", share, d.srm_warn_alpha) or d.srm_warn_alpha,
-        implausible_lift=node.get(
-            "implausible_lift", f.number(0, None, open_low=True), d.implausible_lift
-        )
-        or d.implausible_lift,
-        min_segment_units=node.get("min_segment_units", f.integer(1), d.min_segment_units)
-        or d.min_segment_units,
-    )
-    node.finish()
-    return spec
+    return _settings(node, ChecksSpec(), _CHECKS)

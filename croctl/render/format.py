@@ -6,33 +6,28 @@ import math
 
 from croctl.report import ComparisonResult
 
+MISSING = "—"
+
+
+def _shown(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
+
 
 def pct(value: float | None, digits: int = 2) -> str:
     """Signed percentage, or an em dash for missing values."""
-    if value is None or not math.isfinite(value):
-        return "—"
-    return f"{value:+.{digits}%}"
+    return f"{value:+.{digits}%}" if _shown(value) else MISSING
 
 
 def num(value: float | None) -> str:
     """A metric value with 4 significant digits."""
-    if value is None or not math.isfinite(value):
-        return "—"
-    return f"{value:.4g}"
-
-
-def signed(value: float | None) -> str:
-    """A signed absolute effect with 3 significant digits."""
-    if value is None or not math.isfinite(value):
-        return "—"
-    return f"{value:+.3g}"
+    return f"{value:.4g}" if _shown(value) else MISSING
 
 
 def p_value(value: float | None) -> str:
-    """A p-value, with tiny ones shown as < 0.0001."""
-    if value is None or not math.isfinite(value):
-        return "—"
-    return "<0.0001" if value < 1e-4 else f"{value:.4f}"
+    """A p-value, with tiny ones shown as <0.0001."""
+    if not _shown(value):
+        return MISSING
+    return "<0.0001" if value < 1e-4 else f"{value:.4f}"  # type: ignore[operator]
 
 
 def ci(pair: tuple[float, float]) -> str:
