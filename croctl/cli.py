@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import traceback
 from collections.abc import Iterator
@@ -58,8 +59,8 @@ def _errors(debug: bool) -> Iterator[None]:
         _fail(f"{kind}: {' '.join(str(exc).split())}", int(exc.exit_code))
     except KeyboardInterrupt:
         _fail("interrupted", ExitCode.INTERRUPTED)
-    except BrokenPipeError:  # `croctl ... | head`: the reader left, nothing went wrong
-        sys.stderr.close()
+    except BrokenPipeError:  # `croctl schema ... | head`: the reader left, nothing went wrong
+        _detach_stdout()
         raise typer.Exit(0) from None
     except Exception as exc:  # a bug: never let it look like a verdict
         if debug:
@@ -69,6 +70,11 @@ def _errors(debug: bool) -> Iterator[None]:
             " — please report it; rerun with --debug for the traceback",
             ExitCode.INTERNAL,
         )
+
+
+def _detach_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _version(value: bool) -> None:
@@ -158,11 +164,15 @@ def evaluate(
 def _emit(report: Report, fmt: OutputFormat, output: Path | None) -> None:
     if output is not None:
         write_atomic(output, render_text(report, fmt))
-    elif fmt is OutputFormat.TABLE:
-        write_table(report, Console(highlight=False))
-    else:
-        sys.stdout.write(render_text(report, fmt))
-        sys.stdout.flush()
+        return
+    try:
+        if fmt is OutputFormat.TABLE:
+            write_table(report, Console(highlight=False))
+        else:
+            sys.stdout.write(render_text(report, fmt))
+            sys.stdout.flush()
+    except BrokenPipeError:  # `croctl evaluate ... | head`: the exit code is still the verdict's
+        _detach_stdout()
 
 
 @app.command()

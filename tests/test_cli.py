@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import jsonschema
@@ -174,3 +176,18 @@ def test_plan_schema_accepts_every_shipped_plan():
 def test_version():
     result = run("--version")
     assert result.exit_code == 0 and __version__ in result.stdout
+
+
+@pytest.mark.parametrize("fmt", ["table", "json"])
+def test_a_closed_stdout_is_not_an_error(fmt):
+    """`croctl evaluate ... | head`: no traceback, and the exit code is still the verdict's."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "croctl", "evaluate", str(PLANS / "leadgen.yaml"), "-f", fmt],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    proc.stdout.close()  # the reader leaves before croctl writes anything
+    with proc.stderr:
+        stderr = proc.stderr.read().decode()
+    assert proc.wait() == 1, stderr
+    assert stderr == ""

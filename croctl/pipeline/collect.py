@@ -61,7 +61,8 @@ def _cells(frame: pl.DataFrame, n_segments: int, n_metrics: int) -> tuple[Cell, 
 def _per_variant(frame: pl.DataFrame, column: str) -> dict[str, int]:
     if column not in frame.columns:
         return {}
-    return {str(v): int(n or 0) for v, n in zip(frame[VARIANT], frame[column], strict=True)}
+    pairs = zip(frame[VARIANT], frame[column], strict=True)
+    return {str(v): int(n or 0) for v, n in sorted(pairs, key=lambda pair: str(pair[0]))}
 
 
 def _nonfinite(frame: pl.DataFrame) -> dict[str, int]:

@@ -159,6 +159,7 @@ class ChecksSpec:
     srm_warn_alpha: float = 0.01
     implausible_lift: float = 0.5
     min_segment_units: int = 50
+    coverage_max_gap: float = 0.5
 
 
 @dataclass(frozen=True, slots=True)

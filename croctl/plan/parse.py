@@ -312,6 +312,7 @@ _CHECKS = {
     "srm_warn_alpha": _SHARE,
     "implausible_lift": f.number(0, None, open_low=True),
     "min_segment_units": f.integer(1),
+    "coverage_max_gap": _SHARE,
 }
 
 

@@ -1,0 +1,5 @@
+"""`python -m croctl`."""
+
+from croctl.cli import main
+
+main()
