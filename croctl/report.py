@@ -143,6 +143,41 @@ class SegmentResult:
 
 
 @dataclass(frozen=True, slots=True)
+class HeterogeneityResult:
+    """Cochran's Q: does one metric's effect differ between the values of a segment dimension?"""
+
+    dimension: str
+    metric: str
+    variant: str
+    cells: int
+    q: float
+    df: int
+    p_value: float
+    p_value_adjusted: float
+    i_squared: float
+    differs: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PowerSummary:
+    """What the primary metric could detect at the sample reached, and what is still needed.
+
+    `units_needed` (all arms) reaches `power` at the plan's `decision.mde`; `days_more` divides
+    the shortfall by the traffic seen so far (`units_per_day`).
+    """
+
+    metric: str
+    power: float
+    units: int
+    mde_relative: float
+    planned_mde: float | None = None
+    units_needed: float | None = None
+    units_more: float | None = None
+    units_per_day: float | None = None
+    days_more: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ExperimentInfo:
     """Echo of the plan's experiment block."""
 
@@ -178,6 +213,8 @@ class Report:
     checks: list[CheckResult]
     metrics: list[MetricResult]
     segments: list[SegmentResult]
+    heterogeneity: list[HeterogeneityResult] = field(default_factory=list)
+    power: PowerSummary | None = None
     schema_version: str = SCHEMA_VERSION
 
     @property
@@ -205,6 +242,8 @@ _KEY_ORDER = (
     "checks",
     "metrics",
     "segments",
+    "heterogeneity",
+    "power",
     "decision",
 )
 

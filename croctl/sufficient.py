@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
+from datetime import datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +73,16 @@ class ExposureCounts:
     nonfinite: dict[str, int]  # covariate column -> rows with NaN/inf
     units_seen: int  # distinct units with an in-window exposure
     multiple_variants: int  # of those, units seen in more than one variant
+    first_start: datetime | None = None  # earliest and latest first exposure: the traffic rate
+    last_start: datetime | None = None
+
+    @property
+    def units_per_day(self) -> float | None:
+        """New units per day over the exposure period seen so far (None under one hour)."""
+        if self.first_start is None or self.last_start is None:
+            return None
+        days = (self.last_start - self.first_start).total_seconds() / 86400
+        return self.units_seen / days if days >= 1 / 24 else None
 
 
 @dataclass(frozen=True, slots=True)

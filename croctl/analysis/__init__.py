@@ -5,7 +5,8 @@ from __future__ import annotations
 from croctl import __version__
 from croctl.analysis.checks import run_checks
 from croctl.analysis.metrics import analyze_metrics
-from croctl.analysis.segments import analyze_segments, arms_of
+from croctl.analysis.planning import summarize_power
+from croctl.analysis.segments import analyze_heterogeneity, analyze_segments, arms_of
 from croctl.analysis.verdict import decide
 from croctl.plan import Plan
 from croctl.report import DecisionInfo, ExperimentInfo, Report
@@ -17,10 +18,13 @@ __all__ = ["analyze"]
 def analyze(plan: Plan, data: SufficientStats, *, segments: bool = True) -> Report:
     """Turn sufficient statistics into the full readout (pure: no I/O)."""
     units = {v: n for v, (n, _) in data.by_variant().items()}
-    metrics = analyze_metrics(plan, arms_of(plan, data))
+    arms = arms_of(plan, data)
+    metrics = analyze_metrics(plan, arms)
     checks = run_checks(plan, data, units, metrics)
-    decision = decide(plan, metrics, checks)
+    power = summarize_power(plan, arms, data.exposures)
+    decision = decide(plan, metrics, checks, power)
     experiment, rules = plan.experiment, plan.decision
+    cells = analyze_segments(plan, data, metrics) if segments else []
     return Report(
         croctl_version=__version__,
         plan_sha256=plan.sha256,
@@ -36,5 +40,7 @@ def analyze(plan: Plan, data: SufficientStats, *, segments: bool = True) -> Repo
         units={v: units.get(v, 0) for v in experiment.variants},
         checks=checks,
         metrics=metrics,
-        segments=analyze_segments(plan, data, metrics) if segments else [],
+        segments=cells,
+        heterogeneity=analyze_heterogeneity(plan, cells),
+        power=power,
     )

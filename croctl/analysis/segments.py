@@ -5,13 +5,23 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
+from scipy import stats
+
 from croctl.analysis.metrics import ArmMoments, build_comparison, compare_arms
 from croctl.plan import MetricSpec, Plan, Role
-from croctl.report import ArmResult, ComparisonResult, MetricResult, Outcome, SegmentResult
-from croctl.stats import adjust_p_values
+from croctl.report import (
+    ArmResult,
+    ComparisonResult,
+    HeterogeneityResult,
+    MetricResult,
+    Outcome,
+    SegmentResult,
+)
+from croctl.stats import adjust_p_values, compute_heterogeneity
 from croctl.sufficient import Cell, SufficientStats
 
 OTHER = "(other)"
+SUPPRESSED = "suppressed"
 MAX_VALUES = 10  # high-cardinality dimensions keep the largest values, the rest pool as OTHER
 
 
@@ -41,6 +51,43 @@ def analyze_segments(
     return _correct(plan, raw, {m.name: m for m in overall})
 
 
+def analyze_heterogeneity(plan: Plan, segments: list[SegmentResult]) -> list[HeterogeneityResult]:
+    """Cochran's Q per (dimension, metric, arm) over the segment values' absolute effects.
+
+    Each cell's standard error is recovered from its CI (est ± z·se). The tests form their own
+    family, corrected with the plan's `correction`; `differs` reads the adjusted p-value.
+    """
+    z = float(stats.norm.ppf(1 - plan.decision.alpha / 2))
+    groups: dict[tuple[str, str, str], list[ComparisonResult]] = {}
+    for s in segments:
+        for c in s.comparisons:
+            if not c.reason or c.reason.startswith(SUPPRESSED):
+                groups.setdefault((s.dimension, s.metric, c.variant), []).append(c)
+    tests = {
+        key: compute_heterogeneity(
+            [c.absolute for c in cells],
+            [(c.absolute_ci[1] - c.absolute_ci[0]) / (2 * z) for c in cells],
+        )
+        for key, cells in groups.items()
+    }
+    adjusted = adjust_p_values([t.p_value for t in tests.values()], plan.decision.correction)
+    return [
+        HeterogeneityResult(
+            dimension=dimension,
+            metric=metric,
+            variant=variant,
+            cells=t.df + 1,
+            q=t.q,
+            df=t.df,
+            p_value=t.p_value,
+            p_value_adjusted=p,
+            i_squared=t.i_squared,
+            differs=bool(p < plan.decision.alpha),
+        )
+        for ((dimension, metric, variant), t), p in zip(tests.items(), adjusted, strict=True)
+    ]
+
+
 def _grouped_values(data: SufficientStats, dim: int) -> list[tuple[str, list[Cell]]]:
     values = data.segment_values(dim)
     groups = [(v, data.segment_cells(dim, v)) for v in values[:MAX_VALUES]]
@@ -62,7 +109,7 @@ def _segment(
                 outcome=Outcome.INCONCLUSIVE,
                 significant=False,
                 guardrail=None,
-                reason=f"suppressed: {small} units in an arm (< {plan.checks.min_segment_units})",
+                reason=f"{SUPPRESSED}: {small} units in an arm (< {plan.checks.min_segment_units})",
             )
         comparisons.append(comparison)
     variants = {v: ArmResult(e.units, e.value) for v, e in estimates.items()}

@@ -12,6 +12,7 @@ from croctl.report import (
     GuardrailState,
     MetricResult,
     Outcome,
+    PowerSummary,
     Verdict,
 )
 
@@ -25,7 +26,12 @@ class Decision:
     ship_variant: str | None = None
 
 
-def decide(plan: Plan, metrics: list[MetricResult], checks: list[CheckResult]) -> Decision:
+def decide(
+    plan: Plan,
+    metrics: list[MetricResult],
+    checks: list[CheckResult],
+    power: PowerSummary | None = None,
+) -> Decision:
     """Apply the plan's rule: invalid on a failed check, else ship / do not ship / inconclusive.
 
     An arm ships when it qualifies under the rule and all its guardrails hold; with several
@@ -46,8 +52,9 @@ def decide(plan: Plan, metrics: list[MetricResult], checks: list[CheckResult]) -
         others = [r for v, (_, rs) in arms.items() if v != best for r in rs]
         return Decision(Verdict.SHIP, arms[best][1] + others, ship_variant=best)
     reasons = [r for _, rs in arms.values() for r in rs]
-    harmed = any(_harmed(plan, primary, v, guardrails) for v in arms)
-    return Decision(Verdict.DO_NOT_SHIP if harmed else Verdict.INCONCLUSIVE, reasons)
+    if any(_harmed(plan, primary, v, guardrails) for v in arms):
+        return Decision(Verdict.DO_NOT_SHIP, reasons)
+    return Decision(Verdict.INCONCLUSIVE, reasons + _how_much_longer(power))
 
 
 def _primary(primary: MetricResult, variant: str) -> ComparisonResult:
@@ -83,6 +90,21 @@ def _arm(
     else:
         primary_ok = comparison.outcome in (Outcome.BETTER, Outcome.FLAT)
     return primary_ok and guard_ok, reasons
+
+
+def _how_much_longer(power: PowerSummary | None) -> list[str]:
+    """For an inconclusive primary: the sample and days the planned MDE still needs."""
+    if power is None or power.planned_mde is None or power.units_more is None:
+        return []
+    goal = f"{power.power:.0%} power for the planned ±{power.planned_mde:.1%}"
+    if power.units_more == 0:
+        return [f"{power.metric}: the sample already gives {goal}; the effect is smaller"]
+    days = (
+        f", ≈ {power.days_more:.1f} more days at {power.units_per_day:,.0f} units/day"
+        if power.days_more is not None and power.units_per_day
+        else ""
+    )
+    return [f"{power.metric}: {goal} needs ≈ {power.units_more:,.0f} more units{days}"]
 
 
 def _pct(value: float) -> str:

@@ -44,7 +44,10 @@ def build_query(bound: BoundPlan) -> Query:
     frames: dict[str, pl.LazyFrame] = {
         "exposures": _exposure_counts(bound, exposures),
         "multiple_variants": units.select(
-            pl.len().alias("units"), (pl.col(N_VARIANTS) > 1).sum().alias("multiple")
+            pl.len().alias("units"),
+            (pl.col(N_VARIANTS) > 1).sum().alias("multiple"),
+            pl.col(START).min().alias("first_start"),
+            pl.col(START).max().alias("last_start"),
         ),
     }
     unit_table = valid

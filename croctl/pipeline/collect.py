@@ -87,6 +87,8 @@ def _exposures(frame: pl.DataFrame, multiple: pl.DataFrame) -> ExposureCounts:
         nonfinite=_nonfinite(frame),
         units_seen=int(row["units"] or 0),
         multiple_variants=int(row["multiple"] or 0),
+        first_start=row["first_start"],
+        last_start=row["last_start"],
     )
 
 

@@ -147,6 +147,7 @@ class DecisionSpec:
     correction: Correction = Correction.HOLM
     rule: Rule = Rule.SUPERIORITY
     srm_alpha: float = 0.001
+    mde: float | None = None  # relative effect the test is powered for (explains inconclusive)
 
 
 @dataclass(frozen=True, slots=True)

@@ -303,6 +303,7 @@ _DECISION = {
     "correction": f.choice(Correction),
     "rule": f.choice(Rule),
     "srm_alpha": f.number(0, 0.5, open_low=True, open_high=True),
+    "mde": f.number(0, None, open_low=True),
 }
 _SHARE = f.number(0, 1, open_low=True)
 _CHECKS = {

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from croctl.render.format import ci, num, outcome_label, p_value, pct
+from croctl.render.format import (
+    ci,
+    num,
+    outcome_label,
+    p_value,
+    pct,
+    power_lines,
+    sensitivity_lines,
+)
 from croctl.report import Report
 
 _ICON = {"ship": "✅", "do_not_ship": "⛔", "inconclusive": "⏳", "invalid": "⚠️"}
@@ -33,6 +41,10 @@ def render_markdown(report: Report) -> str:
                 f"| {ci(c.relative_ci)} | {p_value(c.p_value_adjusted)} "
                 f"| {outcome_label(c)} |"
             )
+    notes_by_title = (("Power", power_lines(report)), ("Sensitivity", sensitivity_lines(report)))
+    for title, notes in notes_by_title:
+        if notes:
+            lines += ["", f"### {title}", "", *[f"- {note}" for note in notes]]
     lines += ["", "### Trust checks", "", "| check | status | detail |", "|---|---|---|"]
     lines += [
         f"| {c.name}{f' ({c.source})' if c.source else ''} | {c.status.value} | {c.message} |"

@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import math
 
+from rich import box
 from rich.console import Console, Group, RenderableType
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from croctl.render.format import ci, num, outcome_label, p_value, pct
+from croctl.render.format import (
+    MISSING,
+    ci,
+    ci_points,
+    num,
+    outcome_label,
+    p_value,
+    pct,
+    power_lines,
+    sensitivity_lines,
+)
 from croctl.report import CheckStatus, ComparisonResult, Outcome, Report, Verdict
 
 _VERDICT_STYLE = {
@@ -30,12 +41,16 @@ _CHECK_STYLE = {
     CheckStatus.FAIL: "red",
     CheckStatus.SKIPPED: "dim",
 }
-BAR_WIDTH = 21
+BAR_WIDTH = 15
+NARROW_BAR = 11
+WIDE = 110  # from this width on, the table also shows control and treatment values
 
 
-def render_table(report: Report) -> RenderableType:
-    """The whole readout as one Rich renderable."""
-    parts: list[RenderableType] = [_banner(report), _metrics(report), _checks(report)]
+def render_table(report: Report, width: int = 80) -> RenderableType:
+    """The whole readout as one Rich renderable, laid out for a terminal `width` wide."""
+    parts: list[RenderableType] = [_banner(report), _metrics(report, width)]
+    parts += _notes("Power", power_lines(report)) + _notes("Sensitivity", sensitivity_lines(report))
+    parts.append(_checks(report))
     if report.segments:
         parts.append(_segments(report))
     parts.append(
@@ -46,7 +61,7 @@ def render_table(report: Report) -> RenderableType:
 
 def write_table(report: Report, console: Console) -> None:
     """Print the readout on `console`."""
-    console.print(render_table(report))
+    console.print(render_table(report, console.width))
 
 
 def _banner(report: Report) -> Panel:
@@ -64,10 +79,19 @@ def _banner(report: Report) -> Panel:
     return Panel(body, title=title, title_align="left", border_style=_VERDICT_STYLE[report.verdict])
 
 
+def _notes(title: str, lines: list[str]) -> list[RenderableType]:
+    if not lines:
+        return []
+    body = Text(f"{title}\n", style="italic")
+    for line in lines:
+        body.append(f"  • {line}\n", style="")
+    return [body]
+
+
 def ci_bar(c: ComparisonResult, scale: float, width: int = BAR_WIDTH) -> Text:
     """A text bar of the relative CI on [−scale, +scale].
 
-    ─ marks the interval, ● the estimate and │ zero.
+    ─ marks the interval, ● the estimate, │ zero; ‹ or › an interval running off the scale.
     """
     cells = [" "] * width
     if not (math.isfinite(c.relative_ci[0]) and math.isfinite(c.relative_ci[1]) and scale > 0):
@@ -79,53 +103,84 @@ def ci_bar(c: ComparisonResult, scale: float, width: int = BAR_WIDTH) -> Text:
     lo, hi = pos(c.relative_ci[0]), pos(c.relative_ci[1])
     for i in range(lo, hi + 1):
         cells[i] = "─"
+    if c.relative_ci[0] < -scale:
+        cells[0] = "‹"
+    if c.relative_ci[1] > scale:
+        cells[-1] = "›"
     cells[pos(0.0)] = "│"
     cells[pos(c.relative)] = "●"
     return Text("".join(cells), style=_OUTCOME_STYLE[c.outcome] or "cyan")
 
 
 def _scale(report: Report) -> float:
+    """Half-width of the bars: 1.5 × the primary's widest CI bound, so it reads at a glance.
+
+    Wider intervals of other metrics run off the edge (‹ ›) rather than squash the primary's.
+    """
     bounds = [
         abs(b)
         for m in report.metrics
+        if m.role == "primary"
         for c in m.comparisons
         for b in c.relative_ci
         if math.isfinite(b)
     ]
-    return min(max(bounds, default=0.1), 1.0) or 0.1
+    return min(max(1.5 * max(bounds, default=0.1), 0.02), 1.0)
 
 
-def _metrics(report: Report) -> Table:
-    table = Table(title="Metrics", title_justify="left", expand=False)
-    for header, justify in (
-        ("metric", "left"),
-        ("role", "left"),
-        ("arm", "left"),
-        ("control", "right"),
-        ("treatment", "right"),
-        ("relative [CI]", "right"),
-        ("", "left"),
-        ("p adj", "right"),
-        ("outcome", "left"),
-    ):
-        table.add_column(header, justify=justify)  # type: ignore[arg-type]
+def _metrics(report: Report, width: int) -> Table:
+    """A title row per metric (name, role), then one row per treatment arm.
+
+    Fits 80 columns; from `WIDE` columns on, the control and treatment values are shown too.
+    """
+    wide = width >= WIDE
+    bar = BAR_WIDTH if wide else NARROW_BAR
+    table = Table(
+        title="Metrics",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        padding=(0, 1),
+        collapse_padding=True,
+        pad_edge=False,
+    )
+    longest = max((len(m.name) for m in report.metrics), default=0)
+    table.add_column("metric / arm", overflow="fold", min_width=min(longest, 24))
+    if wide:
+        table.add_column("control", justify="right")
+        table.add_column("treatment", justify="right")
+    table.add_column("relative [95% CI]", justify="right", no_wrap=True)
+    table.add_column("", no_wrap=True, overflow="crop", width=bar)
+    table.add_column("p adj", justify="right", no_wrap=True)
+    table.add_column("outcome")
+    blank = [""] * (len(table.columns) - 2)
     scale = _scale(report)
     control = report.experiment.control
     for metric in report.metrics:
+        table.add_row(Text(metric.name, style="bold"), *blank, Text(metric.role, style="dim"))
         for c in metric.comparisons:
-            table.add_row(
-                metric.name,
-                metric.role,
-                c.variant,
-                num(metric.variants[control].value),
-                num(metric.variants[c.variant].value),
-                f"{pct(c.relative)} {ci(c.relative_ci)}",
-                ci_bar(c, scale),
-                p_value(c.p_value_adjusted),
-                Text(outcome_label(c), style=_OUTCOME_STYLE[c.outcome]),
+            values = (
+                [num(metric.variants[control].value), num(metric.variants[c.variant].value)]
+                if wide
+                else []
             )
-    table.caption = f"CI bars span ±{scale:.0%} relative; │ marks zero"
+            table.add_row(
+                f"  {c.variant}",
+                *values,
+                f"{pct(c.relative, 1)} {ci_points(c.relative_ci)}",
+                ci_bar(c, scale, bar),
+                p_value(c.p_value_adjusted),
+                _outcome(c),
+            )
+    table.caption = f"bars: relative CI on ±{scale:.0%}; │ zero, ● estimate"
     return table
+
+
+def _outcome(c: ComparisonResult) -> Text:
+    """The outcome; for a guardrail its state, which is what the verdict reads."""
+    if c.guardrail is None:
+        return Text(c.outcome.value, style=_OUTCOME_STYLE[c.outcome])
+    failed = c.guardrail.value == "fails"
+    return Text(f"{'✗' if failed else '✓'} {c.guardrail.value}", style="red" if failed else "green")
 
 
 def _checks(report: Report) -> Table:
@@ -142,22 +197,43 @@ def _checks(report: Report) -> Table:
 
 
 def _segments(report: Report) -> Table:
+    """Per dimension: its heterogeneity tests, then per value one row per metric × arm."""
     table = Table(
-        title="Segments (primary and guardrails; corrected as one family)", title_justify="left"
+        title="Segments (primary and guardrails; corrected as one family)",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        padding=(0, 1),
+        collapse_padding=True,
+        pad_edge=False,
     )
-    for header in ("segment", "metric", "arm", "units c/t", "relative [CI]", "p adj", "outcome"):
-        table.add_column(header)
-    control = report.experiment.control
-    for s in report.segments:
-        for c in s.comparisons:
-            flag = " ⚠ opposite to overall" if s.opposite_sign else ""
+    labels = [f"  {s.metric} · {c.variant}" for s in report.segments for c in s.comparisons]
+    table.add_column("segment", overflow="fold", min_width=min(max(map(len, labels)), 40))
+    table.add_column("relative [95% CI]", justify="right", no_wrap=True)
+    table.add_column("p adj", justify="right", no_wrap=True)
+    table.add_column("outcome", overflow="fold")
+    for dimension in dict.fromkeys(s.dimension for s in report.segments):
+        table.add_row(Text(f"{dimension}: does the effect differ? (Cochran's Q)", style="bold"))
+        for h in (h for h in report.heterogeneity if h.dimension == dimension):
             table.add_row(
-                f"{s.dimension}={s.value}",
-                s.metric,
-                c.variant,
-                f"{s.variants[control].units:,}/{s.variants[c.variant].units:,}",
-                f"{pct(c.relative)} {ci(c.relative_ci)}",
-                p_value(c.p_value_adjusted),
-                Text(outcome_label(c) + flag, style=_OUTCOME_STYLE[c.outcome]),
+                f"  {h.metric} · {h.variant}",
+                f"Q = {h.q:.1f}, df {h.df}" if math.isfinite(h.q) else MISSING,
+                p_value(h.p_value_adjusted),
+                Text("differs", style="bold yellow") if h.differs else Text("similar", "dim"),
             )
+        for value in dict.fromkeys(s.value for s in report.segments if s.dimension == dimension):
+            cells = [s for s in report.segments if (s.dimension, s.value) == (dimension, value)]
+            units = " · ".join(f"{v} {a.units:,}" for v, a in cells[0].variants.items())
+            table.add_row(Text.assemble((f"{dimension} = {value}", "bold"), (f"  {units}", "dim")))
+            for s in cells:
+                for c in s.comparisons:
+                    outcome = _outcome(c)
+                    if s.opposite_sign and c.significant:
+                        outcome.append(" ⚠ opposite to overall", style="bold yellow")
+                    table.add_row(
+                        f"  {s.metric} · {c.variant}",
+                        f"{pct(c.relative, 1)} {ci_points(c.relative_ci)}",
+                        p_value(c.p_value_adjusted),
+                        outcome,
+                    )
+        table.add_section()
     return table

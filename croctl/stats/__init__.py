@@ -2,8 +2,10 @@
 
 from croctl.stats.comparisons import (
     Effect,
+    Heterogeneity,
     NonInferiority,
     compute_effect,
+    compute_heterogeneity,
     compute_mde,
     compute_non_inferiority,
     compute_srm,
@@ -17,19 +19,37 @@ from croctl.stats.estimates import (
     fit_cuped,
     variance_reduction,
 )
+from croctl.stats.power import (
+    Allocation,
+    Baseline,
+    guardrail_aware_power,
+    mde_at,
+    power_at,
+    units_needed,
+    units_to_clear_margin,
+)
 
 __all__ = [
+    "Allocation",
+    "Baseline",
     "CupedFit",
     "Effect",
     "Estimate",
+    "Heterogeneity",
     "NonInferiority",
     "adjust_p_values",
     "compute_effect",
+    "compute_heterogeneity",
     "compute_mde",
     "compute_non_inferiority",
     "compute_srm",
     "estimate_mean",
     "estimate_ratio",
     "fit_cuped",
+    "guardrail_aware_power",
+    "mde_at",
+    "power_at",
+    "units_needed",
+    "units_to_clear_margin",
     "variance_reduction",
 ]

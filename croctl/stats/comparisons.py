@@ -103,3 +103,33 @@ def compute_srm(observed: Sequence[int], shares: Sequence[float]) -> tuple[float
 def compute_mde(se: float, alpha: float, power: float) -> float:
     """Smallest true effect detectable with `power` by a two-sided test at alpha, given se."""
     return float((stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)) * se)
+
+
+@dataclass(frozen=True, slots=True)
+class Heterogeneity:
+    """Cochran's Q test that several independent effects share one value."""
+
+    q: float
+    df: int
+    p_value: float
+    i_squared: float  # share of the spread beyond chance, max(0, (Q − df)/Q)
+
+
+def compute_heterogeneity(effects: Sequence[float], ses: Sequence[float]) -> Heterogeneity:
+    """Q = Σ w_i (δ_i − δ̄)² with w_i = 1/se_i² and δ̄ the inverse-variance mean; Q ~ χ²(k − 1).
+
+    Cells without a finite positive standard error are left out; fewer than two cells → nan.
+    """
+    pairs = [
+        (e, s)
+        for e, s in zip(effects, ses, strict=True)
+        if math.isfinite(e) and math.isfinite(s) and s > 0
+    ]
+    if len(pairs) < 2:
+        return Heterogeneity(math.nan, max(len(pairs) - 1, 0), math.nan, math.nan)
+    weights = [1 / s**2 for _, s in pairs]
+    mean = sum(w * e for w, (e, _) in zip(weights, pairs, strict=True)) / sum(weights)
+    q = sum(w * (e - mean) ** 2 for w, (e, _) in zip(weights, pairs, strict=True))
+    df = len(pairs) - 1
+    i_squared = max(0.0, (q - df) / q) if q > 0 else 0.0
+    return Heterogeneity(q, df, float(stats.chi2.sf(q, df)), i_squared)

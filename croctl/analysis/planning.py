@@ -1,0 +1,120 @@
+"""Power from the plan's own data: what the test could detect, and how long it must run.
+
+Used twice: to explain an inconclusive readout (the report's `power` block) and by
+`croctl power PLAN` before or during a test. Baselines are the control arm's estimates, so a
+CUPED metric is planned with its reduced variance and a ratio metric with its delta-method one.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from croctl.analysis.metrics import ArmMoments, estimate_arms
+from croctl.plan import MetricSpec, MetricType, Plan, Role
+from croctl.report import PowerSummary
+from croctl.stats import (
+    Allocation,
+    Baseline,
+    guardrail_aware_power,
+    mde_at,
+    units_needed,
+    units_to_clear_margin,
+)
+from croctl.sufficient import ExposureCounts
+
+
+def control_baseline(plan: Plan, metric: MetricSpec, arms: ArmMoments) -> Baseline:
+    """The control arm's mean and per-unit standard deviation of `metric`."""
+    estimates, _ = estimate_arms(metric, arms)
+    control = estimates[plan.experiment.control]
+    sd = math.sqrt(control.variance * control.units) if control.units else math.nan
+    proportion = metric.type is MetricType.PROPORTION and metric.covariate is None
+    return Baseline(control.value, sd, proportion=proportion)
+
+
+def allocation_of(plan: Plan) -> Allocation:
+    """Planned shares, control first."""
+    variants = plan.experiment.variants
+    return Allocation.of(
+        [variants[plan.experiment.control]] + [variants[v] for v in plan.experiment.treatments]
+    )
+
+
+def summarize_power(
+    plan: Plan, arms_by_metric: dict[str, ArmMoments], exposures: ExposureCounts
+) -> PowerSummary:
+    """MDE of the primary at the sample reached, and the sample and days the planned MDE needs."""
+    primary = plan.primary
+    baseline = control_baseline(plan, primary, arms_by_metric[primary.name])
+    units = sum(m.n for m in arms_by_metric[primary.name].values())
+    rules, allocation = plan.decision, allocation_of(plan)
+    mde = mde_at(units, baseline, rules.alpha, rules.power, allocation) if units else math.inf
+    needed = more = days = None
+    if rules.mde is not None:
+        needed = units_needed(baseline, rules.mde, rules.alpha, rules.power, allocation)
+        if math.isfinite(needed):
+            more = max(needed - units, 0.0)
+            rate = exposures.units_per_day
+            days = more / rate if rate else None
+    return PowerSummary(
+        metric=primary.name,
+        power=rules.power,
+        units=units,
+        mde_relative=mde,
+        planned_mde=rules.mde,
+        units_needed=needed,
+        units_more=more,
+        units_per_day=exposures.units_per_day,
+        days_more=days,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Requirement:
+    """Units one test needs: the primary at the MDE, or a guardrail to clear its margin."""
+
+    metric: str
+    role: str
+    baseline: float
+    sd: float
+    target: float  # the relative MDE, or the margin (relative or absolute)
+    power: float
+    units: float
+
+
+def requirements(
+    plan: Plan, arms_by_metric: dict[str, ArmMoments], mde: float, *, guardrails: bool = True
+) -> list[Requirement]:
+    """Units needed by the primary at `mde` and, guardrail-aware, by each guardrail's margin.
+
+    Guardrail-aware, every one of the G+1 tests gets power 1 − β/(G+1), so that the primary
+    wins and all guardrails clear their margins together with the planned power.
+    """
+    rules, allocation = plan.decision, allocation_of(plan)
+    guarded = [
+        m for m in plan.metrics if guardrails and m.role is Role.GUARDRAIL and m.margin is not None
+    ]
+    power = guardrail_aware_power(rules.power, len(guarded))
+    primary = plan.primary
+    base = control_baseline(plan, primary, arms_by_metric[primary.name])
+    result = [
+        Requirement(
+            primary.name,
+            primary.role.value,
+            base.mean,
+            base.sd,
+            mde,
+            power,
+            units_needed(base, mde, rules.alpha, power, allocation),
+        )
+    ]
+    for metric in guarded:
+        base = control_baseline(plan, metric, arms_by_metric[metric.name])
+        margin = metric.margin or 0.0
+        absolute = margin * abs(base.mean) if metric.margin_type.value == "relative" else margin
+        units = units_to_clear_margin(base, absolute, rules.alpha, power, allocation)
+        result.append(
+            Requirement(metric.name, metric.role.value, base.mean, base.sd, margin, power, units)
+        )
+    return result

@@ -1,0 +1,134 @@
+"""Sample size, minimum detectable effect and power of the readout's own tests.
+
+The readout compares arms with a z test on unpooled variances (comparisons.py), so planning uses
+the same normal approximation: with total sample N split in shares s_c (control) and s_t
+(treatment), the standard error of the difference is sqrt(σ_c²/s_c + σ_t²/s_t) / sqrt(N).
+Several treatment arms share alpha by Bonferroni (Holm's first step, the conservative plan).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from scipy import optimize, stats
+
+
+@dataclass(frozen=True, slots=True)
+class Baseline:
+    """The control arm's mean of the metric and its per-unit standard deviation."""
+
+    mean: float
+    sd: float
+    proportion: bool = False
+
+    @classmethod
+    def rate(cls, p: float) -> Baseline:
+        """A proportion metric with baseline rate `p`."""
+        return cls(p, math.sqrt(p * (1 - p)), proportion=True)
+
+    def treated_sd(self, relative: float) -> float:
+        """Per-unit sd under the alternative: a proportion's variance moves with its mean."""
+        if not self.proportion:
+            return self.sd
+        p = min(max(self.mean * (1 + relative), 0.0), 1.0)
+        return math.sqrt(p * (1 - p))
+
+
+@dataclass(frozen=True, slots=True)
+class Allocation:
+    """Share of all units in control and in the smallest treatment arm; number of treatments."""
+
+    control: float = 0.5
+    treatment: float = 0.5
+    treatments: int = 1
+
+    @classmethod
+    def of(cls, shares: list[float]) -> Allocation:
+        """From planned shares, control first (normalized to sum to 1)."""
+        total = sum(shares)
+        return cls(shares[0] / total, min(shares[1:]) / total, len(shares) - 1)
+
+
+def _z(q: float) -> float:
+    return float(stats.norm.ppf(q))
+
+
+def _unit_se(baseline: Baseline, relative: float, allocation: Allocation) -> float:
+    """Standard error of the difference times sqrt(N)."""
+    return math.sqrt(
+        baseline.sd**2 / allocation.control
+        + baseline.treated_sd(relative) ** 2 / allocation.treatment
+    )
+
+
+def _alpha(alpha: float, allocation: Allocation) -> float:
+    return alpha / allocation.treatments
+
+
+def power_at(
+    units: float, baseline: Baseline, relative: float, alpha: float, allocation: Allocation
+) -> float:
+    """Power of the two-sided z test at `units` in total to detect a relative change."""
+    delta = abs(relative * baseline.mean)
+    se = _unit_se(baseline, relative, allocation) / math.sqrt(units)
+    critical = _z(1 - _alpha(alpha, allocation) / 2)
+    return float(stats.norm.cdf(delta / se - critical) + stats.norm.cdf(-delta / se - critical))
+
+
+def units_needed(
+    baseline: Baseline, relative: float, alpha: float, power: float, allocation: Allocation
+) -> float:
+    """Total units (all arms) for the two-sided test to reach `power` at a relative change.
+
+    N = (z_{1-α/2} + z_{power})² (σ_c²/s_c + σ_t²/s_t) / Δ², then refined to include the far tail.
+    """
+    delta = abs(relative * baseline.mean)
+    if delta == 0 or not math.isfinite(delta):
+        return math.inf
+    a = _alpha(alpha, allocation)
+    first = ((_z(1 - a / 2) + _z(power)) * _unit_se(baseline, relative, allocation) / delta) ** 2
+    return float(
+        optimize.brentq(
+            lambda n: power_at(n, baseline, relative, alpha, allocation) - power,
+            first * 0.5,
+            first * 1.5,
+        )
+    )
+
+
+def mde_at(
+    units: float, baseline: Baseline, alpha: float, power: float, allocation: Allocation
+) -> float:
+    """Smallest relative change (increase) detectable with `power` at `units` in total."""
+    if baseline.mean == 0 or units <= 0:
+        return math.inf
+
+    def short(relative: float) -> float:
+        return power_at(units, baseline, relative, alpha, allocation) - power
+
+    upper = 1.0
+    while short(upper) < 0:
+        if upper > 1e6 or (baseline.proportion and baseline.mean * (1 + upper) >= 1):
+            return math.inf
+        upper *= 2
+    return float(optimize.brentq(short, 1e-12, upper))
+
+
+def units_to_clear_margin(
+    baseline: Baseline, margin: float, alpha: float, power: float, allocation: Allocation
+) -> float:
+    """Total units for a one-sided non-inferiority test to clear an absolute margin m.
+
+    With no true change: N = (z_{1-α} + z_{power})² · σ²(1/s_c + 1/s_t) / m². Guardrails are not
+    alpha-corrected, so the number of treatments does not enter.
+    """
+    if margin <= 0:
+        return math.inf
+    spread = baseline.sd**2 * (1 / allocation.control + 1 / allocation.treatment)
+    return (_z(1 - alpha) + _z(power)) ** 2 * spread / margin**2
+
+
+def guardrail_aware_power(power: float, guardrails: int) -> float:
+    """Power each of G+1 tests needs for all to clear together with `power` (Bonferroni on β)."""
+    return 1 - (1 - power) / (guardrails + 1)
