@@ -12,10 +12,8 @@ from rich.text import Text
 
 from croctl.render.format import (
     MISSING,
-    ci,
     ci_points,
     num,
-    outcome_label,
     p_value,
     pct,
     power_lines,
