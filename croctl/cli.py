@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 
 from croctl import __version__
+from croctl.analysis.planning import power_to_dict
 from croctl.errors import CroctlError, ExitCode, PlanError
 from croctl.evaluate import evaluate as evaluate_plan
 from croctl.plan import Plan, load_plan
@@ -27,6 +28,7 @@ from croctl.render import (
     write_atomic,
     write_table,
 )
+from croctl.render.power import render_power
 from croctl.report import Report
 from croctl.schemas import load_schema
 
@@ -195,6 +197,89 @@ def validate(plan_path: PlanArg, debug: DebugOpt = False) -> None:
             f"ok: {plan.experiment.name}: {len(plan.metrics)} metrics, "
             f"{len(bound.sources) + 1} exports ({files} files)"
         )
+
+
+@app.command()
+def power(
+    plan_path: Annotated[
+        Path | None,
+        typer.Argument(
+            help="A plan whose exports give the baselines (optional).", show_default=False
+        ),
+    ] = None,
+    baseline_rate: Annotated[
+        float | None, typer.Option("--baseline-rate", help="Baseline conversion rate, e.g. 0.04.")
+    ] = None,
+    baseline_mean: Annotated[
+        float | None, typer.Option("--baseline-mean", help="Baseline mean of a mean metric.")
+    ] = None,
+    sd: Annotated[
+        float | None,
+        typer.Option("--sd", help="Per-unit standard deviation (with --baseline-mean)."),
+    ] = None,
+    mde: Annotated[
+        float | None, typer.Option("--mde", help="Relative effect to detect, e.g. 0.03 for 3 %.")
+    ] = None,
+    units: Annotated[
+        float | None, typer.Option("--units", help="Units available in total (all arms).")
+    ] = None,
+    alpha: Annotated[
+        float | None, typer.Option("--alpha", help="Two-sided significance level [plan or 0.05].")
+    ] = None,
+    target_power: Annotated[
+        float | None, typer.Option("--power", help="Power to reach [plan or 0.8].")
+    ] = None,
+    allocation: Annotated[
+        str | None,
+        typer.Option(
+            "--allocation", help="Shares per arm, control first, e.g. 50,25,25 [equal split]."
+        ),
+    ] = None,
+    arms: Annotated[int, typer.Option("--arms", help="Arms including control.", min=2)] = 2,
+    daily_units: Annotated[
+        float | None,
+        typer.Option("--daily-units", help="New units per day, for the duration [plan: observed]."),
+    ] = None,
+    primary_only: Annotated[
+        bool, typer.Option("--primary-only", help="With a plan: do not power the guardrails.")
+    ] = False,
+    fmt: Annotated[
+        OutputFormat, typer.Option("--format", "-f", help="table or json.")
+    ] = OutputFormat.TABLE,
+    debug: DebugOpt = False,
+) -> None:
+    """Sample size, minimum detectable effect or power, and the days it takes.
+
+    Give --mde for the units needed, --units for the MDE, both for the power. The baseline comes
+    from --baseline-rate, from --baseline-mean and --sd, or from a plan's exports (control arm;
+    alpha, power and allocation from the plan, guardrails powered to clear their margins).
+
+    Examples:
+        croctl power --baseline-rate 0.04 --mde 0.05 --daily-units 12000
+        croctl power --baseline-mean 52.0 --sd 140 --units 40000
+        croctl power plans/checkout.yaml --mde 0.05
+    """
+    from croctl.power import answer_power
+
+    with _errors(debug):
+        answer = answer_power(
+            plan_path,
+            baseline_rate=baseline_rate,
+            baseline_mean=baseline_mean,
+            sd=sd,
+            mde=mde,
+            units=units,
+            alpha=alpha,
+            power=target_power,
+            allocation=allocation,
+            arms=arms,
+            daily_units=daily_units,
+            guardrails=not primary_only,
+        )
+        if fmt is OutputFormat.JSON:
+            print(json.dumps(power_to_dict(answer), indent=2))
+        else:
+            Console(highlight=False).print(render_power(answer))
 
 
 @app.command()

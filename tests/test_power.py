@@ -114,3 +114,77 @@ def test_an_inconclusive_readout_says_how_much_longer_the_test_needs():
     assert power.units_needed / power.units == pytest.approx(ratio, rel=0.02)
     assert power.days_more == pytest.approx(power.units_more / power.units_per_day)
     assert any(f"{power.units_more:,.0f} more units" in r for r in report.reasons)
+
+
+# --- the command --------------------------------------------------------------------------------
+
+
+def _power(*args):
+    import json
+
+    from typer.testing import CliRunner
+
+    from croctl.cli import app
+
+    result = CliRunner().invoke(app, ["power", *args, "--format", "json"])
+    return result.exit_code, (json.loads(result.stdout) if result.exit_code == 0 else result.stderr)
+
+
+def test_power_command_sample_size_and_days_for_a_rate():
+    code, answer = _power("--baseline-rate", "0.1", "--mde", "0.2", "--daily-units", "1000")
+    assert code == 0 and answer["solved"] == "units"
+    assert answer["units_per_arm"]["control"] == pytest.approx(3838.1, abs=1)
+    assert answer["days"] == pytest.approx(answer["units"] / 1000)
+
+
+def test_power_command_mde_and_power_for_a_mean_match_statsmodels():
+    code, answer = _power("--baseline-mean", "52", "--sd", "140", "--units", "40000")
+    assert code == 0 and answer["solved"] == "mde"
+    # statsmodels' effect-size solver stops at ~3e-5 relative; its power function is exact
+    effect = answer["mde_relative"] * 52 / 140
+    assert NormalIndPower().power(effect, nobs1=20000, alpha=0.05, ratio=1) == pytest.approx(0.8)
+    solved = NormalIndPower().solve_power(nobs1=20000, alpha=0.05, power=0.8, ratio=1)
+    assert effect == pytest.approx(solved, rel=1e-4)
+    code, answer = _power(
+        "--baseline-mean", "52", "--sd", "140", "--units", "40000", "--mde", "0.05"
+    )
+    reference = NormalIndPower().power(0.05 * 52 / 140, nobs1=20000, alpha=0.05, ratio=1)
+    assert answer["solved"] == "power" and answer["power"] == pytest.approx(reference, abs=1e-9)
+
+
+def test_power_command_with_unequal_multi_arm_allocation():
+    code, answer = _power("--baseline-rate", "0.04", "--mde", "0.1", "--allocation", "50,25,25")
+    assert code == 0 and list(answer["units_per_arm"]) == ["control", "treatment_1", "treatment_2"]
+    per_arm = answer["units_per_arm"]
+    assert per_arm["control"] == pytest.approx(2 * per_arm["treatment_1"])
+    two_arm = units_needed(Baseline.rate(0.04), 0.1, 0.025, 0.8, Allocation(0.5, 0.25))
+    assert answer["units"] == pytest.approx(two_arm, rel=1e-9)
+
+
+def test_power_command_from_a_plan_powers_the_guardrails():
+    from tests.conftest import ROOT
+
+    code, answer = _power(str(ROOT / "plans" / "checkout.yaml"), "--mde", "0.05")
+    assert code == 0
+    roles = [t["role"] for t in answer["tests"]]
+    assert roles == ["primary", "guardrail"]
+    assert all(t["power"] == pytest.approx(0.9) for t in answer["tests"])  # 1 − 0.2/2
+    assert answer["units"] == pytest.approx(max(t["units"] for t in answer["tests"]))
+    assert answer["units_per_day"] > 0 and answer["days"] > 0
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--mde", "0.1"],
+        ["--baseline-rate", "0.1"],
+        ["--baseline-rate", "1.5", "--mde", "0.1"],
+        ["--baseline-rate", "0.1", "--mde", "-0.1"],
+        ["--baseline-rate", "0.1", "--mde", "0.1", "--allocation", "50,x"],
+        ["--baseline-mean", "3", "--mde", "0.1"],
+        ["--baseline-rate", "0.1", "--baseline-mean", "3", "--sd", "1", "--mde", "0.1"],
+    ],
+)
+def test_power_command_bad_options_are_usage_errors(args):
+    code, stderr = _power(*args)
+    assert code == 2 and stderr.count("\n") == 1 and "Traceback" not in stderr

@@ -11,13 +11,14 @@ import math
 from dataclasses import dataclass
 
 from croctl.analysis.metrics import ArmMoments, estimate_arms
-from croctl.plan import MetricSpec, MetricType, Plan, Role
+from croctl.plan import MarginType, MetricSpec, MetricType, Plan, Role
 from croctl.report import PowerSummary
 from croctl.stats import (
     Allocation,
     Baseline,
     guardrail_aware_power,
     mde_at,
+    power_at,
     units_needed,
     units_to_clear_margin,
 )
@@ -78,7 +79,8 @@ class Requirement:
     role: str
     baseline: float
     sd: float
-    target: float  # the relative MDE, or the margin (relative or absolute)
+    target: float  # the relative MDE, or the margin
+    kind: str  # "mde" | "relative margin" | "absolute margin"
     power: float
     units: float
 
@@ -105,6 +107,7 @@ def requirements(
             base.mean,
             base.sd,
             mde,
+            "mde",
             power,
             units_needed(base, mde, rules.alpha, power, allocation),
         )
@@ -112,9 +115,108 @@ def requirements(
     for metric in guarded:
         base = control_baseline(plan, metric, arms_by_metric[metric.name])
         margin = metric.margin or 0.0
-        absolute = margin * abs(base.mean) if metric.margin_type.value == "relative" else margin
+        relative = metric.margin_type is MarginType.RELATIVE
+        absolute = margin * abs(base.mean) if relative else margin
         units = units_to_clear_margin(base, absolute, rules.alpha, power, allocation)
+        kind = f"{metric.margin_type.value} margin"
         result.append(
-            Requirement(metric.name, metric.role.value, base.mean, base.sd, margin, power, units)
+            Requirement(
+                metric.name, metric.role.value, base.mean, base.sd, margin, kind, power, units
+            )
         )
     return result
+
+
+@dataclass(frozen=True, slots=True)
+class PowerAnswer:
+    """The answer of `croctl power`: one of sample size, MDE or power, and how long it takes."""
+
+    solved: str  # "units" | "mde" | "power"
+    alpha: float
+    power: float
+    mde: float
+    units: float  # all arms
+    allocation: dict[str, float]
+    baseline: Baseline
+    units_per_day: float | None = None
+    tests: tuple[Requirement, ...] = ()
+
+    @property
+    def per_arm(self) -> dict[str, float]:
+        """Units in each arm."""
+        return {arm: self.units * share for arm, share in self.allocation.items()}
+
+    @property
+    def days(self) -> float | None:
+        """Days of traffic to reach `units`, when a daily figure is known."""
+        if not self.units_per_day or not math.isfinite(self.units):
+            return None
+        return self.units / self.units_per_day
+
+
+def solve_power(
+    baseline: Baseline,
+    allocation: dict[str, float],
+    *,
+    alpha: float,
+    power: float,
+    mde: float | None = None,
+    units: float | None = None,
+    units_per_day: float | None = None,
+) -> PowerAnswer:
+    """Solve for whichever of units (given mde), mde (given units) or power (given both).
+
+    `allocation` maps arm labels to planned shares, control first.
+    """
+    total = sum(allocation.values())
+    shares = {arm: share / total for arm, share in allocation.items()}
+    split = Allocation.of(list(shares.values()))
+    if mde is not None and units is None:
+        units = units_needed(baseline, mde, alpha, power, split)
+        solved = "units"
+    elif units is not None and mde is None:
+        mde = mde_at(units, baseline, alpha, power, split)
+        solved = "mde"
+    elif units is not None and mde is not None:
+        power = power_at(units, baseline, mde, alpha, split)
+        solved = "power"
+    else:
+        raise ValueError("give mde, units, or both")
+    return PowerAnswer(solved, alpha, power, mde, units, shares, baseline, units_per_day)
+
+
+def power_to_dict(answer: PowerAnswer) -> dict[str, object]:
+    """JSON-ready answer of `croctl power` (inf/nan → None)."""
+
+    def clean(value: float | None) -> float | None:
+        return value if value is not None and math.isfinite(value) else None
+
+    return {
+        "solved": answer.solved,
+        "alpha": answer.alpha,
+        "power": clean(answer.power),
+        "mde_relative": clean(answer.mde),
+        "units": clean(answer.units),
+        "units_per_arm": {arm: clean(n) for arm, n in answer.per_arm.items()},
+        "allocation": answer.allocation,
+        "baseline": {
+            "mean": answer.baseline.mean,
+            "sd": answer.baseline.sd,
+            "proportion": answer.baseline.proportion,
+        },
+        "units_per_day": clean(answer.units_per_day),
+        "days": clean(answer.days),
+        "tests": [
+            {
+                "metric": t.metric,
+                "role": t.role,
+                "baseline": clean(t.baseline),
+                "sd": clean(t.sd),
+                "target": t.target,
+                "kind": t.kind,
+                "power": t.power,
+                "units": clean(t.units),
+            }
+            for t in answer.tests
+        ],
+    }
