@@ -143,6 +143,33 @@ class SegmentResult:
 
 
 @dataclass(frozen=True, slots=True)
+class FunnelArm:
+    """One arm at one funnel step."""
+
+    units: int  # units in the arm
+    reached: int  # units that did this step and every earlier one
+    conversion: float  # reached / reached at the previous step (at step 1: / units)
+    drop_off: float  # 1 − conversion: the share lost at this step
+
+
+@dataclass(frozen=True, slots=True)
+class FunnelStepResult:
+    """One step: per-arm reach and step conversion, and each treatment's effect on conversion."""
+
+    name: str
+    variants: dict[str, FunnelArm]
+    comparisons: list[ComparisonResult]
+
+
+@dataclass(frozen=True, slots=True)
+class FunnelResult:
+    """A funnel of the plan, step by step."""
+
+    name: str
+    steps: list[FunnelStepResult]
+
+
+@dataclass(frozen=True, slots=True)
 class HeterogeneityResult:
     """Cochran's Q: does one metric's effect differ between the values of a segment dimension?"""
 
@@ -214,6 +241,7 @@ class Report:
     metrics: list[MetricResult]
     segments: list[SegmentResult]
     heterogeneity: list[HeterogeneityResult] = field(default_factory=list)
+    funnels: list[FunnelResult] = field(default_factory=list)
     power: PowerSummary | None = None
     schema_version: str = SCHEMA_VERSION
 
@@ -243,6 +271,7 @@ _KEY_ORDER = (
     "metrics",
     "segments",
     "heterogeneity",
+    "funnels",
     "power",
     "decision",
 )

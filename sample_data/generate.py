@@ -87,8 +87,19 @@ def _lift(users: pl.DataFrame, base: float, lifts: dict[str, float]) -> np.ndarr
     return np.array([base * (1 + lifts.get(v, 0.0)) for v in users["variant"]])
 
 
+def _then(
+    rng: np.random.Generator, done: pl.DataFrame, name: str, prob: np.ndarray, delay_days: float
+) -> pl.DataFrame:
+    """The next funnel event for users who did `done` (anchored on its timestamp)."""
+    return _events(rng, done.rename({"ts": "exposed_at"}), name, prob, delay_days)
+
+
 def checkout(rng: np.random.Generator) -> None:
-    """3 arms: one_click lifts conversion safely; express_pay lifts it but doubles refunds."""
+    """3 arms: one_click lifts conversion safely; express_pay lifts it but doubles refunds.
+
+    Funnel add_to_cart → begin_checkout → purchase: one_click helps the last step, mostly on
+    mobile; returning customers (pre_revenue > 0) convert more and spend more (CUPED helps).
+    """
     out = HERE / "checkout"
     out.mkdir(exist_ok=True)
     exposures = _exposures(rng, 45_000, ["control", "one_click", "express_pay"], "c")
@@ -97,18 +108,41 @@ def checkout(rng: np.random.Generator) -> None:
     )
     exposures = exposures.with_columns(pl.Series("pre_revenue", pre_revenue))
     users = _first_exposure(exposures)
-    conversion = _lift(users, 0.10, {"one_click": 0.15, "express_pay": 0.12})
-    revenue = np.round(rng.lognormal(3.8, 0.7, users.height) + 0.15 * users["pre_revenue"], 2)
-    purchases = _events(rng, users, "purchase", conversion, 1.5, revenue)
+    returning = np.where(users["pre_revenue"].to_numpy() > 0, 1.5, 0.8)
+    cart_p = _lift(users, 0.24, {"one_click": 0.04, "express_pay": 0.04}) * returning
+    carts = _events(rng, users, "add_to_cart", cart_p, 0.5).join(
+        users.select("user_id", "variant", "device"), on="user_id"
+    )
+    starts = _then(rng, carts, "begin_checkout", np.full(carts.height, 0.62), 0.3).join(
+        users.select("user_id", "variant", "device", "pre_revenue"), on="user_id"
+    )
+    mobile_boost = np.where(starts["device"].to_numpy() == "mobile", 0.30, 0.03)
+    pay_p = 0.68 * np.array(
+        [
+            1 + (boost if v == "one_click" else 0.10 if v == "express_pay" else 0.0)
+            for v, boost in zip(starts["variant"], mobile_boost, strict=True)
+        ]
+    )
+    purchases = _then(rng, starts, "purchase", pay_p.clip(0, 1), 0.5)
+    spend = purchases.join(starts.select("user_id", "pre_revenue"), on="user_id")["pre_revenue"]
+    revenue = np.round(rng.lognormal(3.8, 0.6, purchases.height) + 0.8 * spend.to_numpy(), 2)
+    purchases = purchases.with_columns(pl.Series("revenue", revenue))
     buyers = users.join(purchases.select("user_id", pl.col("ts").alias("bought")), on="user_id")
     refund_p = _lift(buyers, 0.05, {"express_pay": 1.0})
     refunds = _events(
         rng, buyers.with_columns(pl.col("bought").alias("exposed_at")), "refund", refund_p, 3
     )
     errors = _events(rng, users, "payment_error", _lift(users, 0.03, {"one_click": -0.2}), 1)
-    carts = _events(rng, users, "add_to_cart", conversion * 2.2, 1)
     events = pl.concat(
-        [_page_views(rng, users, 4), carts, purchases, refunds, errors], how="diagonal"
+        [
+            _page_views(rng, users, 4),
+            carts.select("user_id", "ts", "event_name"),
+            starts.select("user_id", "ts", "event_name"),
+            purchases,
+            refunds,
+            errors,
+        ],
+        how="diagonal",
     ).sort("ts")
     events = events.with_row_index("event_id").with_columns(pl.format("e{}", "event_id"))
     exposures.select(

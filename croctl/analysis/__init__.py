@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from croctl import __version__
 from croctl.analysis.checks import run_checks
+from croctl.analysis.funnels import analyze_funnels
 from croctl.analysis.metrics import analyze_metrics
 from croctl.analysis.planning import summarize_power
 from croctl.analysis.segments import analyze_heterogeneity, analyze_segments, arms_of
@@ -42,5 +43,6 @@ def analyze(plan: Plan, data: SufficientStats, *, segments: bool = True) -> Repo
         metrics=metrics,
         segments=cells,
         heterogeneity=analyze_heterogeneity(plan, cells),
+        funnels=analyze_funnels(plan, data),
         power=power,
     )

@@ -48,7 +48,7 @@ def bind_plan(plan: Plan, *, scan: bool = True) -> BoundPlan:
         PlanErrors: columns or filters the files cannot satisfy, all at once.
     """
     exposures = BoundSource(EXPOSURES, inspect_export(plan.exposures.path))
-    used = {m.source for metric in plan.metrics for _, m in metric.measures()}
+    used = {m.source for metric in plan.measured for _, m in metric.measures()}
     sources = {
         name: BoundSource(name, inspect_export(spec.path))
         for name, spec in plan.sources.items()
@@ -123,10 +123,10 @@ def _bind_metrics(
     plan: Plan, sources: dict[str, BoundSource], exposures: BoundSource, errors: list[PlanError]
 ) -> dict[tuple[str, str], pl.Expr]:
     filters: dict[tuple[str, str], pl.Expr] = {}
-    for metric in plan.metrics:
+    for metric in plan.measured:
         for side, measure in metric.measures():
             label = {"num": ".numerator", "den": ".denominator"}[side] if metric.denominator else ""
-            key = f"metrics.{metric.name}{label}"
+            key = f"{metric.key}{label}"
             bound = sources[measure.source]
             if measure.value and _require(bound, measure.value, f"{key}.value", errors):
                 bound.needs.numbers.add(measure.value)

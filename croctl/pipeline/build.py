@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from croctl.pipeline.bind import BoundPlan, BoundSource
-from croctl.plan import MeasureSpec, MetricSpec, MetricType
+from croctl.plan import MeasureSpec, MetricSpec, MetricType, Plan
 
 UNIT, VARIANT, START, N_VARIANTS = "__unit", "__variant", "__start", "__n_variants"
 MISSING_SEGMENT = "(missing)"
@@ -57,7 +57,7 @@ def build_query(bound: BoundPlan) -> Query:
         frames[f"coverage:{name}"] = _coverage(bound, source, valid)
         per_unit = _per_unit(bound, source, rows)
         unit_table = unit_table.join(per_unit, on=UNIT, how="left")
-    unit_table = _metric_values(plan.metrics, unit_table.fill_null(0))
+    unit_table = _metric_values(plan, unit_table.fill_null(0))
     frames["caps"] = _caps(plan.metrics, unit_table)
     unit_table = _apply_caps(plan.metrics, unit_table)
     frames["cells"] = _cells(bound, unit_table)
@@ -143,7 +143,7 @@ def _measures_on(bound: BoundPlan, source: str) -> list[tuple[int, str, MetricSp
     """Every measure reading `source`: (metric index, side, metric, measure)."""
     return [
         (i, side, metric, m)
-        for i, metric in enumerate(bound.plan.metrics)
+        for i, metric in enumerate(bound.plan.measured)
         for side, m in metric.measures()
         if m.source == source
     ]
@@ -215,13 +215,18 @@ def _measure_agg(measure: MeasureSpec, condition: pl.Expr) -> pl.Expr:
     return pl.when(condition).then(pl.col(measure.value)).otherwise(0.0).fill_null(0.0).sum()
 
 
-def _metric_values(metrics: tuple[MetricSpec, ...], units: pl.LazyFrame) -> pl.LazyFrame:
-    """Per-unit metric values: y (and d for ratios, x for CUPED)."""
+def _metric_values(plan: Plan, units: pl.LazyFrame) -> pl.LazyFrame:
+    """Per-unit metric values: y (and d for ratios, x for CUPED).
+
+    A funnel step's y is 1 when the unit did every step up to it (reach), else 0.
+    """
     columns = units.collect_schema().names()
     exprs = []
-    for i, metric in enumerate(metrics):
+    for i, metric in enumerate(plan.measured):
         value = pl.col(f"num{i}")
-        if metric.type is MetricType.PROPORTION:
+        if chain := plan.reach_chain(i):
+            value = pl.all_horizontal([pl.col(f"num{j}") > 0 for j in chain]).cast(pl.Float64)
+        elif metric.type is MetricType.PROPORTION:
             value = (value > 0).cast(pl.Float64)
         exprs.append(value.alias(metric_col("y", i)))
         if metric.type is MetricType.RATIO:
@@ -278,7 +283,7 @@ def _cells(bound: BoundPlan, units: pl.LazyFrame) -> pl.LazyFrame:
     """
     names = set(units.collect_schema().names())
     aggs = [pl.len().alias("n")]
-    for i in range(len(bound.plan.metrics)):
+    for i in range(len(bound.plan.measured)):
         for moment, left, right in _MOMENTS:
             if metric_col(left, i) not in names or (right and metric_col(right, i) not in names):
                 continue

@@ -31,7 +31,7 @@ def collect_query(query: Query, bound: BoundPlan, *, streaming: bool = True) -> 
         raise diagnose_failure(exports, exc) from exc
     results = dict(zip(names, frames, strict=True))
     return SufficientStats(
-        cells=_cells(results["cells"], len(bound.plan.segments), len(bound.plan.metrics)),
+        cells=_cells(results["cells"], len(bound.plan.segments), len(bound.plan.measured)),
         exposures=_exposures(results["exposures"], results["multiple_variants"]),
         sources={
             name: _source(bound, name, results[f"rows:{name}"], results[f"coverage:{name}"])

@@ -130,12 +130,44 @@ class MetricSpec:
     margin_type: MarginType = MarginType.RELATIVE
     covariate: CovariateSpec | None = None
     cap: float | None = None
+    plan_key: str = ""  # where the metric is defined, for error messages (default metrics.<name>)
+
+    @property
+    def key(self) -> str:
+        """Dotted plan key of the metric."""
+        return self.plan_key or f"metrics.{self.name}"
 
     def measures(self) -> tuple[tuple[str, MeasureSpec], ...]:
         """The metric's measures with their side: ("num", ...) and, for ratios, ("den", ...)."""
         if self.denominator is None:
             return (("num", self.numerator),)
         return (("num", self.numerator), ("den", self.denominator))
+
+
+@dataclass(frozen=True, slots=True)
+class FunnelSpec:
+    """Ordered steps, each a filter on one source.
+
+    A unit reaches step k when it has matching rows for steps 1..k (in any order) in the window.
+    """
+
+    name: str
+    source: str
+    steps: tuple[tuple[str, MeasureSpec], ...]
+
+    @property
+    def step_metrics(self) -> tuple[MetricSpec, ...]:
+        """One proportion per step ("did step k"); the pipeline chains them into reach."""
+        return tuple(
+            MetricSpec(
+                name=f"{self.name}/{step}",
+                role=Role.DIAGNOSTIC,
+                type=MetricType.PROPORTION,
+                numerator=measure,
+                plan_key=f"funnels.{self.name}.steps.{step}",
+            )
+            for step, measure in self.steps
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +210,21 @@ class Plan:
     checks: ChecksSpec = field(default_factory=ChecksSpec)
     timezone: str | None = None
     as_of: datetime | None = None  # read the data as it was at this moment (UTC)
+    funnels: tuple[FunnelSpec, ...] = ()
+
+    @property
+    def measured(self) -> tuple[MetricSpec, ...]:
+        """Everything the pipeline aggregates: the metrics, then every funnel step in order."""
+        return self.metrics + tuple(m for f in self.funnels for m in f.step_metrics)
+
+    def reach_chain(self, index: int) -> tuple[int, ...]:
+        """For a funnel step at `index` of `measured`, the indices of its steps 1..k; else ()."""
+        offset = len(self.metrics)
+        for funnel in self.funnels:
+            if index < offset + len(funnel.steps):
+                return tuple(range(offset, index + 1)) if index >= offset else ()
+            offset += len(funnel.steps)
+        return ()
 
     @property
     def primary(self) -> MetricSpec:

@@ -19,6 +19,7 @@ from croctl.plan.model import (
     DecisionSpec,
     ExperimentSpec,
     ExposuresSpec,
+    FunnelSpec,
     Goal,
     MarginType,
     MeasureSpec,
@@ -71,6 +72,7 @@ def parse_plan(document: Any, path: Path, sha256: str = "") -> Plan:
     sources = _sources(root.sub("sources", required=False), path.parent)
     segments = _segments(root.sub("segments", required=False))
     metrics = _metrics(root.sub("metrics"), sources)
+    funnels = _funnels(root.sub("funnels", required=False), sources)
     decision = _decision(root.sub("decision", required=False))
     checks = _checks(root.sub("checks", required=False))
     root.finish()
@@ -88,6 +90,7 @@ def parse_plan(document: Any, path: Path, sha256: str = "") -> Plan:
         decision=decision,
         checks=checks,
         timezone=timezone,
+        funnels=tuple(funnels),
     )
 
 
@@ -284,6 +287,33 @@ def _measure(
     if source is None:
         return None
     return MeasureSpec(source=source, filter=filter_sql, value=value, window=window)
+
+
+def _funnels(node: Fields, sources: dict[str, SourceSpec]) -> list[FunnelSpec]:
+    return [f for name in node.data if (f := _funnel(node.sub(name), str(name), sources))]
+
+
+def _funnel(node: Fields, name: str, sources: dict[str, SourceSpec]) -> FunnelSpec | None:
+    source = node.get("source", f.text)
+    window = node.get("window", f.duration, None)
+    steps_node = node.sub("steps")
+    steps = [(str(step), steps_node.get(step, f.text)) for step in steps_node.data]
+    node.finish()
+    if steps_node.ok and len(steps) < 2:
+        steps_node.error("a funnel needs at least two steps", hint='step_name: "<SQL filter>"')
+    if source and source not in sources:
+        node.error(
+            f"unknown source '{source}'",
+            "source",
+            did_you_mean(source, sources) or "declare it under sources:",
+        )
+        return None
+    if not source or len(steps) < 2 or any(sql is None for _, sql in steps):
+        return None
+    measures = tuple(
+        (step, MeasureSpec(source=source, filter=sql, window=window)) for step, sql in steps
+    )
+    return FunnelSpec(name, source, measures)
 
 
 def _covariate(value: Any) -> CovariateSpec:

@@ -11,9 +11,36 @@ from croctl.render.format import (
     power_lines,
     sensitivity_lines,
 )
-from croctl.report import Report
+from croctl.report import FunnelResult, Report
 
 _ICON = {"ship": "✅", "do_not_ship": "⛔", "inconclusive": "⏳", "invalid": "⚠️"}
+
+
+def _funnel(report: Report, funnel: FunnelResult) -> list[str]:
+    arms = list(report.units)
+    header = " | ".join(f"{v} reached (conv., drop-off)" for v in arms)
+    lines = [
+        "",
+        f"### Funnel: {funnel.name}",
+        "",
+        f"| step | {header} | "
+        + " | ".join(f"{v} relative [95% CI], p adj" for v in arms[1:])
+        + " |",
+        "|---|" + "--:|" * (2 * len(arms) - 1),
+    ]
+    for step in funnel.steps:
+        reached = " | ".join(
+            f"{step.variants[v].reached:,} ({step.variants[v].conversion:.1%}, "
+            f"{step.variants[v].drop_off:.1%})"
+            for v in arms
+        )
+        effects = " | ".join(
+            f"{pct(c.relative)} {ci(c.relative_ci)}, {p_value(c.p_value_adjusted)} "
+            f"({c.outcome.value})"
+            for c in step.comparisons
+        )
+        lines.append(f"| {step.name} | {reached} | {effects} |")
+    return lines
 
 
 def render_markdown(report: Report) -> str:
@@ -45,6 +72,8 @@ def render_markdown(report: Report) -> str:
     for title, notes in notes_by_title:
         if notes:
             lines += ["", f"### {title}", "", *[f"- {note}" for note in notes]]
+    for funnel in report.funnels:
+        lines += _funnel(report, funnel)
     lines += ["", "### Trust checks", "", "| check | status | detail |", "|---|---|---|"]
     lines += [
         f"| {c.name}{f' ({c.source})' if c.source else ''} | {c.status.value} | {c.message} |"
@@ -65,6 +94,19 @@ def render_markdown(report: Report) -> str:
             for c in s.comparisons
         ]
         lines += ["", "</details>"]
+    if report.heterogeneity:
+        lines += [
+            "",
+            "**Does the effect differ between segments?** (Cochran's Q, adjusted p)",
+            "",
+            "| dimension | metric | arm | Q | df | p adj | |",
+            "|---|---|---|--:|--:|--:|---|",
+        ]
+        lines += [
+            f"| {h.dimension} | {h.metric} | {h.variant} | {num(h.q)} | {h.df} "
+            f"| {p_value(h.p_value_adjusted)} | {'**differs**' if h.differs else 'similar'} |"
+            for h in report.heterogeneity
+        ]
     lines += [
         "",
         f"<sub>croctl {report.croctl_version} · plan sha256 {report.plan_sha256[:12]}</sub>",

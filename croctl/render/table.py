@@ -19,7 +19,15 @@ from croctl.render.format import (
     power_lines,
     sensitivity_lines,
 )
-from croctl.report import CheckStatus, ComparisonResult, Outcome, Report, Verdict
+from croctl.report import (
+    CheckStatus,
+    ComparisonResult,
+    FunnelArm,
+    FunnelResult,
+    Outcome,
+    Report,
+    Verdict,
+)
 
 _VERDICT_STYLE = {
     Verdict.SHIP: "bold green",
@@ -48,6 +56,7 @@ def render_table(report: Report, width: int = 80) -> RenderableType:
     """The whole readout as one Rich renderable, laid out for a terminal `width` wide."""
     parts: list[RenderableType] = [_banner(report), _metrics(report, width)]
     parts += _notes("Power", power_lines(report)) + _notes("Sensitivity", sensitivity_lines(report))
+    parts += [_funnel(report, f) for f in report.funnels]
     parts.append(_checks(report))
     if report.segments:
         parts.append(_segments(report))
@@ -179,6 +188,45 @@ def _outcome(c: ComparisonResult) -> Text:
         return Text(c.outcome.value, style=_OUTCOME_STYLE[c.outcome])
     failed = c.guardrail.value == "fails"
     return Text(f"{'✗' if failed else '✓'} {c.guardrail.value}", style="red" if failed else "green")
+
+
+def _funnel(report: Report, funnel: FunnelResult) -> Table:
+    """Per step: each arm's units reaching it and step conversion; effects on that conversion."""
+    table = Table(
+        title=f"Funnel {funnel.name} (step conversion from the previous step)",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        padding=(0, 1),
+        collapse_padding=True,
+        pad_edge=False,
+    )
+    table.add_column("step / arm")
+    table.add_column("reached", justify="right")
+    table.add_column("conv. ↓drop", justify="right")
+    table.add_column("relative [95% CI]", justify="right", no_wrap=True)
+    table.add_column("p adj", justify="right")
+    table.add_column("outcome")
+    control = report.experiment.control
+    for step in funnel.steps:
+        arm = step.variants[control]
+        table.add_row(
+            Text(step.name, style="bold"), f"{arm.reached:,}", _conversion(arm), "", "", ""
+        )
+        for c in step.comparisons:
+            arm = step.variants[c.variant]
+            table.add_row(
+                f"  {c.variant}",
+                f"{arm.reached:,}",
+                _conversion(arm),
+                f"{pct(c.relative, 1)} {ci_points(c.relative_ci)}",
+                p_value(c.p_value_adjusted),
+                _outcome(c),
+            )
+    return table
+
+
+def _conversion(arm: FunnelArm) -> str:
+    return f"{arm.conversion:.1%} ↓{arm.drop_off:.1%}"
 
 
 def _checks(report: Report) -> Table:
