@@ -1,4 +1,4 @@
-"""Renderers of a Report: Rich table, JSON, Markdown; and atomic writing of the result."""
+"""Renderers of a Report: Rich table, JSON, Markdown, HTML; and atomic writing of the result."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 from rich.console import Console
 
 from croctl.errors import DataError
+from croctl.render.html import render_html
 from croctl.render.markdown import render_markdown
 from croctl.render.table import render_table, write_table
 from croctl.report import Report
@@ -19,6 +20,7 @@ from croctl.report import Report
 __all__ = [
     "OutputFormat",
     "remove_stale_report",
+    "render_html",
     "render_json",
     "render_markdown",
     "render_table",
@@ -34,6 +36,7 @@ class OutputFormat(StrEnum):
     TABLE = "table"
     JSON = "json"
     MARKDOWN = "markdown"
+    HTML = "html"
 
 
 def render_json(report: Report) -> str:
@@ -47,6 +50,8 @@ def render_text(report: Report, fmt: OutputFormat, width: int = 120) -> str:
         return render_json(report)
     if fmt is OutputFormat.MARKDOWN:
         return render_markdown(report)
+    if fmt is OutputFormat.HTML:
+        return render_html(report)
     buffer = io.StringIO()
     console = Console(
         file=buffer,
@@ -77,6 +82,12 @@ def remove_stale_report(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Write `text` to `path` via a temporary file and a rename: all or nothing.
 
@@ -96,6 +107,7 @@ def write_atomic(path: Path, text: str) -> None:
             out.write(text)
             out.flush()
             os.fsync(out.fileno())
+        os.chmod(temp, 0o666 & ~_umask())  # mkstemp makes it private; a report is not secret
         os.replace(temp, path)
     except OSError as exc:
         Path(temp).unlink(missing_ok=True)
