@@ -74,6 +74,22 @@ def _errors(debug: bool) -> Iterator[None]:
         )
 
 
+@contextmanager
+def _progress(plan: Plan) -> Iterator[None]:
+    """A spinner with elapsed time on stderr while the exports load; only on a terminal.
+
+    The aggregation is one streaming query, so there is no honest percentage to show: the
+    spinner names what is read and how much.
+    """
+    if not sys.stderr.isatty():
+        yield
+        return
+    paths = [plan.exposures.path, *(s.path for s in plan.sources.values())]
+    size = sum(p.stat().st_size for p in paths if p.is_file())
+    with _err.status(f"reading {len(paths)} exports ({size / 1e6:,.0f} MB) and aggregating…"):
+        yield
+
+
 def _detach_stdout() -> None:
     """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -154,7 +170,8 @@ def evaluate(
             plan = _with_as_of(load_plan(plan_path), as_of)
             if output is not None:
                 _refuse_output_over_input(output, plan)
-            report = evaluate_plan(plan, segments=not no_segments)
+            with _progress(plan):
+                report = evaluate_plan(plan, segments=not no_segments)
             _emit(report, fmt, output)
         except CroctlError:
             if output is not None:
@@ -181,17 +198,17 @@ def _emit(report: Report, fmt: OutputFormat, output: Path | None) -> None:
 def validate(plan_path: PlanArg, debug: DebugOpt = False) -> None:
     """Check the plan and that every export exists with the columns and types it needs.
 
-    Reads only headers and a few rows; computes nothing heavy. Exit 0 valid, 2 plan error,
-    3 data error.
+    Reads headers, a few rows and the distinct variant labels; computes nothing heavy.
+    Exit 0 valid, 2 plan error, 3 data error.
 
     Example:
         croctl validate plans/checkout.yaml
     """
-    from croctl.pipeline import bind_plan
+    from croctl.pipeline import validate_plan
 
     with _errors(debug):
         plan = load_plan(plan_path)
-        bound = bind_plan(plan)
+        bound = validate_plan(plan)
         files = sum(len(s.files.paths) for s in bound.scans())
         print(
             f"ok: {plan.experiment.name}: {len(plan.metrics)} metrics, "
@@ -280,6 +297,38 @@ def power(
             print(json.dumps(power_to_dict(answer), indent=2))
         else:
             Console(highlight=False).print(render_power(answer))
+
+
+@app.command()
+def init(
+    exports: Annotated[
+        list[Path],
+        typer.Argument(help="Export files: exposures first or detected.", show_default=False),
+    ],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the plan here instead of stdout.")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --output.")] = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Scaffold a starter plan from export files: columns, variants, event names, templates.
+
+    Example:
+        croctl init sample_data/leadgen/*.csv -o plans/my-test.yaml
+    """
+    from croctl.io.sniff import profile_exports
+    from croctl.scaffold import scaffold_plan
+
+    with _errors(debug):
+        if output is not None and output.exists() and not force:
+            raise PlanError(f"--output {output}: already exists", hint="pass --force to overwrite")
+        folder = output.parent if output is not None else Path.cwd()
+        text = scaffold_plan(profile_exports(exports), folder)
+        if output is None:
+            sys.stdout.write(text)
+        else:
+            write_atomic(output, text)
+            _err.print(f"wrote {output}; next: croctl validate {output}", markup=False)
 
 
 @app.command()

@@ -105,7 +105,7 @@ def test_output_over_an_input_is_refused():
 
 def test_unwritable_output_is_a_data_error(tmp_path):
     result = run("evaluate", str(PLANS / "saas.yaml"), "-o", str(tmp_path / "no" / "dir.json"))
-    assert result.exit_code == 3 and "cannot write the report" in result.stderr
+    assert result.exit_code == 3 and "cannot write" in result.stderr
 
 
 def test_no_segments_flag_drops_the_breakdown():

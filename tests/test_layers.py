@@ -43,5 +43,6 @@ def test_modules_stay_small():
 
 def test_every_command_is_in_the_readme():
     readme = (ROOT / "README.md").read_text()
-    for command in ("croctl evaluate", "croctl validate", "croctl schema", "croctl --version"):
+    commands = ("evaluate", "validate", "schema", "power", "init", "--version")
+    for command in (f"croctl {c}" for c in commands):
         assert command in readme

@@ -5,11 +5,11 @@ from __future__ import annotations
 from croctl.errors import DataError, did_you_mean
 from croctl.pipeline.bind import BoundPlan, bind_plan
 from croctl.pipeline.build import build_query
-from croctl.pipeline.collect import collect_query
+from croctl.pipeline.collect import collect_query, distinct_variants
 from croctl.plan import Plan
 from croctl.sufficient import SufficientStats
 
-__all__ = ["BoundPlan", "bind_plan", "collect_stats"]
+__all__ = ["BoundPlan", "bind_plan", "collect_stats", "validate_plan"]
 
 
 def collect_stats(plan: Plan, *, streaming: bool = True) -> SufficientStats:
@@ -26,20 +26,49 @@ def collect_stats(plan: Plan, *, streaming: bool = True) -> SufficientStats:
     return stats
 
 
+def refuse_unknown_labels(plan: Plan, seen: set[str]) -> None:
+    """Raise `DataError` for variant labels the plan does not list (with the closest one)."""
+    planned = plan.experiment.variants
+    unknown = sorted(seen - set(planned))
+    if unknown:
+        hint = did_you_mean(unknown[0], planned) or "planned: " + ", ".join(planned)
+        raise DataError(
+            f"{plan.exposures.path.name}: variant label(s) not in the plan: {', '.join(unknown)}",
+            hint=hint,
+        )
+
+
+def validate_plan(plan: Plan) -> BoundPlan:
+    """Check the plan against its exports without computing the readout.
+
+    Columns, types and filters are checked on headers and a few rows; variant labels with one
+    scan of the exposures' variant column.
+
+    Raises:
+        DataError: unreadable exports, unknown variant labels, a planned variant never seen.
+        PlanErrors: columns or filters that the exports cannot satisfy.
+    """
+    bound = bind_plan(plan)
+    seen = distinct_variants(bound)
+    refuse_unknown_labels(plan, seen)
+    missing = [v for v in plan.experiment.variants if v not in seen]
+    if missing:
+        raise DataError(
+            f"{plan.exposures.path.name}: planned variant(s) never exposed: {', '.join(missing)}",
+            hint="check experiment.variants against the variant column",
+        )
+    return bound
+
+
 def refuse_bad_data(plan: Plan, stats: SufficientStats) -> None:
     """Raise `DataError` for data that no readout can be trusted on (SPEC §4 rule 5, §9).
 
     Raises:
         DataError: see `collect_stats`.
     """
-    planned = plan.experiment.variants
+    refuse_unknown_labels(plan, set(stats.exposures.rows))
     label = plan.exposures.path.name
-    unknown = sorted(set(stats.exposures.rows) - set(planned))
-    if unknown:
-        hint = did_you_mean(unknown[0], planned) or "planned: " + ", ".join(planned)
-        raise DataError(
-            f"{label}: variant label(s) not in the plan: {', '.join(unknown)}", hint=hint
-        )
+    planned = plan.experiment.variants
     units = {variant: n for variant, (n, _) in stats.by_variant().items()}
     if not units:
         raise DataError(

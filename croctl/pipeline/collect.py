@@ -105,3 +105,19 @@ def _source(
         has_timestamp=spec.timestamp is not None,
         has_id=spec.id is not None,
     )
+
+
+def distinct_variants(bound: BoundPlan) -> set[str]:
+    """Variant labels present in the exposures (reads that one column).
+
+    Raises:
+        DataError: the exposures cannot be read; located by `diagnose_failure`.
+    """
+    assert bound.exposures.frame is not None
+    column = bound.plan.exposures.variant
+    query = bound.exposures.frame.select(pl.col(column).cast(pl.String).unique())
+    try:
+        frame = query.collect(engine="streaming")
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise diagnose_failure([(bound.exposures.files, bound.exposures.needs)], exc) from exc
+    return {str(v) for v in frame[column] if v is not None}

@@ -99,7 +99,7 @@ def write_atomic(path: Path, text: str) -> None:
         handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     except OSError as exc:
         raise DataError(
-            f"{path}: cannot write the report ({exc.strerror})",
+            f"{path}: cannot write ({exc.strerror})",
             hint="check that the folder exists and is writable",
         ) from exc
     try:
@@ -112,6 +112,6 @@ def write_atomic(path: Path, text: str) -> None:
     except OSError as exc:
         Path(temp).unlink(missing_ok=True)
         raise DataError(
-            f"{path}: cannot write the report ({exc.strerror})",
+            f"{path}: cannot write ({exc.strerror})",
             hint="check the path and free disk space",
         ) from exc

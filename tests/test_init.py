@@ -1,0 +1,79 @@
+"""`croctl init` writes a plan that validates and evaluates; `croctl validate` checks labels."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from croctl.cli import app
+from tests.conftest import ROOT, write_csv
+
+runner = CliRunner()
+SAMPLES = ROOT / "sample_data"
+
+
+@pytest.mark.parametrize(
+    ("scenario", "files", "primary_filter"),
+    [
+        ("checkout", ["events.parquet", "exposures.parquet"], "event_name = 'purchase'"),
+        ("leadgen", ["exposures.csv", "events.csv", "crm.csv"], "event_name = 'form_submit'"),
+        ("saas", ["exposures.csv.gz", "events.parquet"], "event_name = 'trial_signup'"),
+    ],
+)
+def test_init_scaffolds_a_plan_that_validates_and_evaluates(
+    tmp_path, scenario, files, primary_filter
+):
+    plan = tmp_path / "plans" / "plan.yaml"
+    plan.parent.mkdir()
+    paths = [str(SAMPLES / scenario / name) for name in files]
+    result = runner.invoke(app, ["init", *paths, "--output", str(plan)])
+    assert result.exit_code == 0, result.stderr
+    document = yaml.safe_load(plan.read_text())
+    assert document["exposures"]["path"].endswith(files[0] if "exposures" in files[0] else files[1])
+    assert document["exposures"]["unit"] == "user_id"
+    assert document["experiment"]["control"] == "control"
+    (metric,) = document["metrics"].values()
+    assert metric["role"] == "primary" and metric["filter"] == primary_filter
+    assert "device" in document["segments"]
+    assert runner.invoke(app, ["validate", str(plan)]).exit_code == 0
+    assert runner.invoke(app, ["evaluate", str(plan), "-f", "json"]).exit_code in (0, 1, 4, 5)
+
+
+def test_init_lists_event_names_and_writes_to_stdout(tmp_path):
+    result = runner.invoke(
+        app,
+        [
+            "init",
+            str(SAMPLES / "leadgen" / "events.csv"),
+            str(SAMPLES / "leadgen" / "exposures.csv"),
+        ],
+    )
+    assert result.exit_code == 0
+    assert "event_name values: page_view" in result.stdout
+    assert "form_submit" in result.stdout
+
+
+def test_init_refuses_to_overwrite_and_reports_bad_files(tmp_path):
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("keep me")
+    result = runner.invoke(
+        app, ["init", str(SAMPLES / "leadgen" / "exposures.csv"), "-o", str(plan)]
+    )
+    assert result.exit_code == 2 and plan.read_text() == "keep me"
+    (tmp_path / "empty.csv").write_text("")
+    result = runner.invoke(app, ["init", str(tmp_path / "empty.csv")])
+    assert result.exit_code == 3 and "empty" in result.stderr
+
+
+def test_validate_reads_variant_labels(tmp_path, make_plan):
+    write_csv(
+        tmp_path / "exposures.csv",
+        "user_id,variant,exposed_at",
+        ["u1,control,2026-10-02T00:00:00Z"],
+    )
+    write_csv(
+        tmp_path / "events.csv", "user_id,ts,event_name", ["u1,2026-10-03T00:00:00Z,purchase"]
+    )
+    result = runner.invoke(app, ["validate", str(make_plan())])
+    assert result.exit_code == 3 and "never exposed: treatment" in result.stderr
