@@ -54,3 +54,24 @@ def make_plan(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def every_json_report_matches_the_schema(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whenever a test builds a JSON report (CLI or library), validate it against the schema."""
+    import json
+
+    import jsonschema
+
+    from croctl.report import Report
+    from croctl.schemas import load_schema
+
+    schema = load_schema("report")
+    to_dict = Report.to_dict
+
+    def checked(self: Report) -> dict:
+        body = to_dict(self)
+        jsonschema.validate(json.loads(json.dumps(body)), schema)
+        return body
+
+    monkeypatch.setattr(Report, "to_dict", checked)
