@@ -131,7 +131,9 @@ def _sources(
     """`sources:` lines, and (source name, event column, profile) for event-like sources."""
     if not others:
         return ["# sources: {}   # add event or CRM exports here"], []
-    lines, events, taken = ["sources:"], [], set()
+    lines: list[str] = ["sources:"]
+    events: list[tuple[str, str, ExportProfile]] = []
+    taken: set[str] = set()
     for profile in others:
         name = _source_name(profile, taken)
         fields = [f"path: {_q(_relative(profile.path, plan_folder))}", f"unit: {_q(unit)}"]

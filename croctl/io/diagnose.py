@@ -7,7 +7,7 @@ import csv
 import gzip
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, cast
 
 import polars as pl
 
@@ -55,8 +55,10 @@ def _find_problem(path: Path, fmt: FileFormat, needs: ColumnNeeds) -> DataError 
     return _value_problem(path, fmt, needs)
 
 
-def _open_binary(path: Path, fmt: FileFormat) -> BinaryIO:
-    return gzip.open(path, "rb") if fmt is FileFormat.CSV_GZ else path.open("rb")
+def _open_binary(path: Path, fmt: FileFormat) -> IO[bytes]:
+    if fmt is FileFormat.CSV_GZ:
+        return cast(IO[bytes], gzip.open(path, "rb"))
+    return path.open("rb")
 
 
 def _csv_structure_problem(path: Path, fmt: FileFormat) -> DataError | None:
@@ -91,7 +93,7 @@ class _LineDecodeError(Exception):
         self.line = line
 
 
-def _strict_lines(raw: BinaryIO) -> Iterator[str]:
+def _strict_lines(raw: IO[bytes]) -> Iterator[str]:
     """Yield decoded lines, turning a decode failure into the 1-based line where it happened."""
     line = 0
     decoder = codecs.getincrementaldecoder("utf-8-sig")(errors="strict")

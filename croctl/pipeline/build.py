@@ -232,7 +232,8 @@ def _metric_values(plan: Plan, units: pl.LazyFrame) -> pl.LazyFrame:
         if metric.type is MetricType.RATIO:
             exprs.append(pl.col(f"den{i}").alias(metric_col("d", i)))
         if metric.covariate is not None:
-            pre = pl.col(f"pre{i}") if f"pre{i}" in columns else pl.col(metric.covariate.column)
+            column = metric.covariate.column or ""  # a column when there is no lookback
+            pre = pl.col(f"pre{i}") if f"pre{i}" in columns else pl.col(column)
             if metric.covariate.lookback and metric.type is MetricType.PROPORTION:
                 pre = (pre > 0).cast(pl.Float64)
             exprs.append(pre.cast(pl.Float64).fill_null(0.0).alias(metric_col("x", i)))

@@ -66,7 +66,7 @@ class Fields:
                 if self.ok:
                     self.error("is required", key)
                 return None
-            return default  # type: ignore[no-any-return]
+            return default
         try:
             return parse(self.data[key])
         except Invalid as exc:
@@ -89,8 +89,11 @@ class Fields:
                 self.error("unknown key", key, did_you_mean(key, known) or _list(known))
 
 
+_KINDS: dict[type, str] = {dict: "a mapping", list: "a list", str: "text"}
+
+
 def _kind(value: Any) -> str:
-    return {dict: "a mapping", list: "a list", str: "text"}.get(type(value), type(value).__name__)
+    return _KINDS.get(type(value), type(value).__name__)
 
 
 def _list(names: set[str]) -> str:
@@ -116,14 +119,14 @@ def number(
     def parse(value: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise Invalid(f"must be a number (got {value!r})")
-        value = float(value)
-        too_low = low is not None and (value <= low if open_low else value < low)
-        too_high = high is not None and (value >= high if open_high else value > high)
-        if math.isnan(value) or too_low or too_high:
+        number = float(value)
+        too_low = low is not None and (number <= low if open_low else number < low)
+        too_high = high is not None and (number >= high if open_high else number > high)
+        if math.isnan(number) or too_low or too_high:
             lo = "(" if open_low else "["
             hi = ")" if open_high else "]"
-            raise Invalid(f"must be in {lo}{low}, {high}{hi} (got {value})")
-        return value
+            raise Invalid(f"must be in {lo}{low}, {high}{hi} (got {number})")
+        return number
 
     return parse
 

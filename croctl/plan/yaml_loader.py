@@ -18,7 +18,7 @@ class LineDict(dict[str, Any]):
     line: int
 
 
-class _Loader(yaml.SafeLoader):
+class _Loader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML ships no type stubs
     """SafeLoader + duplicate-key detection + no aliases (no billion-laughs)."""
 
     def compose_node(self, parent: Node | None, index: object) -> Node | None:
@@ -28,7 +28,7 @@ class _Loader(yaml.SafeLoader):
                 f"line {mark.line + 1}: YAML aliases (*name) are not allowed in a plan",
                 hint="write the value out in full",
             )
-        return super().compose_node(parent, index)  # type: ignore[no-any-return]
+        return super().compose_node(parent, index)
 
 
 def _construct_mapping(loader: _Loader, node: MappingNode) -> LineDict:
@@ -36,7 +36,7 @@ def _construct_mapping(loader: _Loader, node: MappingNode) -> LineDict:
     result.lines = {}
     result.line = node.start_mark.line + 1
     for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+        key = loader.construct_object(key_node, deep=True)
         line = key_node.start_mark.line + 1
         if not isinstance(key, str):
             key = str(key)
@@ -45,7 +45,7 @@ def _construct_mapping(loader: _Loader, node: MappingNode) -> LineDict:
                 f"line {line}: duplicate key '{key}' (first at line {result.lines[key]})",
                 hint="remove one of them",
             )
-        result[key] = loader.construct_object(value_node, deep=True)  # type: ignore[no-untyped-call]
+        result[key] = loader.construct_object(value_node, deep=True)
         result.lines[key] = line
     return result
 
