@@ -5,17 +5,25 @@ from __future__ import annotations
 from pathlib import Path
 
 from croctl.analysis import analyze
-from croctl.pipeline import collect_stats
+from croctl.pipeline import Engine, collect_stats
 from croctl.plan import Plan, load_plan
 from croctl.report import Report
 
 
-def evaluate(plan: Plan | str | Path, *, segments: bool = True) -> Report:
+def evaluate(
+    plan: Plan | str | Path,
+    *,
+    segments: bool = True,
+    engine: Engine | str = Engine.POLARS,
+    stats: Path | None = None,
+) -> Report:
     """Read a plan's exports and return the readout.
 
     Args:
         plan: a `Plan`, or the path of a plan file.
         segments: compute the segment breakdown.
+        engine: where to aggregate: `polars` (default), `duckdb` or `spark`.
+        stats: finish from this statistics table (CSV/Parquet) instead of reading the exports.
 
     Raises:
         PlanError: the plan is invalid (exit 2).
@@ -23,4 +31,5 @@ def evaluate(plan: Plan | str | Path, *, segments: bool = True) -> Report:
     """
     if not isinstance(plan, Plan):
         plan = load_plan(Path(plan))
-    return analyze(plan, collect_stats(plan), segments=segments)
+    data = collect_stats(plan, engine=Engine(engine), stats_file=stats)
+    return analyze(plan, data, segments=segments)

@@ -139,7 +139,7 @@ def test_internal_errors_exit_70_never_1(monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("simulated bug")
 
-    monkeypatch.setattr("croctl.cli.evaluate_plan", boom)
+    monkeypatch.setattr("croctl.cli.readout.evaluate_plan", boom)
     result = run("evaluate", str(PLANS / "saas.yaml"))
     assert result.exit_code == 70
     assert "internal error" in result.stderr and "Traceback" not in result.stderr

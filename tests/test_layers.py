@@ -12,8 +12,8 @@ from tests.conftest import ROOT
 PACKAGE = ROOT / "croctl"
 ALLOWED = {
     "polars": ("croctl/io/", "croctl/pipeline/"),
-    "rich": ("croctl/render/", "croctl/cli.py"),
-    "typer": ("croctl/cli.py",),
+    "rich": ("croctl/render/", "croctl/cli/"),
+    "typer": ("croctl/cli/",),
 }
 
 

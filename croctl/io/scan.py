@@ -100,3 +100,24 @@ def _localize(column: pl.Expr, files: ExportFiles, name: str, timezone: str | No
     return column.dt.replace_time_zone(
         timezone, ambiguous="earliest", non_existent="null"
     ).dt.convert_time_zone("UTC")
+
+
+def naive_timestamps(files: ExportFiles, needs: ColumnNeeds) -> set[str]:
+    """Timestamp columns whose values carry no offset (read as local times in the plan's zone).
+
+    The same decision `scan_export` makes, from the column type or a sample of its text.
+    """
+    raw = _scan_raw(files, needs)
+    schema = raw.collect_schema()
+    naive = set()
+    for name in needs.timestamps:
+        dtype = schema[name]
+        if isinstance(dtype, pl.Datetime) and dtype.time_zone is not None:
+            continue
+        if isinstance(dtype, pl.Datetime | pl.Date):
+            naive.add(name)
+            continue
+        sample = raw.select(pl.col(name)).drop_nulls().head(_SAMPLE_ROWS).collect().to_series()
+        if not any(_OFFSET.search(str(v).strip()) for v in sample):
+            naive.add(name)
+    return naive

@@ -2,26 +2,51 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+from pathlib import Path
+
 from croctl.errors import DataError, did_you_mean
 from croctl.pipeline.bind import BoundPlan, bind_plan
 from croctl.pipeline.build import build_query
 from croctl.pipeline.collect import collect_query, distinct_variants
+from croctl.pipeline.engines import collect_from_file, collect_with_duckdb, collect_with_spark
 from croctl.plan import Plan
 from croctl.sufficient import SufficientStats
 
-__all__ = ["BoundPlan", "bind_plan", "collect_stats", "validate_plan"]
+__all__ = ["BoundPlan", "Engine", "bind_plan", "collect_stats", "validate_plan"]
 
 
-def collect_stats(plan: Plan, *, streaming: bool = True) -> SufficientStats:
-    """Read the plan's exports and reduce them to sufficient statistics in one collect.
+class Engine(StrEnum):
+    """Where the aggregation runs (`--engine`)."""
+
+    POLARS = "polars"
+    DUCKDB = "duckdb"
+    SPARK = "spark"
+
+
+def collect_stats(
+    plan: Plan, *, engine: Engine = Engine.POLARS, stats_file: Path | None = None
+) -> SufficientStats:
+    """Reduce the plan's exports to sufficient statistics.
+
+    Polars runs one lazy query collected once (streaming); DuckDB and Spark run the plan's SQL;
+    `stats_file` is a statistics table already computed elsewhere.
 
     Raises:
         DataError: unreadable exports, unknown variant labels, a planned variant with no units,
             or NaN/inf in a value column.
         PlanErrors: columns or filters that the exports cannot satisfy.
     """
-    bound = bind_plan(plan)
-    stats = collect_query(build_query(bound), bound, streaming=streaming)
+    if stats_file is not None:
+        stats = collect_from_file(plan, stats_file)
+    else:
+        bound = bind_plan(plan)
+        if engine is Engine.DUCKDB:
+            stats = collect_with_duckdb(bound)
+        elif engine is Engine.SPARK:
+            stats = collect_with_spark(bound)
+        else:
+            stats = collect_query(build_query(bound), bound)
     refuse_bad_data(plan, stats)
     return stats
 

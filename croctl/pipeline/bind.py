@@ -48,11 +48,9 @@ def bind_plan(plan: Plan, *, scan: bool = True) -> BoundPlan:
         PlanErrors: columns or filters the files cannot satisfy, all at once.
     """
     exposures = BoundSource(EXPOSURES, inspect_export(plan.exposures.path))
-    used = {m.source for metric in plan.measured for _, m in metric.measures()}
     sources = {
-        name: BoundSource(name, inspect_export(spec.path))
-        for name, spec in plan.sources.items()
-        if name in used
+        name: BoundSource(name, inspect_export(plan.sources[name].path))
+        for name in plan.used_sources
     }
     errors: list[PlanError] = []
     _bind_exposures(plan, exposures, errors)

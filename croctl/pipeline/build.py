@@ -12,20 +12,17 @@ from dataclasses import dataclass
 import polars as pl
 
 from croctl.pipeline.bind import BoundPlan, BoundSource
+from croctl.pipeline.names import (
+    MISSING_SEGMENT,
+    N_VARIANTS,
+    START,
+    UNIT,
+    VARIANT,
+    metric_col,
+    seg_col,
+)
+from croctl.pipeline.table import moment_columns
 from croctl.plan import MeasureSpec, MetricSpec, MetricType, Plan
-
-UNIT, VARIANT, START, N_VARIANTS = "__unit", "__variant", "__start", "__n_variants"
-MISSING_SEGMENT = "(missing)"
-
-
-def seg_col(i: int) -> str:
-    """Column of the i-th segment dimension in the unit table."""
-    return f"__seg{i}"
-
-
-def metric_col(kind: str, i: int) -> str:
-    """Per-unit column of metric i: y (value), d (denominator), x (covariate), r (uncapped)."""
-    return f"{kind}{i}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,8 +43,8 @@ def build_query(bound: BoundPlan) -> Query:
         "multiple_variants": units.select(
             pl.len().alias("units"),
             (pl.col(N_VARIANTS) > 1).sum().alias("multiple"),
-            pl.col(START).min().alias("first_start"),
-            pl.col(START).max().alias("last_start"),
+            (pl.col(START).min().dt.epoch("us") / 1e6).alias("first_start"),
+            (pl.col(START).max().dt.epoch("us") / 1e6).alias("last_start"),
         ),
     }
     unit_table = valid
@@ -243,7 +240,7 @@ def _metric_values(plan: Plan, units: pl.LazyFrame) -> pl.LazyFrame:
 def _caps(metrics: tuple[MetricSpec, ...], units: pl.LazyFrame) -> pl.LazyFrame:
     """Pooled per-unit quantile of every capped metric (one row)."""
     exprs = [
-        pl.col(metric_col("y", i)).quantile(m.cap, interpolation="linear").alias(str(i))
+        pl.col(metric_col("y", i)).quantile(m.cap, interpolation="linear").alias(f"cap{i}")
         for i, m in enumerate(metrics)
         if m.cap is not None
     ]
@@ -262,35 +259,14 @@ def _apply_caps(metrics: tuple[MetricSpec, ...], units: pl.LazyFrame) -> pl.Lazy
     return units.with_columns(exprs) if exprs else units
 
 
-# Sums kept per metric: (name, left column kind, right column kind or None for a plain sum).
-_MOMENTS = (
-    ("y", "y", None),
-    ("yy", "y", "y"),
-    ("d", "d", None),
-    ("dd", "d", "d"),
-    ("yd", "y", "d"),
-    ("x", "x", None),
-    ("xx", "x", "x"),
-    ("xy", "x", "y"),
-    ("r", "r", None),
-    ("rr", "r", "r"),
-)
-
-
 def _cells(bound: BoundPlan, units: pl.LazyFrame) -> pl.LazyFrame:
     """Sums, squares and cross-products per (variant, segment values).
 
     Sums are additive, so every coarser breakdown (overall, one dimension) is a sum of cells.
     """
-    names = set(units.collect_schema().names())
     aggs = [pl.len().alias("n")]
-    for i in range(len(bound.plan.measured)):
-        for moment, left, right in _MOMENTS:
-            if metric_col(left, i) not in names or (right and metric_col(right, i) not in names):
-                continue
-            term = pl.col(metric_col(left, i))
-            if right is not None:
-                term = term * pl.col(metric_col(right, i))
-            aggs.append(term.sum().alias(f"{moment}{i}"))
+    for name, left, right in moment_columns(bound.plan):
+        term = pl.col(left) if right is None else pl.col(left) * pl.col(right)
+        aggs.append(term.sum().alias(name))
     keys = [VARIANT, *[seg_col(i) for i in range(len(bound.plan.segments))]]
     return units.group_by(keys).agg(aggs)

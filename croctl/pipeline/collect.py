@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import polars as pl
@@ -9,10 +10,12 @@ import polars as pl
 from croctl.errors import DataError
 from croctl.io import diagnose_failure
 from croctl.pipeline.bind import BoundPlan
-from croctl.pipeline.build import VARIANT, Query, seg_col
+from croctl.pipeline.build import Query
+from croctl.pipeline.names import MOMENTS, VARIANT, seg_col
+from croctl.plan import Plan
 from croctl.sufficient import Cell, ExposureCounts, Moments, SourceCounts, SufficientStats
 
-_MOMENT_NAMES = ("y", "yy", "d", "dd", "yd", "x", "xx", "xy", "r", "rr")
+_MOMENT_NAMES = tuple(name for name, _, _ in MOMENTS)
 
 
 def collect_query(query: Query, bound: BoundPlan, *, streaming: bool = True) -> SufficientStats:
@@ -29,17 +32,21 @@ def collect_query(query: Query, bound: BoundPlan, *, streaming: bool = True) -> 
     except (pl.exceptions.PolarsError, OSError) as exc:
         exports = [(s.files, s.needs) for s in bound.scans()]
         raise diagnose_failure(exports, exc) from exc
-    results = dict(zip(names, frames, strict=True))
+    return stats_from_frames(dict(zip(names, frames, strict=True)), bound.plan)
+
+
+def stats_from_frames(results: dict[str, pl.DataFrame], plan: Plan) -> SufficientStats:
+    """Decode the sections of the statistics table (from any engine) into `SufficientStats`."""
     return SufficientStats(
-        cells=_cells(results["cells"], len(bound.plan.segments), len(bound.plan.measured)),
+        cells=_cells(results["cells"], len(plan.segments), len(plan.measured)),
         exposures=_exposures(results["exposures"], results["multiple_variants"]),
         sources={
-            name: _source(bound, name, results[f"rows:{name}"], results[f"coverage:{name}"])
-            for name in bound.sources
+            name: _source(plan, name, results[f"rows:{name}"], results[f"coverage:{name}"])
+            for name in plan.used_sources
         },
         caps={
-            bound.plan.metrics[int(i)].name: float(v)
-            for i, v in (
+            plan.measured[int(name.removeprefix("cap"))].name: float(v)
+            for name, v in (
                 results["caps"].row(0, named=True).items() if results["caps"].height else ()
             )
         },
@@ -50,7 +57,7 @@ def _cells(frame: pl.DataFrame, n_segments: int, n_metrics: int) -> tuple[Cell, 
     cells = []
     for row in frame.iter_rows(named=True):
         moments = tuple(
-            Moments(n=row["n"], **{m: float(row.get(f"{m}{i}") or 0.0) for m in _MOMENT_NAMES})
+            Moments(n=int(row["n"]), **{m: float(row.get(f"{m}{i}") or 0.0) for m in _MOMENT_NAMES})
             for i in range(n_metrics)
         )
         segments = tuple(str(row[seg_col(j)]) for j in range(n_segments))
@@ -87,15 +94,19 @@ def _exposures(frame: pl.DataFrame, multiple: pl.DataFrame) -> ExposureCounts:
         nonfinite=_nonfinite(frame),
         units_seen=int(row["units"] or 0),
         multiple_variants=int(row["multiple"] or 0),
-        first_start=row["first_start"],
-        last_start=row["last_start"],
+        first_start=_moment(row["first_start"]),
+        last_start=_moment(row["last_start"]),
     )
 
 
-def _source(
-    bound: BoundPlan, name: str, rows: pl.DataFrame, coverage: pl.DataFrame
-) -> SourceCounts:
-    spec = bound.plan.sources[name]
+def _moment(epoch_seconds: float | None) -> datetime | None:
+    if epoch_seconds is None:
+        return None
+    return datetime.fromtimestamp(float(epoch_seconds), UTC)
+
+
+def _source(plan: Plan, name: str, rows: pl.DataFrame, coverage: pl.DataFrame) -> SourceCounts:
+    spec = plan.sources[name]
     return SourceCounts(
         rows=_per_variant(rows, "rows"),
         pre_exposure=_per_variant(rows, "pre_exposure"),

@@ -217,6 +217,23 @@ class Plan:
         """Everything the pipeline aggregates: the metrics, then every funnel step in order."""
         return self.metrics + tuple(m for f in self.funnels for m in f.step_metrics)
 
+    @property
+    def used_sources(self) -> list[str]:
+        """Sources some metric or funnel step reads, in plan order."""
+        used = {m.source for metric in self.measured for _, m in metric.measures()}
+        return [name for name in self.sources if name in used]
+
+    def source_values(self, source: str) -> list[str]:
+        """Value columns the plan sums from `source` (checked for NaN/inf)."""
+        return sorted(
+            {
+                m.value
+                for metric in self.measured
+                for _, m in metric.measures()
+                if m.source == source and m.value
+            }
+        )
+
     def reach_chain(self, index: int) -> tuple[int, ...]:
         """For a funnel step at `index` of `measured`, the indices of its steps 1..k; else ()."""
         offset = len(self.metrics)

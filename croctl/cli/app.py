@@ -1,0 +1,91 @@
+"""The Typer app, and the one place that maps errors to stderr lines and exit codes."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+
+from croctl import __version__
+from croctl.errors import CroctlError, ExitCode, PlanError
+
+app = typer.Typer(
+    name="croctl",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Trustworthy A/B test readouts: ship, do not ship, keep waiting, or the data is broken.",
+)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def fail(message: str, code: int) -> NoReturn:
+    """One line on stderr, then exit with `code`."""
+    err.print(f"croctl: {message}", markup=False)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def errors(debug: bool) -> Iterator[None]:
+    """Map every failure to one stderr line and its exit code (SPEC §6); 1 is never used here."""
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except CroctlError as exc:
+        if debug:
+            traceback.print_exc()
+        kind = "plan error" if isinstance(exc, PlanError) else "data error"
+        fail(f"{kind}: {' '.join(str(exc).split())}", int(exc.exit_code))
+    except KeyboardInterrupt:
+        fail("interrupted", ExitCode.INTERRUPTED)
+    except BrokenPipeError:  # `croctl schema ... | head`: the reader left, nothing went wrong
+        detach_stdout()
+        raise typer.Exit(0) from None
+    except Exception as exc:  # a bug: never let it look like a verdict
+        if debug:
+            traceback.print_exc()
+        fail(
+            f"internal error ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+            " — please report it; rerun with --debug for the traceback",
+            ExitCode.INTERNAL,
+        )
+
+
+def detach_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"croctl {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Croctl reads a measurement plan and exports and gives a verdict a CI job can gate on."""
+
+
+PlanArg = Annotated[Path, typer.Argument(help="The measurement plan (YAML).", show_default=False)]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")]
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,102 @@
+"""Aggregation engines besides Polars, and a precomputed statistics table.
+
+The plan's SQL runs on DuckDB or Spark; each path returns the same `SufficientStats` as the
+Polars engine.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import polars as pl
+
+from croctl.errors import DataError, PlanError
+from croctl.pipeline.bind import BoundPlan
+from croctl.pipeline.collect import stats_from_frames
+from croctl.pipeline.sql import build_sql
+from croctl.pipeline.table import frames_from_table, read_stats_table
+from croctl.plan import Plan
+from croctl.sufficient import SufficientStats
+
+
+def collect_with_duckdb(bound: BoundPlan) -> SufficientStats:
+    """Run the plan's DuckDB query in an embedded DuckDB (reading the plan's files).
+
+    Raises:
+        PlanError: DuckDB is not installed.
+        DataError: DuckDB cannot read or aggregate the exports.
+    """
+    try:
+        import duckdb
+    except ImportError as exc:
+        raise PlanError(
+            "--engine duckdb needs the duckdb package", hint="pip install 'croctl[duckdb]'"
+        ) from exc
+    sql = build_sql(bound, "duckdb")
+    with duckdb.connect() as con:
+        con.execute("SET TimeZone = 'UTC'")
+        try:
+            table = pl.DataFrame(pl.from_arrow(con.sql(sql).to_arrow_table()))
+        except duckdb.Error as exc:
+            first = str(exc).splitlines()[0]
+            raise DataError(
+                f"duckdb: {first}", hint="try --engine polars for a located error"
+            ) from exc
+    return stats_from_table(table, bound.plan, "duckdb")
+
+
+def collect_with_spark(bound: BoundPlan) -> SufficientStats:
+    """Run the plan's Spark SQL on a Spark session over the plan's files.
+
+    The session is `SPARK_REMOTE` (Spark Connect) when set, else a local one
+    (`SPARK_MASTER`, default `local[*]`).
+
+    Raises:
+        PlanError: PySpark is not installed.
+        DataError: Spark cannot read or aggregate the exports.
+    """
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError as exc:
+        raise PlanError(
+            "--engine spark needs PySpark (and Java)", hint="pip install 'croctl[spark]'"
+        ) from exc
+    builder = SparkSession.builder.appName("croctl").config("spark.sql.session.timeZone", "UTC")
+    if os.environ.get("SPARK_REMOTE"):
+        builder = builder.remote(os.environ["SPARK_REMOTE"])
+    else:
+        builder = builder.master(os.environ.get("SPARK_MASTER", "local[*]"))
+    spark = builder.getOrCreate()
+    for source in bound.scans():
+        paths = [str(p) for p in source.files.paths]
+        if source.files.format.value == "parquet":
+            frame = spark.read.parquet(*paths)
+        else:
+            frame = spark.read.option("header", True).csv(paths)
+        frame.createOrReplaceTempView(source.name)
+    try:
+        rows = spark.sql(build_sql(bound, "spark").rstrip().rstrip(";")).toPandas()
+    except Exception as exc:
+        raise DataError(f"spark: {str(exc).splitlines()[0]}") from exc
+    return stats_from_table(pl.from_pandas(rows), bound.plan, "spark")
+
+
+def stats_from_table(table: pl.DataFrame, plan: Plan, label: str) -> SufficientStats:
+    """Decode a statistics table computed by any engine.
+
+    Raises:
+        DataError: the table does not fit the plan.
+    """
+    return stats_from_frames(frames_from_table(table, plan, label), plan)
+
+
+def collect_from_file(plan: Plan, path: Path) -> SufficientStats:
+    """Finish from a statistics table saved as CSV or Parquet (`--stats FILE`).
+
+    The plan's export files are not read: the data may live in a warehouse.
+
+    Raises:
+        DataError: missing, unreadable, or not computed for this plan.
+    """
+    return stats_from_table(read_stats_table(path), plan, path.name)

@@ -1,0 +1,31 @@
+"""Column names shared by the Polars query, the SQL query and the statistics table."""
+
+from __future__ import annotations
+
+UNIT, VARIANT, START, N_VARIANTS = "__unit", "__variant", "__start", "__n_variants"
+MISSING_SEGMENT = "(missing)"
+
+
+def seg_col(i: int) -> str:
+    """Column of the i-th segment dimension in the unit table."""
+    return f"__seg{i}"
+
+
+def metric_col(kind: str, i: int) -> str:
+    """Per-unit column of metric i: y (value), d (denominator), x (covariate), r (uncapped)."""
+    return f"{kind}{i}"
+
+
+# Sums kept per metric: (name, left column kind, right column kind or None for a plain sum).
+MOMENTS = (
+    ("y", "y", None),
+    ("yy", "y", "y"),
+    ("d", "d", None),
+    ("dd", "d", "d"),
+    ("yd", "y", "d"),
+    ("x", "x", None),
+    ("xx", "x", "x"),
+    ("xy", "x", "y"),
+    ("r", "r", None),
+    ("rr", "r", "r"),
+)

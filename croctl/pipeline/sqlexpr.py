@@ -1,0 +1,57 @@
+"""sqlglot expression helpers for the statistics query (quoted names, typed literals)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlglot import exp
+
+_MAX = exp.Literal.number("1.7976931348623157e308")
+
+
+def col(name: str, table: str | None = None) -> exp.Column:
+    """A quoted column reference."""
+    return exp.column(name, table=table, quoted=True)
+
+
+def num(value: float | int) -> exp.Literal:
+    """A numeric literal."""
+    return exp.Literal.number(repr(value) if isinstance(value, float) else str(value))
+
+
+def cast(expression: exp.Expression, to: str) -> exp.Cast:
+    """CAST(expression AS to)."""
+    return exp.cast(expression, exp.DataType.build(to))
+
+
+def time_literal(moment: datetime) -> exp.Cast:
+    """An absolute time literal."""
+    return cast(exp.Literal.string(moment.isoformat(sep=" ")), "TIMESTAMPTZ")
+
+
+def sum_if(condition: exp.Expression, value: exp.Expression | None = None) -> exp.Sum:
+    """SUM(CASE WHEN condition THEN value ELSE 0 END); value defaults to 1 (a count)."""
+    then = value if value is not None else num(1)
+    return exp.Sum(this=exp.Case(ifs=[exp.If(this=condition, true=then)], default=num(0)))
+
+
+def plus_seconds(expression: exp.Expression, seconds: float) -> exp.Add:
+    """Expression + INTERVAL 'seconds' SECOND."""
+    interval = exp.Interval(this=exp.Literal.string(str(int(seconds))), unit=exp.Var(this="SECOND"))
+    return exp.Add(this=expression, expression=interval)
+
+
+def minus_seconds(expression: exp.Expression, seconds: float) -> exp.Sub:
+    """Expression - INTERVAL 'seconds' SECOND."""
+    interval = exp.Interval(this=exp.Literal.string(str(int(seconds))), unit=exp.Var(this="SECOND"))
+    return exp.Sub(this=expression, expression=interval)
+
+
+def nonfinite(name: str) -> exp.Expression:
+    """True for NaN and ±inf (NaN sorts above every number in DuckDB and Postgres)."""
+    return exp.Not(this=exp.Between(this=col(name), low=exp.Neg(this=_MAX), high=_MAX))
+
+
+def indicator(condition: exp.Expression) -> exp.Expression:
+    """1.0 when `condition` holds, else 0.0."""
+    return exp.Case(ifs=[exp.If(this=condition, true=num(1.0))], default=num(0.0))

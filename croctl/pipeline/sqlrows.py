@@ -1,0 +1,348 @@
+"""Row-level SQL of the statistics query: exposures to valid units, sources to per-unit sums.
+
+The same data rules, in the same order, as the Polars query in `build.py`.
+"""
+
+from __future__ import annotations
+
+import sqlglot
+from sqlglot import exp
+
+from croctl.io import FileFormat
+from croctl.io.scan import naive_timestamps
+from croctl.pipeline.bind import BoundPlan, BoundSource
+from croctl.pipeline.names import START, UNIT, VARIANT, seg_col
+from croctl.pipeline.sqlexpr import (
+    cast,
+    col,
+    minus_seconds,
+    nonfinite,
+    num,
+    plus_seconds,
+    sum_if,
+    time_literal,
+)
+from croctl.plan import EXPOSURES, MeasureSpec
+
+
+class RowSql:
+    """The row-level CTEs: exposures to valid units, and each source to per-unit sums."""
+
+    def __init__(self, bound: BoundPlan, tables: dict[str, str] | None = None, *, files: bool):
+        self.bound = bound
+        self.plan = bound.plan
+        self.tables = tables or {}
+        self.files = files  # read the plan's files (DuckDB) instead of named tables
+        self.ctes: list[tuple[str, exp.Expression]] = []
+
+    # --- relations ------------------------------------------------------------------------
+
+    def _relation(self, source: BoundSource) -> exp.Expression:
+        if not self.files:
+            return exp.to_table(self.tables.get(source.name, source.name))
+        paths = exp.Array(expressions=[exp.Literal.string(str(p)) for p in source.files.paths])
+        if source.files.format is FileFormat.PARQUET:
+            return exp.Anonymous(this="read_parquet", expressions=[paths])
+        text = sorted(source.needs.keys | source.needs.timestamps)
+        types = exp.Struct(
+            expressions=[
+                exp.PropertyEQ(
+                    this=exp.to_identifier(c, quoted=True), expression=exp.Literal.string("VARCHAR")
+                )
+                for c in text
+            ]
+        )
+        options = [
+            paths,
+            exp.PropertyEQ(this=exp.to_identifier("header"), expression=exp.true()),
+            exp.PropertyEQ(this=exp.to_identifier("types"), expression=types),
+        ]
+        return exp.Anonymous(this="read_csv", expressions=options)
+
+    def _timestamp(self, source: BoundSource, name: str) -> exp.Expression:
+        """The column as an absolute time: naive values are local times in the plan's zone."""
+        if name in self._naive(source):
+            local = cast(col(name), "TIMESTAMP")
+            zone = exp.Literal.string(self.plan.timezone or "UTC")
+            return exp.AtTimeZone(this=local, zone=zone)
+        return cast(col(name), "TIMESTAMPTZ")
+
+    def _naive(self, source: BoundSource) -> set[str]:
+        return naive_timestamps(source.files, source.needs)
+
+    def _unit(self, source: BoundSource) -> exp.Expression:
+        name = (
+            self.plan.exposures.unit
+            if source.name == EXPOSURES
+            else self.plan.sources[source.name].unit
+        )
+        return exp.alias_(cast(col(name), "VARCHAR"), UNIT, quoted=True)
+
+    def _cte(self, name: str, query: exp.Expression) -> str:
+        self.ctes.append((name, query))
+        return name
+
+    # --- exposures --------------------------------------------------------------------------
+
+    def _exposure_rows(self) -> str:
+        spec, source = self.plan.exposures, self.bound.exposures
+        segments = [
+            exp.alias_(
+                exp.Coalesce(
+                    this=cast(col(c), "VARCHAR"), expressions=[exp.Literal.string("(missing)")]
+                ),
+                seg_col(i),
+                quoted=True,
+            )
+            for i, c in enumerate(self.plan.segments.values())
+        ]
+        covariates = sorted(
+            {m.covariate.column for m in self.plan.metrics if m.covariate and m.covariate.column}
+        )
+        query = exp.select(
+            self._unit(source),
+            exp.alias_(cast(col(spec.variant), "VARCHAR"), VARIANT, quoted=True),
+            exp.alias_(self._timestamp(source, spec.timestamp), START, quoted=True),
+            *segments,
+            *[exp.alias_(cast(col(c), "DOUBLE"), c, quoted=True) for c in covariates],
+        ).from_(self._relation(source))
+        return self._cte("exposure_rows", query)
+
+    def _in_window(self) -> exp.Expression:
+        experiment = self.plan.experiment
+        conditions: list[exp.Expression] = [
+            exp.Not(this=exp.Is(this=col(START), expression=exp.Null()))
+        ]
+        if experiment.start is not None:
+            conditions.append(exp.GTE(this=col(START), expression=time_literal(experiment.start)))
+        if experiment.end is not None:
+            conditions.append(exp.LT(this=col(START), expression=time_literal(experiment.end)))
+        if self.plan.as_of is not None:
+            conditions.append(exp.LT(this=col(START), expression=time_literal(self.plan.as_of)))
+        return exp.and_(*conditions)
+
+    def _exposure_counts(self, rows: str) -> exp.Select:
+        experiment = self.plan.experiment
+        null_start = exp.Is(this=col(START), expression=exp.Null())
+        numbers = sorted(
+            {m.covariate.column for m in self.plan.metrics if m.covariate and m.covariate.column}
+        )
+        return (
+            exp.select(
+                col(VARIANT),
+                exp.alias_(exp.Count(this=exp.Star()), "rows"),
+                exp.alias_(sum_if(null_start), "no_timestamp"),
+                exp.alias_(
+                    sum_if(exp.LT(this=col(START), expression=time_literal(experiment.start)))
+                    if experiment.start
+                    else num(0),
+                    "before_start",
+                ),
+                exp.alias_(
+                    sum_if(exp.GTE(this=col(START), expression=time_literal(experiment.end)))
+                    if experiment.end
+                    else num(0),
+                    "after_end",
+                ),
+                *[exp.alias_(sum_if(nonfinite(c)), f"nonfinite:{c}", quoted=True) for c in numbers],
+            )
+            .from_(rows)
+            .group_by(col(VARIANT))
+        )
+
+    def _first_exposures(self, rows: str) -> tuple[str, str]:
+        """Per unit: its first in-window exposure row, and how many variants it saw."""
+        carried = [seg_col(i) for i in range(len(self.plan.segments))] + sorted(
+            {m.covariate.column for m in self.plan.metrics if m.covariate and m.covariate.column}
+        )
+        order = exp.Window(
+            this=exp.RowNumber(),
+            partition_by=[col(UNIT)],
+            order=exp.Order(expressions=[exp.Ordered(this=col(START))]),
+        )
+        ranked = self._cte(
+            "ranked_exposures",
+            exp.select(
+                col(UNIT), col(VARIANT), col(START), *map(col, carried), exp.alias_(order, "__rank")
+            )
+            .from_(rows)
+            .where(self._in_window()),
+        )
+        variants = self._cte(
+            "unit_variants",
+            exp.select(
+                col(UNIT),
+                exp.alias_(
+                    exp.Count(this=exp.Distinct(expressions=[col(VARIANT)])),
+                    "__n_variants",
+                    quoted=True,
+                ),
+                exp.alias_(exp.Min(this=col(START)), "__first", quoted=True),
+            )
+            .from_(ranked)
+            .group_by(col(UNIT)),
+        )
+        units = self._cte(
+            "units",
+            exp.select(
+                col(UNIT, "r"),
+                col(VARIANT, "r"),
+                col(START, "r"),
+                *[col(c, "r") for c in carried],
+                col("__n_variants", "v"),
+            )
+            .from_(exp.alias_(exp.to_table(ranked), "r", table=True))
+            .join(
+                exp.alias_(exp.to_table(variants), "v", table=True),
+                on=exp.EQ(this=col(UNIT, "r"), expression=col(UNIT, "v")),
+            )
+            .where(exp.EQ(this=col("__rank", "r"), expression=num(1))),
+        )
+        valid = self._cte(
+            "valid_units",
+            exp.select(col(UNIT), col(VARIANT), col(START), *map(col, carried))
+            .from_(units)
+            .where(exp.EQ(this=col("__n_variants"), expression=num(1))),
+        )
+        return units, valid
+
+    # --- sources ------------------------------------------------------------------------------
+
+    def _measures_on(self, source: str) -> list[tuple[int, str, MeasureSpec]]:
+        return [
+            (i, side, m)
+            for i, metric in enumerate(self.plan.measured)
+            for side, m in metric.measures()
+            if m.source == source
+        ]
+
+    def _filter(self, measure: MeasureSpec) -> exp.Expression | None:
+        if not measure.filter:
+            return None
+        return exp.paren(sqlglot.parse_one(measure.filter))
+
+    def _source(self, source: BoundSource, valid: str) -> tuple[str, str, str]:
+        """CTEs: the source's rows joined to valid units, its per-unit sums, and its coverage."""
+        spec = self.plan.sources[source.name]
+        measures = self._measures_on(source.name)
+        columns = [self._unit(source)]
+        if spec.timestamp:
+            columns.append(
+                exp.alias_(self._timestamp(source, spec.timestamp), spec.timestamp, quoted=True)
+            )
+        for name in sorted(source.needs.numbers):
+            columns.append(exp.alias_(cast(col(name), "DOUBLE"), name, quoted=True))
+        others = sorted(
+            (source.needs.keys | source.needs.inferred) - {spec.unit, spec.timestamp or ""}
+        )
+        columns += [col(c) for c in others if c not in source.needs.numbers]
+        scan = exp.select(*columns).from_(self._relation(source))
+        filters = [self._filter(m) for _, _, m in measures]
+        if filters and all(f is not None for f in filters):  # push every metric filter down
+            unique = {f.sql(): f for f in filters if f is not None}
+            scan = scan.where(exp.or_(*unique.values()))
+        raw = self._cte(f"scan_{source.name}", scan)
+        joined = self._cte(
+            f"rows_{source.name}",
+            exp.select(
+                exp.Column(this=exp.Star(), table=exp.to_identifier("s")),
+                col(VARIANT, "v"),
+                col(START, "v"),
+            )
+            .from_(exp.alias_(exp.to_table(raw), "s", table=True))
+            .join(
+                exp.alias_(exp.to_table(valid), "v", table=True),
+                on=exp.EQ(this=col(UNIT, "s"), expression=col(UNIT, "v")),
+            ),
+        )
+        counts = self._cte(f"counts_{source.name}", self._source_counts(source, joined))
+        per_unit = self._cte(f"per_unit_{source.name}", self._per_unit(source, joined, measures))
+        coverage = self._cte(
+            f"coverage_{source.name}",
+            exp.select(col(VARIANT), exp.alias_(exp.Count(this=exp.Star()), "covered"))
+            .from_(valid)
+            .where(
+                exp.In(
+                    this=col(UNIT),
+                    query=exp.select(self._unit(source)).from_(self._relation(source)).subquery(),
+                )
+            )
+            .group_by(col(VARIANT)),
+        )
+        return counts, per_unit, coverage
+
+    def _source_counts(self, source: BoundSource, joined: str) -> exp.Select:
+        spec = self.plan.sources[source.name]
+        aggs: list[exp.Expression] = [exp.alias_(exp.Count(this=exp.Star()), "rows")]
+        if spec.timestamp:
+            aggs.append(
+                exp.alias_(
+                    sum_if(exp.LT(this=col(spec.timestamp), expression=col(START))), "pre_exposure"
+                )
+            )
+        if spec.id:
+            distinct = exp.Count(this=exp.Distinct(expressions=[col(spec.id)]))
+            aggs.append(
+                exp.alias_(
+                    exp.Sub(this=exp.Count(this=exp.Star()), expression=distinct), "duplicates"
+                )
+            )
+        aggs += [
+            exp.alias_(sum_if(nonfinite(c)), f"nonfinite:{c}", quoted=True)
+            for c in sorted(source.needs.numbers)
+        ]
+        return exp.select(col(VARIANT), *aggs).from_(joined).group_by(col(VARIANT))
+
+    def _per_unit(
+        self, source: BoundSource, joined: str, measures: list[tuple[int, str, MeasureSpec]]
+    ) -> exp.Select:
+        spec = self.plan.sources[source.name]
+        rows: exp.Expression = exp.to_table(joined)
+        if spec.id:  # duplicate ids: keep one row each
+            rank = exp.Window(
+                this=exp.RowNumber(),
+                partition_by=[col(spec.id)],
+                order=exp.Order(expressions=[exp.Ordered(this=col(spec.id))]),
+            )
+            ranked = self._cte(
+                f"dedup_{source.name}",
+                exp.select(exp.Star(), exp.alias_(rank, "__dup")).from_(joined),
+            )
+            rows = (
+                exp.select(exp.Star())
+                .from_(ranked)
+                .where(exp.EQ(this=col("__dup"), expression=num(1)))
+                .subquery("d")
+            )
+        ts = col(spec.timestamp) if spec.timestamp else None
+        aggs = []
+        for i, side, measure in measures:
+            metric = self.plan.measured[i]
+            base = self._filter(measure) or exp.true()
+            counted = base
+            if ts is not None:
+                counted = exp.and_(counted, exp.GTE(this=ts, expression=col(START)))
+                if measure.window is not None:
+                    end = plus_seconds(col(START), measure.window.total_seconds())
+                    counted = exp.and_(counted, exp.LT(this=ts, expression=end))
+                if self.plan.as_of is not None:
+                    counted = exp.and_(
+                        counted, exp.LT(this=ts, expression=time_literal(self.plan.as_of))
+                    )
+            value = (
+                exp.Coalesce(this=col(measure.value), expressions=[num(0.0)])
+                if measure.value
+                else None
+            )
+            aggs.append(exp.alias_(sum_if(counted, value), f"{side}{i}", quoted=True))
+            lookback = metric.covariate.lookback if metric.covariate else None
+            if side == "num" and lookback is not None and ts is not None:
+                before = exp.and_(
+                    base,
+                    exp.LT(this=ts, expression=col(START)),
+                    exp.GTE(
+                        this=ts, expression=minus_seconds(col(START), lookback.total_seconds())
+                    ),
+                )
+                aggs.append(exp.alias_(sum_if(before, value), f"pre{i}", quoted=True))
+        return exp.select(col(UNIT), *aggs).from_(rows).group_by(col(UNIT))

@@ -1,0 +1,190 @@
+"""The sufficient-statistics table: what every engine hands back, in one tidy shape.
+
+One row per (section, variant[, segment values]); the `section` column says which part it is:
+
+    exposures           exposure rows per variant: rows, no_timestamp, before_start, after_end,
+                        nonfinite:<covariate>
+    multiple_variants   one row: units, multiple, first_start, last_start (epoch seconds)
+    rows:<source>       kept rows per variant: rows, pre_exposure, duplicates, nonfinite:<column>
+    coverage:<source>   exposed units with any row in the source, per variant: covered
+    caps                one row: cap<i>, the pooled quantile of each capped metric
+    cells               per variant and segment values: n and the sums y<i>, yy<i>, d<i>, dd<i>,
+                        yd<i>, x<i>, xx<i>, xy<i>, r<i>, rr<i> of each metric i
+
+Columns a section does not use are null. `croctl sql` prints the query that computes it,
+`croctl evaluate --stats FILE` finishes a readout from it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from croctl.errors import DataError
+from croctl.pipeline.names import MOMENTS, UNIT, VARIANT, seg_col
+from croctl.plan import MetricType, Plan
+
+SECTION = "section"
+
+
+def _kinds(plan: Plan, i: int) -> set[str]:
+    """Per-unit columns metric i has: y always; d for ratios; x with a covariate; r when capped."""
+    metric = plan.measured[i]
+    kinds = {"y"}
+    if metric.type is MetricType.RATIO:
+        kinds.add("d")
+    if metric.covariate is not None:
+        kinds.add("x")
+    if metric.cap is not None:
+        kinds.add("r")
+    return kinds
+
+
+def moment_columns(plan: Plan) -> list[tuple[str, str, str | None]]:
+    """(table column, left per-unit column, right per-unit column) for every sum in `cells`."""
+    result = []
+    for i in range(len(plan.measured)):
+        kinds = _kinds(plan, i)
+        for moment, left, right in MOMENTS:
+            if left in kinds and (right is None or right in kinds):
+                result.append((f"{moment}{i}", f"{left}{i}", f"{right}{i}" if right else None))
+    return result
+
+
+def _covariates(plan: Plan) -> list[str]:
+    return sorted({m.covariate.column for m in plan.metrics if m.covariate and m.covariate.column})
+
+
+def section_columns(plan: Plan) -> dict[str, list[str]]:
+    """The columns of each section, in order."""
+    segments = [seg_col(i) for i in range(len(plan.segments))]
+    sections = {
+        "exposures": [
+            VARIANT,
+            "rows",
+            "no_timestamp",
+            "before_start",
+            "after_end",
+            *[f"nonfinite:{c}" for c in _covariates(plan)],
+        ],
+        "multiple_variants": ["units", "multiple", "first_start", "last_start"],
+    }
+    for name in plan.used_sources:
+        spec = plan.sources[name]
+        sections[f"rows:{name}"] = [
+            VARIANT,
+            "rows",
+            *(["pre_exposure"] if spec.timestamp else []),
+            *(["duplicates"] if spec.id else []),
+            *[f"nonfinite:{c}" for c in plan.source_values(name)],
+        ]
+        sections[f"coverage:{name}"] = [VARIANT, "covered"]
+    caps = [f"cap{i}" for i, m in enumerate(plan.measured) if m.cap is not None]
+    if caps:
+        sections["caps"] = caps
+    sections["cells"] = [VARIANT, *segments, "n", *[c for c, _, _ in moment_columns(plan)]]
+    return sections
+
+
+def table_columns(plan: Plan) -> list[tuple[str, str]]:
+    """Every column of the table after `section`, with its SQL type."""
+    seen: dict[str, str] = {}
+    for columns in section_columns(plan).values():
+        for column in columns:
+            text = column == VARIANT or column.startswith("__seg")
+            seen.setdefault(column, "VARCHAR" if text else "DOUBLE")
+    return list(seen.items())
+
+
+def unit_value_columns(plan: Plan) -> list[str]:
+    """Columns of the per-unit value table before caps (SQL engine)."""
+    columns = [UNIT, VARIANT, *[seg_col(i) for i in range(len(plan.segments))]]
+    for i, metric in enumerate(plan.measured):
+        columns.append(f"y{i}")
+        if metric.type is MetricType.RATIO:
+            columns.append(f"d{i}")
+        if metric.covariate is not None:
+            columns.append(f"x{i}")
+    return columns
+
+
+def table_from_frames(frames: dict[str, pl.DataFrame], plan: Plan) -> pl.DataFrame:
+    """The Polars engine's frames as one table (the shape `croctl sql` computes)."""
+    columns = table_columns(plan)
+    parts = []
+    for section, names in section_columns(plan).items():
+        frame = frames.get(section)
+        if frame is None or not frame.width:
+            continue
+        present = [n for n in names if n in frame.columns]
+        parts.append(
+            frame.select(
+                pl.lit(section).alias(SECTION),
+                *[
+                    pl.col(c).cast(pl.String if kind == "VARCHAR" else pl.Float64)
+                    if c in present
+                    else pl.lit(None, pl.String if kind == "VARCHAR" else pl.Float64).alias(c)
+                    for c, kind in columns
+                ],
+            )
+        )
+    return pl.concat(parts)
+
+
+def frames_from_table(table: pl.DataFrame, plan: Plan, label: str) -> dict[str, pl.DataFrame]:
+    """Split a statistics table back into its sections.
+
+    Raises:
+        DataError: a column or a section the plan needs is missing.
+    """
+    expected = section_columns(plan)
+    if SECTION not in table.columns:
+        raise DataError(
+            f"{label}: no '{SECTION}' column: not a croctl statistics table",
+            hint="produce it with the query `croctl sql PLAN` prints",
+        )
+    missing = sorted({c for cs in expected.values() for c in cs} - set(table.columns))
+    if missing:
+        raise DataError(
+            f"{label}: columns missing for this plan: {', '.join(missing[:6])}",
+            hint="was the table computed for this plan? rerun `croctl sql PLAN`",
+        )
+    frames = {}
+    for section, columns in expected.items():
+        rows = table.filter(pl.col(SECTION) == section).select(columns)
+        if section in ("multiple_variants", "cells", "exposures") and rows.is_empty():
+            raise DataError(
+                f"{label}: section '{section}' has no rows",
+                hint="was the query run on the plan's data? rerun `croctl sql PLAN`",
+            )
+        frames[section] = rows
+    frames.setdefault("caps", pl.DataFrame())
+    return frames
+
+
+def read_stats_table(path: Path) -> pl.DataFrame:
+    """Read a statistics table from CSV or Parquet.
+
+    Raises:
+        DataError: missing or unreadable file.
+    """
+    if not path.is_file():
+        raise DataError(
+            f"--stats {path}: no such file", hint="give the table `croctl sql` computed"
+        )
+    try:
+        if path.suffix == ".parquet":
+            return pl.read_parquet(path)
+        return pl.read_csv(path, infer_schema_length=None, schema_overrides=_text_columns(path))
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(
+            f"--stats {path}: cannot read ({first})", hint="CSV with a header, or Parquet"
+        ) from exc
+
+
+def _text_columns(path: Path) -> dict[str, Any]:
+    header = pl.read_csv(path, n_rows=0).columns
+    return {c: pl.String for c in header if c in (SECTION, VARIANT) or c.startswith("__seg")}
