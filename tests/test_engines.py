@@ -1,0 +1,183 @@
+"""Parity: the Polars engine, the DuckDB engine (the plan's SQL) and a saved statistics table
+give the same numbers and the same verdict; the SQL parses in every dialect."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+
+import duckdb
+import pytest
+import sqlglot
+import yaml
+from typer.testing import CliRunner
+
+from croctl.cli import app
+from croctl.errors import DataError
+from croctl.evaluate import evaluate
+from croctl.pipeline import bind_plan
+from croctl.pipeline.sql import DIALECTS, build_sql
+from croctl.plan import load_plan
+from tests.conftest import BASE_PLAN, ROOT, write_csv
+from tests.test_golden import _close
+from tests.test_trust import Export
+
+PLANS = sorted((ROOT / "plans").glob("*.yaml"))
+runner = CliRunner()
+
+
+def _report(plan, **options):
+    body = evaluate(plan, **options).to_dict()
+    return json.loads(json.dumps(body))
+
+
+def _stats_table(plan_path, target):
+    """Run `croctl sql` output in DuckDB and save the statistics table."""
+    sql = build_sql(bind_plan(load_plan(plan_path)), "duckdb")
+    with duckdb.connect() as con:
+        con.execute("SET TimeZone = 'UTC'")
+        relation = con.sql(sql)
+        if target.suffix == ".parquet":
+            relation.write_parquet(str(target))
+        else:
+            relation.write_csv(str(target))
+    return target
+
+
+def _assert_parity(plan_path, tmp_path):
+    polars = _report(plan_path)
+    _close(_report(plan_path, engine="duckdb"), polars)
+    for suffix in (".parquet", ".csv"):
+        table = _stats_table(plan_path, tmp_path / f"stats{suffix}")
+        _close(_report(plan_path, stats=table), polars)
+    return polars
+
+
+@pytest.mark.parametrize("plan", PLANS, ids=lambda p: p.stem)
+def test_shipped_plans_agree_on_every_engine(plan, tmp_path):
+    _assert_parity(plan, tmp_path)
+
+
+FIXTURES = {
+    "clean": Export(),
+    "duplicates_and_switchers": Export(duplicates={"treatment": 40}, switchers=30),
+    "window_and_pre_exposure": Export(outside_window=25, pre_exposure={"treatment": 0.3}),
+    "coverage_gap": Export(logged={"treatment": 0.2}),
+    "small": Export(units=120, min_units=10),
+}
+
+
+@pytest.mark.parametrize("name", FIXTURES)
+def test_fixtures_agree_on_every_engine(name, tmp_path):
+    _assert_parity(FIXTURES[name].write(tmp_path), tmp_path)
+
+
+def test_every_plan_feature_agrees_on_every_engine(tmp_path):
+    """Naive timestamps in a plan time zone, a CRM source, windows, a lookback covariate, an
+    exposures covariate, a cap, a ratio, a funnel, segments and a leading-zero id."""
+    write_csv(
+        tmp_path / "exposures.csv",
+        "user_id,variant,exposed_at,device,pre",
+        [
+            f"{i:05d},{'control' if i % 2 else 'treatment'},2026-10-0{2 + i % 5} 0{i % 10}:00:00,"
+            f"{['mobile', 'desktop', ''][i % 3]},{i % 7}"
+            for i in range(400)
+        ],
+    )
+    events = []
+    for i in range(400):
+        day = 2 + i % 5
+        if i % 3 == 0:
+            events.append(f"{i:05d},2026-10-0{day} 12:00:00,cart,")
+        if i % 4 == 0:
+            events.append(f"{i:05d},2026-10-0{day} 13:00:00,purchase,{10 + i % 50}")
+        if i % 6 == 0:
+            events.append(f"{i:05d},2026-10-0{day} 01:00:00,purchase,5")  # before or after start
+        events.append(f"{i:05d},2026-09-28 10:00:00,purchase,{i % 9}")  # lookback period
+    write_csv(tmp_path / "events.csv", "user_id,ts,event_name,amount", events)
+    write_csv(
+        tmp_path / "crm.csv",
+        "user_id,status,value",
+        [f"{i:05d},{'won' if i % 5 == 0 else 'lost'},{i % 11}" for i in range(0, 400, 2)],
+    )
+    plan = {
+        **BASE_PLAN,
+        "timezone": "Europe/Paris",
+        "exposures": {**BASE_PLAN["exposures"]},
+        "sources": {
+            "events": {"path": "events.csv", "unit": "user_id", "timestamp": "ts"},
+            "crm": {"path": "crm.csv", "unit": "user_id"},
+        },
+        "segments": {"device": "device"},
+        "metrics": {
+            "conv": {"role": "primary", "type": "proportion", "source": "events",
+                     "filter": "event_name = 'purchase'", "window": "36h",
+                     "covariate": {"lookback": "7d"}},
+            "revenue": {"role": "quality", "type": "mean", "source": "events",
+                        "filter": "event_name = 'purchase'", "value": "amount", "cap": 0.9,
+                        "covariate": "pre"},
+            "aov": {"role": "quality", "type": "ratio",
+                    "numerator": {"source": "events", "filter": "event_name = 'purchase'",
+                                  "value": "amount"},
+                    "denominator": {"source": "events", "filter": "event_name = 'purchase'"}},
+            "won": {"role": "downstream", "type": "proportion", "source": "crm",
+                    "filter": "status = 'won'"},
+            "crm_value": {"role": "guardrail", "type": "mean", "source": "crm", "value": "value",
+                          "margin": 0.5},
+        },
+        "funnels": {"shop": {"source": "events", "steps": {
+            "cart": "event_name = 'cart'", "purchase": "event_name = 'purchase'"}}},
+        "checks": {"min_units": 10, "min_segment_units": 5},
+    }  # fmt: skip
+    path = tmp_path / "plan.yaml"
+    path.write_text(yaml.safe_dump(plan, sort_keys=False))
+    report = _assert_parity(path, tmp_path)
+    assert report["funnels"] and report["segments"] and report["metrics"][1]["variance_reduction"]
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+@pytest.mark.parametrize("plan", PLANS, ids=lambda p: p.stem)
+def test_generated_sql_parses_in_every_dialect(plan, dialect):
+    result = runner.invoke(app, ["sql", str(plan), "--dialect", dialect])
+    assert result.exit_code == 0, result.stderr
+    parsed = sqlglot.parse_one(result.stdout.rstrip().rstrip(";"), read=dialect)
+    assert parsed.find(sqlglot.exp.Union) is not None
+    if dialect != "duckdb":  # warehouses read tables named after the sources
+        assert "read_parquet" not in result.stdout.lower()
+
+
+def test_sql_table_mapping_and_bad_options():
+    plan = str(ROOT / "plans" / "checkout.yaml")
+    result = runner.invoke(app, ["sql", plan, "--dialect", "bigquery", "--table", "events=shop.ev"])
+    assert result.exit_code == 0 and "shop.ev" in result.stdout
+    assert runner.invoke(app, ["sql", plan, "--dialect", "oracle"]).exit_code == 2
+    assert runner.invoke(app, ["sql", plan, "--table", "nope=x"]).exit_code == 2
+
+
+def test_a_stats_table_of_another_plan_is_a_data_error(tmp_path):
+    table = _stats_table(ROOT / "plans" / "saas.yaml", tmp_path / "saas.parquet")
+    with pytest.raises(DataError, match="columns missing"):
+        evaluate(ROOT / "plans" / "checkout.yaml", stats=table)
+    result = runner.invoke(
+        app,
+        ["evaluate", str(ROOT / "plans" / "checkout.yaml"), "--stats", str(tmp_path / "no.csv")],
+    )
+    assert result.exit_code == 3 and "no such file" in result.stderr
+
+
+def test_stats_path_exits_with_the_verdict(tmp_path):
+    plan = ROOT / "plans" / "leadgen.yaml"
+    table = _stats_table(plan, tmp_path / "stats.csv")
+    result = runner.invoke(app, ["evaluate", str(plan), "--stats", str(table), "-f", "json"])
+    assert result.exit_code == 1 and json.loads(result.stdout)["verdict"] == "do_not_ship"
+
+
+SPARK = importlib.util.find_spec("pyspark") is not None and shutil.which("java") is not None
+
+
+@pytest.mark.spark
+@pytest.mark.skipif(not SPARK, reason="needs PySpark and Java (pip install 'croctl[spark]')")
+@pytest.mark.parametrize("plan", PLANS, ids=lambda p: p.stem)
+def test_spark_local_mode_agrees(plan):
+    _close(_report(plan, engine="spark"), _report(plan))
