@@ -21,7 +21,7 @@ from croctl.pipeline.names import (
     metric_col,
     seg_col,
 )
-from croctl.pipeline.table import moment_columns
+from croctl.pipeline.table import cap_columns, moment_columns
 from croctl.plan import MeasureSpec, MetricSpec, MetricType, Plan
 
 
@@ -54,10 +54,8 @@ def build_query(bound: BoundPlan) -> Query:
         frames[f"coverage:{name}"] = _coverage(bound, source, valid)
         per_unit = _per_unit(bound, source, rows)
         unit_table = unit_table.join(per_unit, on=UNIT, how="left")
-    unit_table = _metric_values(plan, unit_table.fill_null(0))
-    frames["caps"] = _caps(plan.metrics, unit_table)
-    unit_table = _apply_caps(plan.metrics, unit_table)
-    frames["cells"] = _cells(bound, unit_table)
+    unit_table = _apply_caps(plan, _metric_values(plan, unit_table.fill_null(0)))
+    frames["cells"] = _cells(bound, unit_table)  # carries the caps; `collect` splits them off
     return Query(frames)
 
 
@@ -155,7 +153,8 @@ def _source_rows(bound: BoundPlan, source: BoundSource, valid: pl.LazyFrame) -> 
     ]
     if filters and all(f is not None for f in filters):
         # Push every metric filter down: rows no metric uses (page views) drop at the scan.
-        rows = rows.filter(pl.any_horizontal([f for f in filters if f is not None]))
+        unique = {str(f): f for f in filters if f is not None}
+        rows = rows.filter(pl.any_horizontal(list(unique.values())))
     return rows.join(valid.select(UNIT, VARIANT, START), on=UNIT, how="inner")
 
 
@@ -237,26 +236,27 @@ def _metric_values(plan: Plan, units: pl.LazyFrame) -> pl.LazyFrame:
     return units.with_columns(exprs)
 
 
-def _caps(metrics: tuple[MetricSpec, ...], units: pl.LazyFrame) -> pl.LazyFrame:
-    """Pooled per-unit quantile of every capped metric (one row)."""
-    exprs = [
-        pl.col(metric_col("y", i)).quantile(m.cap, interpolation="linear").alias(f"cap{i}")
-        for i, m in enumerate(metrics)
-        if m.cap is not None
-    ]
-    return units.select(exprs) if exprs else pl.LazyFrame()
+def _apply_caps(plan: Plan, units: pl.LazyFrame) -> pl.LazyFrame:
+    """Winsorize capped metrics at their pooled quantile, keeping the uncapped value as r<i>.
 
-
-def _apply_caps(metrics: tuple[MetricSpec, ...], units: pl.LazyFrame) -> pl.LazyFrame:
+    The quantile is a broadcast column `cap<i>`, so the caps and the cells come from one pass.
+    """
     exprs = []
-    for i, m in enumerate(metrics):
+    for i, m in enumerate(plan.measured):
         if m.cap is not None:
             y = pl.col(metric_col("y", i))
             exprs += [
                 y.alias(metric_col("r", i)),
-                y.clip(upper_bound=y.quantile(m.cap, interpolation="linear")),
+                y.quantile(m.cap, interpolation="linear").alias(f"cap{i}"),
             ]
-    return units.with_columns(exprs) if exprs else units
+    if not exprs:
+        return units
+    clipped = [
+        pl.col(metric_col("y", i)).clip(upper_bound=pl.col(f"cap{i}"))
+        for i, m in enumerate(plan.measured)
+        if m.cap is not None
+    ]
+    return units.with_columns(exprs).with_columns(clipped)
 
 
 def _cells(bound: BoundPlan, units: pl.LazyFrame) -> pl.LazyFrame:
@@ -268,5 +268,6 @@ def _cells(bound: BoundPlan, units: pl.LazyFrame) -> pl.LazyFrame:
     for name, left, right in moment_columns(bound.plan):
         term = pl.col(left) if right is None else pl.col(left) * pl.col(right)
         aggs.append(term.sum().alias(name))
+    aggs += [pl.col(c).first() for c in cap_columns(bound.plan)]
     keys = [VARIANT, *[seg_col(i) for i in range(len(bound.plan.segments))]]
     return units.group_by(keys).agg(aggs)

@@ -12,6 +12,7 @@ from croctl.io import diagnose_failure
 from croctl.pipeline.bind import BoundPlan
 from croctl.pipeline.build import Query
 from croctl.pipeline.names import MOMENTS, VARIANT, seg_col
+from croctl.pipeline.table import cap_columns
 from croctl.plan import Plan
 from croctl.sufficient import Cell, ExposureCounts, Moments, SourceCounts, SufficientStats
 
@@ -32,7 +33,11 @@ def collect_query(query: Query, bound: BoundPlan, *, streaming: bool = True) -> 
     except (pl.exceptions.PolarsError, OSError) as exc:
         exports = [(s.files, s.needs) for s in bound.scans()]
         raise diagnose_failure(exports, exc) from exc
-    return stats_from_frames(dict(zip(names, frames, strict=True)), bound.plan)
+    results = dict(zip(names, frames, strict=True))
+    caps = cap_columns(bound.plan)
+    results["caps"] = results["cells"].select(caps).head(1) if caps else pl.DataFrame()
+    results["cells"] = results["cells"].drop(caps)
+    return stats_from_frames(results, bound.plan)
 
 
 def stats_from_frames(results: dict[str, pl.DataFrame], plan: Plan) -> SufficientStats:

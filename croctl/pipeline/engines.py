@@ -76,10 +76,11 @@ def collect_with_spark(bound: BoundPlan) -> SufficientStats:
             frame = spark.read.option("header", True).csv(paths)
         frame.createOrReplaceTempView(source.name)
     try:
-        rows = spark.sql(build_sql(bound, "spark").rstrip().rstrip(";")).toPandas()
-    except Exception as exc:
+        result = spark.sql(build_sql(bound, "spark").rstrip().rstrip(";"))
+        table = pl.DataFrame(pl.from_arrow(result.toArrow()))
+    except Exception as exc:  # Spark raises many unrelated types: report the first line
         raise DataError(f"spark: {str(exc).splitlines()[0]}") from exc
-    return stats_from_table(pl.from_pandas(rows), bound.plan, "spark")
+    return stats_from_table(table, bound.plan, "spark")
 
 
 def stats_from_table(table: pl.DataFrame, plan: Plan, label: str) -> SufficientStats:

@@ -105,16 +105,7 @@ class SqlBuilder(RowSql):
             "caps",
             exp.select(
                 *[
-                    exp.alias_(
-                        exp.WithinGroup(
-                            this=exp.PercentileCont(this=num(q)),
-                            expression=exp.Order(
-                                expressions=[exp.Ordered(this=col(metric_col("y", i)))]
-                            ),
-                        ),
-                        f"cap{i}",
-                        quoted=True,
-                    )
+                    exp.alias_(self._quantile(col(metric_col("y", i)), q), f"cap{i}", quoted=True)
                     for i, q in capped
                 ]
             ).from_(values),
@@ -139,6 +130,15 @@ class SqlBuilder(RowSql):
             .join(exp.alias_(exp.to_table(caps), "c", table=True), join_type="cross"),
         )
         return caps, capped_values
+
+    def _quantile(self, column: exp.Expression, q: float) -> exp.Expression:
+        """Exact linear-interpolated quantile (sqlglot would give Spark an approximate one)."""
+        if self.dialect == "spark":
+            return exp.Anonymous(this="PERCENTILE", expressions=[column, num(q)])
+        return exp.WithinGroup(
+            this=exp.PercentileCont(this=num(q)),
+            expression=exp.Order(expressions=[exp.Ordered(this=column)]),
+        )
 
     def _cells(self, values: str) -> exp.Select:
         keys = [col(VARIANT), *[col(seg_col(i)) for i in range(len(self.plan.segments))]]
@@ -216,5 +216,5 @@ def build_sql(
             f"--dialect {dialect!r} is not supported", hint="one of: " + ", ".join(DIALECTS)
         )
     reads_files = dialect == "duckdb" if files is None else files
-    query = SqlBuilder(bound, tables, files=reads_files).build()
+    query = SqlBuilder(bound, tables, files=reads_files, dialect=dialect).build()
     return query.sql(dialect=dialect, pretty=True) + ";\n"

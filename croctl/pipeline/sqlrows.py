@@ -28,8 +28,16 @@ from croctl.plan import EXPOSURES, MeasureSpec
 class RowSql:
     """The row-level CTEs: exposures to valid units, and each source to per-unit sums."""
 
-    def __init__(self, bound: BoundPlan, tables: dict[str, str] | None = None, *, files: bool):
+    def __init__(
+        self,
+        bound: BoundPlan,
+        tables: dict[str, str] | None = None,
+        *,
+        files: bool,
+        dialect: str = "duckdb",
+    ):
         self.bound = bound
+        self.dialect = dialect
         self.plan = bound.plan
         self.tables = tables or {}
         self.files = files  # read the plan's files (DuckDB) instead of named tables

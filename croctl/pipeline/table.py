@@ -53,6 +53,11 @@ def moment_columns(plan: Plan) -> list[tuple[str, str, str | None]]:
     return result
 
 
+def cap_columns(plan: Plan) -> list[str]:
+    """`cap<i>` for every capped metric i."""
+    return [f"cap{i}" for i, m in enumerate(plan.measured) if m.cap is not None]
+
+
 def _covariates(plan: Plan) -> list[str]:
     return sorted({m.covariate.column for m in plan.metrics if m.covariate and m.covariate.column})
 
@@ -81,7 +86,7 @@ def section_columns(plan: Plan) -> dict[str, list[str]]:
             *[f"nonfinite:{c}" for c in plan.source_values(name)],
         ]
         sections[f"coverage:{name}"] = [VARIANT, "covered"]
-    caps = [f"cap{i}" for i, m in enumerate(plan.measured) if m.cap is not None]
+    caps = cap_columns(plan)
     if caps:
         sections["caps"] = caps
     sections["cells"] = [VARIANT, *segments, "n", *[c for c, _, _ in moment_columns(plan)]]

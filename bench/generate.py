@@ -1,0 +1,138 @@
+"""Seeded generator of realistic A/B exports at a chosen size, for the benchmark.
+
+    python bench/generate.py --users 1000000 --events-per-user 15 --format parquet --out bench/data/1m
+
+Writes `exposures.<fmt>` (one or more rows per user, two arms, device and channel segments, a
+pre-period covariate) and `events/part-NNN.<fmt>` (about 92 % page views no metric uses, then
+add_to_cart, purchase with revenue, refund, payment_error), in chunks of users so memory stays
+flat whatever the size, plus `plan.yaml` reading them.
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+START = datetime(2026, 10, 1, tzinfo=UTC)
+DAYS = 14
+CHUNK = 500_000
+KINDS = np.array(["page_view", "add_to_cart", "purchase", "refund", "payment_error"])
+KIND_P = np.array([0.92, 0.045, 0.02, 0.002, 0.013])
+
+PLAN = """\
+# Benchmark plan: every metric role, two segments, every trust check.
+version: 1
+experiment:
+  name: bench
+  control: control
+  variants: {{control: 0.5, treatment: 0.5}}
+  start: 2026-10-01T00:00:00Z
+  end: 2026-10-15T00:00:00Z
+exposures: {{path: exposures.{ext}, unit: user_id, variant: variant, timestamp: exposed_at}}
+sources:
+  events: {{path: "events/*.{ext}", unit: user_id, timestamp: ts, id: event_id}}
+segments: {{device: device, channel: channel}}
+metrics:
+  conversion:
+    {{role: primary, type: proportion, source: events, filter: "event_name = 'purchase'", window: 7d}}
+  revenue_per_user:
+    role: quality
+    type: mean
+    source: events
+    filter: "event_name = 'purchase'"
+    value: revenue
+    covariate: pre_revenue
+    cap: 0.999
+  average_order_value:
+    role: quality
+    type: ratio
+    numerator: {{source: events, filter: "event_name = 'purchase'", value: revenue}}
+    denominator: {{source: events, filter: "event_name = 'purchase'"}}
+  refund_rate:
+    role: guardrail
+    type: ratio
+    numerator: {{source: events, filter: "event_name = 'refund'"}}
+    denominator: {{source: events, filter: "event_name = 'purchase'"}}
+    goal: decrease
+    margin: 0.2
+  cart_rate: {{role: diagnostic, type: proportion, source: events, filter: "event_name = 'add_to_cart'"}}
+  payment_errors:
+    {{role: guardrail, type: mean, source: events, filter: "event_name = 'payment_error'", goal: decrease}}
+"""
+
+
+def _write(frame: pl.DataFrame, path: Path, fmt: str) -> None:
+    if fmt == "parquet":
+        frame.write_parquet(path, row_group_size=1_000_000)
+    else:
+        frame.write_csv(path)
+
+
+def generate(users: int, events_per_user: float, fmt: str, out: Path, seed: int = 7) -> int:
+    """Write the exports and the plan; returns the number of event rows."""
+    rng = np.random.default_rng(seed)
+    (out / "events").mkdir(parents=True, exist_ok=True)
+    ext = "parquet" if fmt == "parquet" else "csv"
+    exposures, total = [], 0
+    for part, first in enumerate(range(0, users, CHUNK)):
+        n = min(CHUNK, users - first)
+        ids = np.arange(first, first + n, dtype=np.int64)
+        treated = rng.random(n) < 0.5
+        start = rng.uniform(0, DAYS * 86400, n)
+        exposures.append(
+            pl.DataFrame(
+                {
+                    "user_id": ids,
+                    "variant": np.where(treated, "treatment", "control"),
+                    "exposed_at": ((START.timestamp() + start) * 1e6).astype(np.int64),
+                    "device": rng.choice(["mobile", "desktop", "tablet"], n, p=[0.6, 0.33, 0.07]),
+                    "channel": rng.choice(["organic", "paid", "email", "direct"], n),
+                    "pre_revenue": np.round(rng.gamma(0.5, 30, n) * (rng.random(n) < 0.3), 2),
+                }
+            ).with_columns(pl.col("exposed_at").cast(pl.Datetime("us", "UTC")))
+        )
+        counts = rng.poisson(events_per_user, n)
+        owner = np.repeat(np.arange(n), counts)
+        m = owner.size
+        kind = rng.choice(len(KINDS), m, p=KIND_P)
+        # the treatment effect: 5 % of control purchases do not happen (they stay page views)
+        kind[(kind == 2) & ~treated[owner] & (rng.random(m) < 0.05)] = 0
+        offset = start[owner] + rng.uniform(-86400, 10 * 86400, m)
+        revenue = np.where(kind == 2, np.round(rng.lognormal(3.7, 0.8, m), 2), np.nan)
+        events = pl.DataFrame(
+            {
+                "event_id": np.arange(total, total + m, dtype=np.int64),
+                "user_id": ids[owner],
+                "ts": ((START.timestamp() + offset) * 1e6).astype(np.int64),
+                "event_name": KINDS[kind],
+                "revenue": revenue,
+            }
+        ).with_columns(
+            pl.col("ts").cast(pl.Datetime("us", "UTC")),
+            pl.col("revenue").fill_nan(None),
+        )
+        _write(events, out / "events" / f"part-{part:03d}.{ext}", fmt)
+        total += m
+    _write(pl.concat(exposures), out / f"exposures.{ext}", fmt)
+    (out / "plan.yaml").write_text(PLAN.format(ext=ext))
+    return total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=1_000_000)
+    parser.add_argument("--events-per-user", type=float, default=15.0)
+    parser.add_argument("--format", choices=["parquet", "csv"], default="parquet")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    rows = generate(args.users, args.events_per_user, args.format, args.out, args.seed)
+    print(f"{args.out}: {args.users:,} users, {rows:,} events ({args.format})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""Benchmark `croctl evaluate` against a hand-written DuckDB query and a plain scan, same run.
+
+    python bench/run.py --users 1000000 3000000 10000000 --format parquet
+
+For each size: generate the exports once (bench/data/, seeded), then time each contender in its
+own process under `/usr/bin/time -v` (wall time and peak resident memory):
+
+    croctl          croctl evaluate plan.yaml --format json (all metrics, segments, checks)
+    croctl-duckdb   the same with --engine duckdb (the plan's generated SQL)
+    duckdb          bench/baselines.py duckdb: the same statistics, written by hand
+    scan            bench/baselines.py scan: read the needed columns, nothing else (the floor)
+
+and print ratios measured in this run. `--markdown` prints the table for bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+CROCTL = Path(sys.executable).with_name("croctl")
+
+
+@dataclass
+class Timing:
+    name: str
+    seconds: float
+    peak_mib: float
+
+
+def _timed(name: str, command: list[str]) -> Timing:
+    result = subprocess.run(
+        ["/usr/bin/time", "-v", *command], capture_output=True, text=True, check=False
+    )
+    if result.returncode not in (0, 1, 4, 5):  # a verdict is fine; anything else is a failure
+        raise SystemExit(f"{name} failed ({result.returncode}):\n{result.stderr[-2000:]}")
+    wall = re.search(r"Elapsed \(wall clock\) time.*: (?:(\d+):)?(\d+):([\d.]+)", result.stderr)
+    peak = re.search(r"Maximum resident set size \(kbytes\): (\d+)", result.stderr)
+    assert wall and peak, result.stderr
+    hours, minutes, seconds = (float(g) if g else 0.0 for g in wall.groups())
+    return Timing(name, hours * 3600 + minutes * 60 + seconds, int(peak.group(1)) / 1024)
+
+
+def _data(users: int, events_per_user: float, fmt: str) -> tuple[Path, int]:
+    folder = HERE / "data" / f"{users}-{fmt}"
+    marker = folder / "rows.txt"
+    if not marker.exists():
+        shutil.rmtree(folder, ignore_errors=True)
+        from generate import generate  # bench/ is on sys.path when run as a script
+
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(str(generate(users, events_per_user, fmt, folder)))
+    return folder, int(marker.read_text())
+
+
+def run(users: int, events_per_user: float, fmt: str, engines: list[str]) -> list[Timing]:
+    folder, rows = _data(users, events_per_user, fmt)
+    plan = str(folder / "plan.yaml")
+    python = sys.executable
+    commands = {
+        "croctl": [str(CROCTL), "evaluate", plan, "-f", "json", "-o", str(folder / "report.json")],
+        "croctl-duckdb": [str(CROCTL), "evaluate", plan, "-f", "json", "--engine", "duckdb",
+                          "-o", str(folder / "report-duckdb.json")],
+        "duckdb": [python, str(HERE / "baselines.py"), "duckdb", str(folder)],
+        "scan": [python, str(HERE / "baselines.py"), "scan", str(folder)],
+    }  # fmt: skip
+    timings = [_timed(name, commands[name]) for name in engines]
+    print(f"\n{users:,} users, {rows:,} events ({fmt})")
+    by_name = {t.name: t for t in timings}
+    for t in timings:
+        ratios = "  ".join(
+            f"{t.seconds / by_name[base].seconds:.2f}× {base}"
+            for base in ("duckdb", "scan")
+            if base in by_name and base != t.name
+        )
+        print(
+            f"  {t.name:<14} {t.seconds:7.1f} s  {rows / t.seconds / 1e6:6.1f} M events/s  "
+            f"peak {t.peak_mib:7.0f} MiB  {ratios}"
+        )
+    return timings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, nargs="+", default=[1_000_000])
+    parser.add_argument("--events-per-user", type=float, default=15.0)
+    parser.add_argument("--format", choices=["parquet", "csv"], default="parquet")
+    parser.add_argument(
+        "--engines", nargs="+", default=["croctl", "croctl-duckdb", "duckdb", "scan"]
+    )
+    args = parser.parse_args()
+    for users in args.users:
+        run(users, args.events_per_user, args.format, args.engines)
+
+
+if __name__ == "__main__":
+    main()
