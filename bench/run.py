@@ -48,7 +48,7 @@ def _timed(name: str, command: list[str]) -> Timing:
 
 
 def _data(users: int, events_per_user: float, fmt: str) -> tuple[Path, int]:
-    folder = HERE / "data" / f"{users}-{fmt}"
+    folder = HERE / "data" / f"{users}x{events_per_user:g}-{fmt}"
     marker = folder / "rows.txt"
     if not marker.exists():
         shutil.rmtree(folder, ignore_errors=True)

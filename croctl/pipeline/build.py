@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from croctl.io import FileFormat
 from croctl.pipeline.bind import BoundPlan, BoundSource
 from croctl.pipeline.names import (
     MISSING_SEGMENT,
@@ -49,9 +50,10 @@ def build_query(bound: BoundPlan) -> Query:
     }
     unit_table = valid
     for name, source in bound.sources.items():
-        rows = _source_rows(bound, source, valid)
+        base = _source_base(bound, source)
+        rows = _source_rows(bound, source, base, valid)
         frames[f"rows:{name}"] = _source_counts(bound, source, rows)
-        frames[f"coverage:{name}"] = _coverage(bound, source, valid)
+        frames[f"coverage:{name}"] = _coverage(base, valid)
         per_unit = _per_unit(bound, source, rows)
         unit_table = unit_table.join(per_unit, on=UNIT, how="left")
     unit_table = _apply_caps(plan, _metric_values(plan, unit_table.fill_null(0)))
@@ -144,10 +146,21 @@ def _measures_on(bound: BoundPlan, source: str) -> list[tuple[int, str, MetricSp
     ]
 
 
-def _source_rows(bound: BoundPlan, source: BoundSource, valid: pl.LazyFrame) -> pl.LazyFrame:
-    """Rows some metric could use, tagged with their unit's variant and start (inner join)."""
+def _source_base(bound: BoundPlan, source: BoundSource) -> pl.LazyFrame:
+    """The source with its unit key.
+
+    A CSV source is cached so that one parse feeds every frame; Parquet re-reads only the
+    columns each frame needs, which is cheaper than a cache.
+    """
     assert source.frame is not None
-    rows = source.frame.with_columns(_unit_id(bound, source))
+    base = source.frame.with_columns(_unit_id(bound, source))
+    return base.cache() if source.files.format is not FileFormat.PARQUET else base
+
+
+def _source_rows(
+    bound: BoundPlan, source: BoundSource, rows: pl.LazyFrame, valid: pl.LazyFrame
+) -> pl.LazyFrame:
+    """Rows some metric could use, tagged with their unit's variant and start (inner join)."""
     filters = [
         bound.filters.get((m.name, side)) for _, side, m, _ in _measures_on(bound, source.name)
     ]
@@ -172,10 +185,9 @@ def _source_counts(bound: BoundPlan, source: BoundSource, rows: pl.LazyFrame) ->
     return rows.group_by(VARIANT).agg(aggs)
 
 
-def _coverage(bound: BoundPlan, source: BoundSource, valid: pl.LazyFrame) -> pl.LazyFrame:
+def _coverage(base: pl.LazyFrame, valid: pl.LazyFrame) -> pl.LazyFrame:
     """Per variant: exposed units with at least one row (any row) in the source."""
-    assert source.frame is not None
-    ids = source.frame.select(_unit_id(bound, source))
+    ids = base.select(UNIT)
     covered = valid.join(ids, on=UNIT, how="semi")
     return covered.group_by(VARIANT).agg(pl.len().alias("covered"))
 

@@ -6,7 +6,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeGuard, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croctl.errors import PlanError, PlanErrors, did_you_mean
@@ -277,16 +277,23 @@ def _measure(
     value = node.get("value", f.text, None)
     window = node.get("window", f.duration, window)
     node.finish(own_keys)
+    if not _known_source(source, node, sources):
+        return None
+    return MeasureSpec(source=source, filter=filter_sql, value=value, window=window)
+
+
+def _known_source(
+    source: str | None, node: Fields, sources: dict[str, SourceSpec]
+) -> TypeGuard[str]:
+    """Whether `source` names a declared source; records an error with a suggestion if not."""
     if source and source not in sources:
         node.error(
             f"unknown source '{source}'",
             "source",
             did_you_mean(source, sources) or "declare it under sources:",
         )
-        return None
-    if source is None:
-        return None
-    return MeasureSpec(source=source, filter=filter_sql, value=value, window=window)
+        return False
+    return source is not None
 
 
 def _funnels(node: Fields, sources: dict[str, SourceSpec]) -> list[FunnelSpec]:
@@ -301,14 +308,9 @@ def _funnel(node: Fields, name: str, sources: dict[str, SourceSpec]) -> FunnelSp
     node.finish()
     if steps_node.ok and len(steps) < 2:
         steps_node.error("a funnel needs at least two steps", hint='step_name: "<SQL filter>"')
-    if source and source not in sources:
-        node.error(
-            f"unknown source '{source}'",
-            "source",
-            did_you_mean(source, sources) or "declare it under sources:",
-        )
+    if not _known_source(source, node, sources):
         return None
-    if not source or len(steps) < 2 or any(sql is None for _, sql in steps):
+    if len(steps) < 2 or any(sql is None for _, sql in steps):
         return None
     measures = tuple(
         (step, MeasureSpec(source=source, filter=sql, window=window)) for step, sql in steps

@@ -86,6 +86,18 @@ def _banner(report: Report) -> Panel:
     return Panel(body, title=title, title_align="left", border_style=_VERDICT_STYLE[report.verdict])
 
 
+def _compact_table(title: str) -> Table:
+    """A borderless table with a rule under the header and one space between columns."""
+    return Table(
+        title=title,
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        padding=(0, 1),
+        collapse_padding=True,
+        pad_edge=False,
+    )
+
+
 def _notes(title: str, lines: list[str]) -> list[RenderableType]:
     if not lines:
         return []
@@ -142,14 +154,7 @@ def _metrics(report: Report, width: int) -> Table:
     """
     wide = width >= WIDE
     bar = BAR_WIDTH if wide else NARROW_BAR
-    table = Table(
-        title="Metrics",
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
-        padding=(0, 1),
-        collapse_padding=True,
-        pad_edge=False,
-    )
+    table = _compact_table("Metrics")
     longest = max((len(m.name) for m in report.metrics), default=0)
     table.add_column("metric / arm", overflow="fold", min_width=min(longest, 24))
     if wide:
@@ -192,14 +197,7 @@ def _outcome(c: ComparisonResult) -> Text:
 
 def _funnel(report: Report, funnel: FunnelResult) -> Table:
     """Per step: each arm's units reaching it and step conversion; effects on that conversion."""
-    table = Table(
-        title=f"Funnel {funnel.name} (step conversion from the previous step)",
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
-        padding=(0, 1),
-        collapse_padding=True,
-        pad_edge=False,
-    )
+    table = _compact_table(f"Funnel {funnel.name} (step conversion from the previous step)")
     table.add_column("step / arm")
     table.add_column("reached", justify="right")
     table.add_column("conv. ↓drop", justify="right")
@@ -244,14 +242,7 @@ def _checks(report: Report) -> Table:
 
 def _segments(report: Report) -> Table:
     """Per dimension: its heterogeneity tests, then per value one row per metric × arm."""
-    table = Table(
-        title="Segments (primary and guardrails; corrected as one family)",
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
-        padding=(0, 1),
-        collapse_padding=True,
-        pad_edge=False,
-    )
+    table = _compact_table("Segments (primary and guardrails; corrected as one family)")
     labels = [f"  {s.metric} · {c.variant}" for s in report.segments for c in s.comparisons]
     table.add_column("segment", overflow="fold", min_width=min(max(map(len, labels)), 40))
     table.add_column("relative [95% CI]", justify="right", no_wrap=True)
