@@ -111,6 +111,7 @@ class ComparisonResult:
     reason: str | None = None
     unadjusted: Sensitivity | None = None
     uncapped: Sensitivity | None = None
+    relative_ci_unbounded: bool = False  # Fieller interval with no finite bounds
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +224,7 @@ class DecisionInfo:
     correction: str
     rule: str
     srm_alpha: float
+    relative_ci: str = "delta"
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,7 @@ through the real pipeline, and exit codes that do not depend on the output forma
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -221,3 +222,21 @@ def test_an_all_zero_metric_is_inconclusive_not_a_crash(tmp_path):
     comparison = report.metrics[0].comparisons[0]
     assert comparison.outcome.value == "inconclusive" and comparison.p_value != comparison.p_value
     assert report.verdict.value == "inconclusive" and report.exit_code == 4
+
+
+def test_fieller_relative_ci_from_the_plan_and_its_unbounded_state(tmp_path):
+    export = Export(units=200, rate={"control": 0.02, "treatment": 0.04}, min_units=10)
+    plan = export.write(tmp_path, decision={"relative_ci": "fieller"})
+    report = evaluate(plan).to_dict()
+    comparison = report["metrics"][0]["comparisons"][0]
+    assert report["decision"]["relative_ci"] == "fieller"
+    assert comparison["relative_ci_unbounded"] is True
+    assert comparison["relative_ci"] == [None, None]  # ±inf are written as null
+    table = runner.invoke(app, ["evaluate", str(plan)])
+    assert "(unbounded)" in table.stdout
+    assert "CI unbounded" in report["reasons"][0]
+    bounded = Export(units=4000, rate={"control": 0.2, "treatment": 0.22}).write(
+        tmp_path, decision={"relative_ci": "fieller"}
+    )
+    lo, hi = evaluate(bounded).metrics[0].comparisons[0].relative_ci
+    assert lo < hi and math.isfinite(lo) and math.isfinite(hi)

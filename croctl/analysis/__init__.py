@@ -33,7 +33,12 @@ def analyze(plan: Plan, data: SufficientStats, *, segments: bool = True) -> Repo
             experiment.name, experiment.control, dict(experiment.variants), experiment.hypothesis
         ),
         decision=DecisionInfo(
-            rules.alpha, rules.power, rules.correction.value, rules.rule.value, rules.srm_alpha
+            rules.alpha,
+            rules.power,
+            rules.correction.value,
+            rules.rule.value,
+            rules.srm_alpha,
+            rules.relative_ci.value,
         ),
         verdict=decision.verdict,
         reasons=decision.reasons,

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from croctl.analysis.metrics import build_comparison
+from croctl.analysis.metrics import build_comparison, effect_of
 from croctl.plan import FunnelSpec, MetricSpec, Plan
 from croctl.report import ComparisonResult, FunnelArm, FunnelResult, FunnelStepResult, Outcome
-from croctl.stats import Estimate, adjust_p_values, compute_effect, estimate_mean, estimate_ratio
+from croctl.stats import Estimate, adjust_p_values, estimate_mean, estimate_ratio
 from croctl.sufficient import Moments, SufficientStats
 
 
@@ -59,9 +59,7 @@ def _funnel(
 def _compare(
     plan: Plan, metric: MetricSpec, variant: str, estimates: dict[str, Estimate]
 ) -> ComparisonResult:
-    effect = compute_effect(
-        estimates[plan.experiment.control], estimates[variant], plan.decision.alpha
-    )
+    effect = effect_of(plan, estimates, variant)
     return build_comparison(plan, metric, variant, estimates, effect, effect.p_value)
 
 

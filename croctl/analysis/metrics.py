@@ -5,7 +5,16 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
-from croctl.plan import Correction, Goal, MarginType, MetricSpec, MetricType, Plan, Role
+from croctl.plan import (
+    Correction,
+    Goal,
+    MarginType,
+    MetricSpec,
+    MetricType,
+    Plan,
+    RelativeCi,
+    Role,
+)
 from croctl.report import (
     ArmResult,
     ComparisonResult,
@@ -52,10 +61,18 @@ def compare_arms(
 ) -> tuple[dict[str, Estimate], dict[str, Effect], CupedFit | None]:
     """Estimates per arm and each treatment's raw effect against control."""
     estimates, fit = estimate_arms(metric, arms)
-    control = estimates[plan.experiment.control]
-    alpha = plan.decision.alpha
-    effects = {v: compute_effect(control, estimates[v], alpha) for v in plan.experiment.treatments}
+    effects = {v: effect_of(plan, estimates, v) for v in plan.experiment.treatments}
     return estimates, effects, fit
+
+
+def effect_of(plan: Plan, estimates: dict[str, Estimate], variant: str) -> Effect:
+    """One treatment arm against control, with the plan's alpha and relative-CI method."""
+    return compute_effect(
+        estimates[plan.experiment.control],
+        estimates[variant],
+        plan.decision.alpha,
+        fieller=plan.decision.relative_ci is RelativeCi.FIELLER,
+    )
 
 
 def analyze_metrics(plan: Plan, arms_by_metric: dict[str, ArmMoments]) -> list[MetricResult]:
@@ -153,6 +170,7 @@ def build_comparison(
         outcome=outcome,
         reason=reason,
         mde_relative=_mde_relative(plan, effect, control.value),
+        relative_ci_unbounded=effect.relative_unbounded,
     )
     if metric.role is Role.GUARDRAIL and reason is None:
         result = _guardrail(plan, metric, effect, result)
@@ -228,7 +246,5 @@ def _plain_effect(
 ) -> Sensitivity:
     """The comparison without CUPED (and, with `uncapped`, on the uncapped values)."""
     estimates, _ = estimate_arms(metric, arms, adjusted=False, uncapped=uncapped)
-    effect = compute_effect(
-        estimates[plan.experiment.control], estimates[variant], plan.decision.alpha
-    )
+    effect = effect_of(plan, estimates, variant)
     return Sensitivity(effect.absolute, effect.relative, effect.relative_ci, effect.p_value)

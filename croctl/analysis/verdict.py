@@ -115,10 +115,12 @@ def _describe_primary(metric: MetricResult, c: ComparisonResult) -> str:
     name = f"{metric.name} (primary), {c.variant} vs control"
     if c.outcome is Outcome.INCONCLUSIVE:
         return f"{name}: inconclusive ({c.reason})"
-    effect = (
-        f"{_pct(c.relative)} (CI {_pct(c.relative_ci[0])} to {_pct(c.relative_ci[1])}), "
-        f"adjusted p = {c.p_value_adjusted:.3g}"
+    interval = (
+        "CI unbounded: the control mean is too uncertain"
+        if c.relative_ci_unbounded
+        else f"CI {_pct(c.relative_ci[0])} to {_pct(c.relative_ci[1])}"
     )
+    effect = f"{_pct(c.relative)} ({interval}), adjusted p = {c.p_value_adjusted:.3g}"
     if c.outcome is Outcome.FLAT:
         mde = (
             f"; detectable effect at this sample ≈ ±{c.mde_relative:.1%}" if c.mde_relative else ""

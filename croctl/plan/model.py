@@ -49,6 +49,13 @@ class Correction(StrEnum):
     BH = "bh"
 
 
+class RelativeCi(StrEnum):
+    """How the relative effect's CI is computed."""
+
+    DELTA = "delta"
+    FIELLER = "fieller"
+
+
 class Rule(StrEnum):
     """Decision rule for the primary metric."""
 
@@ -180,6 +187,7 @@ class DecisionSpec:
     rule: Rule = Rule.SUPERIORITY
     srm_alpha: float = 0.001
     mde: float | None = None  # relative effect the test is powered for (explains inconclusive)
+    relative_ci: RelativeCi = RelativeCi.DELTA
 
 
 @dataclass(frozen=True, slots=True)

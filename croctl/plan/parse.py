@@ -26,6 +26,7 @@ from croctl.plan.model import (
     MetricSpec,
     MetricType,
     Plan,
+    RelativeCi,
     Role,
     Rule,
     SourceSpec,
@@ -336,6 +337,7 @@ _DECISION = {
     "rule": f.choice(Rule),
     "srm_alpha": f.number(0, 0.5, open_low=True, open_high=True),
     "mde": f.number(0, None, open_low=True),
+    "relative_ci": f.choice(RelativeCi),
 }
 _SHARE = f.number(0, 1, open_low=True)
 _CHECKS = {

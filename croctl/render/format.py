@@ -31,12 +31,16 @@ def p_value(value: float | None) -> str:
 
 
 def ci(pair: tuple[float, float], digits: int = 2) -> str:
-    """A confidence interval as [lo, hi] in percentages."""
+    """A confidence interval as [lo, hi] in percentages; Fieller's unbounded one says so."""
+    if pair == (-math.inf, math.inf):
+        return "(unbounded)"
     return f"[{pct(pair[0], digits)}, {pct(pair[1], digits)}]"
 
 
 def ci_points(pair: tuple[float, float]) -> str:
     """A relative CI in percentage points without % signs, for narrow tables: [+2.8, +17.2]."""
+    if pair == (-math.inf, math.inf):
+        return "(unbounded)"
     shown = [f"{100 * v:+.1f}" if _shown(v) else MISSING for v in pair]
     return f"[{shown[0]}, {shown[1]}]"
 

@@ -9,6 +9,7 @@ from croctl.stats.comparisons import (
     compute_mde,
     compute_non_inferiority,
     compute_srm,
+    fieller_interval,
 )
 from croctl.stats.corrections import adjust_p_values
 from croctl.stats.estimates import (
@@ -45,6 +46,7 @@ __all__ = [
     "compute_srm",
     "estimate_mean",
     "estimate_ratio",
+    "fieller_interval",
     "fit_cuped",
     "guardrail_aware_power",
     "mde_at",

@@ -26,16 +26,38 @@ class Effect:
     relative_se: float
     p_value: float
     reason: str | None = None
+    relative_unbounded: bool = False  # Fieller: the control mean is not clearly non-zero
 
 
 _NAN_PAIR = (math.nan, math.nan)
+_UNBOUNDED = (-math.inf, math.inf)
 
 
-def compute_effect(control: Estimate, treatment: Estimate, alpha: float) -> Effect:
+def fieller_interval(
+    control: Estimate, treatment: Estimate, z: float
+) -> tuple[float, float] | None:
+    """Fieller's interval for the ratio of means m_t/m_c of independent arms; None if unbounded.
+
+    The set {ρ : |m_t − ρ·m_c| ≤ z·sqrt(v_t + ρ²·v_c)} is the interval between the roots of
+    (m_c² − z²v_c)ρ² − 2·m_t·m_c·ρ + (m_t² − z²v_t) = 0 when g = z²v_c/m_c² < 1, and unbounded
+    otherwise (Fieller 1954; Franz 2007, "Ratios: a short guide to confidence limits").
+    """
+    a, b, va, vb = treatment.value, control.value, treatment.variance, control.variance
+    lead = b * b - z * z * vb
+    if lead <= 0:
+        return None
+    root = math.sqrt(max(a * a * vb + b * b * va - z * z * va * vb, 0.0))
+    return ((a * b - z * root) / lead, (a * b + z * root) / lead)
+
+
+def compute_effect(
+    control: Estimate, treatment: Estimate, alpha: float, *, fieller: bool = False
+) -> Effect:
     """Difference of means with unpooled variances (Welch-type z test), CI at 1 − alpha.
 
     Relative effect t/c − 1 with delta-method variance v_t/m_c² + m_t²·v_c/m_c⁴ (v = variance of
-    each arm's estimate). Non-finite inputs or zero standard error give an Effect with `reason`.
+    each arm's estimate); with `fieller`, the relative CI is Fieller's instead (possibly
+    unbounded). Non-finite inputs or zero standard error give an Effect with `reason`.
     """
     reason = _why_not_estimable(control, treatment)
     if reason:
@@ -53,8 +75,20 @@ def compute_effect(control: Estimate, treatment: Estimate, alpha: float) -> Effe
         # = sqrt(v_t/m_c² + m_t²·v_c/m_c⁴), written so that m_c⁴ cannot underflow
         rel_se = math.sqrt(treatment.variance + ratio**2 * control.variance) / abs(control.value)
         rel_ci = (relative - z_crit * rel_se, relative + z_crit * rel_se)
+    unbounded = False
+    if fieller and math.isfinite(relative):
+        interval = fieller_interval(control, treatment, z_crit)
+        unbounded = interval is None
+        rel_ci = _UNBOUNDED if interval is None else (interval[0] - 1, interval[1] - 1)
     return Effect(
-        diff, (diff - z_crit * se, diff + z_crit * se), se, relative, rel_ci, rel_se, p_value
+        diff,
+        (diff - z_crit * se, diff + z_crit * se),
+        se,
+        relative,
+        rel_ci,
+        rel_se,
+        p_value,
+        relative_unbounded=unbounded,
     )
 
 
