@@ -14,6 +14,7 @@ import polars as pl
 from croctl.io import FileFormat
 from croctl.pipeline.bind import BoundPlan, BoundSource
 from croctl.pipeline.names import (
+    FIRST_OF_ID,
     MISSING_SEGMENT,
     N_VARIANTS,
     START,
@@ -51,7 +52,7 @@ def build_query(bound: BoundPlan) -> Query:
     unit_table = valid
     for name, source in bound.sources.items():
         base = _source_base(bound, source)
-        rows = _source_rows(bound, source, base, valid)
+        rows = _flag_duplicates(bound, source, _source_rows(bound, source, base, valid))
         frames[f"rows:{name}"] = _source_counts(bound, source, rows)
         frames[f"coverage:{name}"] = _coverage(base, valid)
         per_unit = _per_unit(bound, source, rows)
@@ -75,7 +76,7 @@ def _exposure_rows(bound: BoundPlan) -> pl.LazyFrame:
     spec, plan = bound.plan.exposures, bound.plan
     assert bound.exposures.frame is not None
     segments = [
-        pl.col(c).cast(pl.String).fill_null(MISSING_SEGMENT).alias(seg_col(i))
+        pl.col(c).cast(pl.String).fill_null(MISSING_SEGMENT).cast(pl.Categorical).alias(seg_col(i))
         for i, c in enumerate(plan.segments.values())
     ]
     covariates = sorted(
@@ -83,7 +84,7 @@ def _exposure_rows(bound: BoundPlan) -> pl.LazyFrame:
     )
     return bound.exposures.frame.select(
         _unit_id(bound, bound.exposures),
-        pl.col(spec.variant).cast(pl.String).alias(VARIANT),
+        pl.col(spec.variant).cast(pl.String).cast(pl.Categorical).alias(VARIANT),
         pl.col(spec.timestamp).alias(START),
         *segments,
         *[pl.col(c) for c in covariates],
@@ -129,8 +130,7 @@ def _first_exposures(bound: BoundPlan, rows: pl.LazyFrame) -> pl.LazyFrame:
         .group_by(UNIT)
         .agg(
             pl.col(VARIANT).n_unique().alias(N_VARIANTS),
-            pl.col(VARIANT).sort_by(START).first(),
-            *[pl.col(c).sort_by(START).first() for c in carried],
+            *[pl.col(c).get(pl.col(START).arg_min()) for c in (VARIANT, *carried)],
             pl.col(START).min(),
         )
     )
@@ -171,6 +171,17 @@ def _source_rows(
     return rows.join(valid.select(UNIT, VARIANT, START), on=UNIT, how="inner")
 
 
+def _flag_duplicates(bound: BoundPlan, source: BoundSource, rows: pl.LazyFrame) -> pl.LazyFrame:
+    """With an `id` column, mark each id's first row; the others are counted and dropped.
+
+    A flag needs only a set of ids, not the whole rows a `unique` would hold.
+    """
+    spec = bound.plan.sources[source.name]
+    if not spec.id:
+        return rows
+    return rows.with_columns(pl.col(spec.id).is_first_distinct().alias(FIRST_OF_ID))
+
+
 def _source_counts(bound: BoundPlan, source: BoundSource, rows: pl.LazyFrame) -> pl.LazyFrame:
     """Per variant: rows kept, rows before exposure, non-finite values, duplicate ids."""
     spec = bound.plan.sources[source.name]
@@ -178,7 +189,7 @@ def _source_counts(bound: BoundPlan, source: BoundSource, rows: pl.LazyFrame) ->
     if spec.timestamp:
         aggs.append((pl.col(spec.timestamp) < pl.col(START)).sum().alias("pre_exposure"))
     if spec.id:
-        aggs.append((pl.len() - pl.col(spec.id).n_unique()).alias("duplicates"))
+        aggs.append((~pl.col(FIRST_OF_ID)).sum().alias("duplicates"))
     aggs += [
         (~pl.col(c).is_finite()).sum().alias(f"nonfinite:{c}") for c in sorted(source.needs.numbers)
     ]
@@ -197,7 +208,7 @@ def _per_unit(bound: BoundPlan, source: BoundSource, rows: pl.LazyFrame) -> pl.L
     spec = bound.plan.sources[source.name]
     ts = pl.col(spec.timestamp) if spec.timestamp else None
     if spec.id:
-        rows = rows.unique(subset=[spec.id], keep="any")
+        rows = rows.filter(pl.col(FIRST_OF_ID))
     aggs = []
     for i, side, metric, measure in _measures_on(bound, source.name):
         condition = bound.filters.get((metric.name, side))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 UNIT, VARIANT, START, N_VARIANTS = "__unit", "__variant", "__start", "__n_variants"
 MISSING_SEGMENT = "(missing)"
+FIRST_OF_ID = "__first_of_id"  # a source row is the first with its event id
 
 
 def seg_col(i: int) -> str:

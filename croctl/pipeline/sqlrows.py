@@ -263,6 +263,7 @@ class RowSql:
                 on=exp.EQ(this=col(UNIT, "s"), expression=col(UNIT, "v")),
             ),
         )
+        joined = self._flag_duplicates(source, joined)
         counts = self._cte(f"counts_{source.name}", self._source_counts(source, joined))
         per_unit = self._cte(f"per_unit_{source.name}", self._per_unit(source, joined, measures))
         coverage = self._cte(
@@ -279,6 +280,21 @@ class RowSql:
         )
         return counts, per_unit, coverage
 
+    def _flag_duplicates(self, source: BoundSource, joined: str) -> str:
+        """With an `id` column, number each id's rows (`__dup`): 1 is kept, the rest counted."""
+        spec = self.plan.sources[source.name]
+        if not spec.id:
+            return joined
+        rank = exp.Window(
+            this=exp.RowNumber(),
+            partition_by=[col(spec.id)],
+            order=exp.Order(expressions=[exp.Ordered(this=col(spec.id))]),
+        )
+        return self._cte(
+            f"ranked_{source.name}",
+            exp.select(exp.Star(), exp.alias_(rank, "__dup")).from_(joined),
+        )
+
     def _source_counts(self, source: BoundSource, joined: str) -> exp.Select:
         spec = self.plan.sources[source.name]
         aggs: list[exp.Expression] = [exp.alias_(exp.Count(this=exp.Star()), "rows")]
@@ -289,11 +305,8 @@ class RowSql:
                 )
             )
         if spec.id:
-            distinct = exp.Count(this=exp.Distinct(expressions=[col(spec.id)]))
             aggs.append(
-                exp.alias_(
-                    exp.Sub(this=exp.Count(this=exp.Star()), expression=distinct), "duplicates"
-                )
+                exp.alias_(sum_if(exp.GT(this=col("__dup"), expression=num(1))), "duplicates")
             )
         aggs += [
             exp.alias_(sum_if(nonfinite(c)), f"nonfinite:{c}", quoted=True)
@@ -306,19 +319,10 @@ class RowSql:
     ) -> exp.Select:
         spec = self.plan.sources[source.name]
         rows: exp.Expression = exp.to_table(joined)
-        if spec.id:  # duplicate ids: keep one row each
-            rank = exp.Window(
-                this=exp.RowNumber(),
-                partition_by=[col(spec.id)],
-                order=exp.Order(expressions=[exp.Ordered(this=col(spec.id))]),
-            )
-            ranked = self._cte(
-                f"dedup_{source.name}",
-                exp.select(exp.Star(), exp.alias_(rank, "__dup")).from_(joined),
-            )
+        if spec.id:  # duplicate ids: keep the first row of each
             rows = (
                 exp.select(exp.Star())
-                .from_(ranked)
+                .from_(joined)
                 .where(exp.EQ(this=col("__dup"), expression=num(1)))
                 .subquery("d")
             )
