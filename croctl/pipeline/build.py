@@ -50,14 +50,16 @@ def build_query(bound: BoundPlan) -> Query:
         ),
     }
     unit_table = valid
+    columns: dict[str, str] = {}
     for name, source in bound.sources.items():
         base = _source_base(bound, source)
         rows = _flag_duplicates(bound, source, _source_rows(bound, source, base, valid))
         frames[f"rows:{name}"] = _source_counts(bound, source, rows)
         frames[f"coverage:{name}"] = _coverage(base, valid)
-        per_unit = _per_unit(bound, source, rows)
+        per_unit, measured = _per_unit(bound, source, rows)
+        columns |= measured
         unit_table = unit_table.join(per_unit, on=UNIT, how="left")
-    unit_table = _apply_caps(plan, _metric_values(plan, unit_table.fill_null(0)))
+    unit_table = _apply_caps(plan, _metric_values(plan, unit_table.fill_null(0), columns))
     frames["cells"] = _cells(bound, unit_table)  # carries the caps; `collect` splits them off
     return Query(frames)
 
@@ -203,13 +205,26 @@ def _coverage(base: pl.LazyFrame, valid: pl.LazyFrame) -> pl.LazyFrame:
     return covered.group_by(VARIANT).agg(pl.len().alias("covered"))
 
 
-def _per_unit(bound: BoundPlan, source: BoundSource, rows: pl.LazyFrame) -> pl.LazyFrame:
-    """Aggregate a source's rows per unit once, for every metric that reads it."""
+def _per_unit(
+    bound: BoundPlan, source: BoundSource, rows: pl.LazyFrame
+) -> tuple[pl.LazyFrame, dict[str, str]]:
+    """Aggregate a source's rows per unit once, for every metric that reads it.
+
+    Returns the per-unit frame and, for each metric side, the column holding its sum.
+    """
     spec = bound.plan.sources[source.name]
     ts = pl.col(spec.timestamp) if spec.timestamp else None
     if spec.id:
         rows = rows.filter(pl.col(FIRST_OF_ID))
-    aggs = []
+    aggs: dict[tuple[object, ...], pl.Expr] = {}
+    columns: dict[str, str] = {}  # f"{side}{i}" / f"pre{i}" -> the column holding that sum
+
+    def add(name: str, key: tuple[object, ...], expr: pl.Expr) -> None:
+        # a measure several metrics share (same filter, value, window) is summed once
+        if key not in aggs:
+            aggs[key] = expr.alias(name)
+        columns[name] = aggs[key].meta.output_name()
+
     for i, side, metric, measure in _measures_on(bound, source.name):
         condition = bound.filters.get((metric.name, side))
         condition = pl.lit(True) if condition is None else condition.fill_null(False)
@@ -220,12 +235,13 @@ def _per_unit(bound: BoundPlan, source: BoundSource, rows: pl.LazyFrame) -> pl.L
                 counted = counted & (ts < pl.col(START) + pl.lit(measure.window))
             if bound.plan.as_of is not None:
                 counted = counted & (ts < pl.lit(bound.plan.as_of))
-        aggs.append(_measure_agg(measure, counted).alias(f"{side}{i}"))
+        key = (measure.filter, measure.value, measure.window)
+        add(f"{side}{i}", key, _measure_agg(measure, counted))
         lookback = metric.covariate.lookback if metric.covariate else None
         if side == "num" and lookback is not None and ts is not None:
             before = condition & (ts < pl.col(START)) & (ts >= pl.col(START) - pl.lit(lookback))
-            aggs.append(_measure_agg(measure, before).alias(f"pre{i}"))
-    return rows.group_by(UNIT).agg(aggs)
+            add(f"pre{i}", ("pre", lookback, *key), _measure_agg(measure, before))
+    return rows.group_by(UNIT).agg(list(aggs.values())), columns
 
 
 def _measure_agg(measure: MeasureSpec, condition: pl.Expr) -> pl.Expr:
@@ -234,25 +250,29 @@ def _measure_agg(measure: MeasureSpec, condition: pl.Expr) -> pl.Expr:
     return pl.when(condition).then(pl.col(measure.value)).otherwise(0.0).fill_null(0.0).sum()
 
 
-def _metric_values(plan: Plan, units: pl.LazyFrame) -> pl.LazyFrame:
+def _metric_values(plan: Plan, units: pl.LazyFrame, columns: dict[str, str]) -> pl.LazyFrame:
     """Per-unit metric values: y (and d for ratios, x for CUPED).
 
-    A funnel step's y is 1 when the unit did every step up to it (reach), else 0.
+    `columns` maps each metric side (`num3`, `den3`, `pre3`) to the per-unit sum holding it. A
+    funnel step's y is 1 when the unit did every step up to it (reach), else 0.
     """
-    columns = units.collect_schema().names()
+
+    def sum_of(name: str) -> pl.Expr:
+        return pl.col(columns[name])
+
     exprs = []
     for i, metric in enumerate(plan.measured):
-        value = pl.col(f"num{i}")
+        value = sum_of(f"num{i}")
         if chain := plan.reach_chain(i):
-            value = pl.all_horizontal([pl.col(f"num{j}") > 0 for j in chain]).cast(pl.Float64)
+            value = pl.all_horizontal([sum_of(f"num{j}") > 0 for j in chain]).cast(pl.Float64)
         elif metric.type is MetricType.PROPORTION:
             value = (value > 0).cast(pl.Float64)
         exprs.append(value.alias(metric_col("y", i)))
         if metric.type is MetricType.RATIO:
-            exprs.append(pl.col(f"den{i}").alias(metric_col("d", i)))
+            exprs.append(sum_of(f"den{i}").alias(metric_col("d", i)))
         if metric.covariate is not None:
             column = metric.covariate.column or ""  # a column when there is no lookback
-            pre = pl.col(f"pre{i}") if f"pre{i}" in columns else pl.col(column)
+            pre = sum_of(f"pre{i}") if f"pre{i}" in columns else pl.col(column)
             if metric.covariate.lookback and metric.type is MetricType.PROPORTION:
                 pre = (pre > 0).cast(pl.Float64)
             exprs.append(pre.cast(pl.Float64).fill_null(0.0).alias(metric_col("x", i)))
