@@ -8,6 +8,7 @@ from pathlib import Path
 from croctl.analysis.planning import (
     PowerAnswer,
     control_baseline,
+    planned_shares,
     requirements,
     solve_power,
 )
@@ -41,12 +42,9 @@ def power_from_plan(
         plan = load_plan(plan)
     data = collect_stats(plan)
     arms = arms_of(plan, data)
-    experiment = plan.experiment
-    allocation = {experiment.control: experiment.variants[experiment.control]}
-    allocation |= {v: experiment.variants[v] for v in experiment.treatments}
     answer = solve_power(
         control_baseline(plan, plan.primary, arms[plan.primary.name]),
-        allocation,
+        planned_shares(plan),
         alpha=plan.decision.alpha,
         power=plan.decision.power,
         mde=mde,

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from croctl.analysis.metrics import build_comparison, effect_of
+from croctl.analysis.metrics import build_comparison, correct_family, effect_of
 from croctl.plan import FunnelSpec, MetricSpec, Plan
-from croctl.report import ComparisonResult, FunnelArm, FunnelResult, FunnelStepResult, Outcome
-from croctl.stats import Estimate, adjust_p_values, estimate_mean, estimate_ratio
+from croctl.report import ComparisonResult, FunnelArm, FunnelResult, FunnelStepResult
+from croctl.stats import Estimate, estimate_mean, estimate_ratio
 from croctl.sufficient import Moments, SufficientStats
 
 
@@ -64,18 +64,11 @@ def _compare(
 
 
 def _correct(plan: Plan, funnels: list[FunnelResult]) -> list[FunnelResult]:
-    raw = [c.p_value for f in funnels for s in f.steps for c in s.comparisons]
-    adjusted = iter(adjust_p_values(raw, plan.decision.correction))
-
-    def readjust(c: ComparisonResult) -> ComparisonResult:
-        p = next(adjusted)
-        significant = c.reason is None and p < plan.decision.alpha
-        outcome = c.outcome if significant or c.reason else Outcome.FLAT
-        return replace(c, p_value_adjusted=p, significant=significant, outcome=outcome)
-
+    flat = iter(correct_family(plan, [c for f in funnels for s in f.steps for c in s.comparisons]))
     return [
         replace(
-            f, steps=[replace(s, comparisons=[readjust(c) for c in s.comparisons]) for s in f.steps]
+            f,
+            steps=[replace(s, comparisons=[next(flat) for _ in s.comparisons]) for s in f.steps],
         )
         for f in funnels
     ]

@@ -130,6 +130,28 @@ def _adjusted_p_values(
     return adjusted
 
 
+def correct_family(plan: Plan, comparisons: list[ComparisonResult]) -> list[ComparisonResult]:
+    """Adjust p-values across one family of comparisons built at their raw p, re-read significance.
+
+    Used for segment cells and funnel steps. Comparisons with a `reason` stay outside the family.
+    Adjusted ≥ raw, so only a significant raw result can turn flat.
+    """
+    estimable = [i for i, c in enumerate(comparisons) if c.reason is None]
+    raw = [comparisons[i].p_value for i in estimable]
+    adjusted = dict(zip(estimable, adjust_p_values(raw, plan.decision.correction), strict=True))
+    result = []
+    for i, c in enumerate(comparisons):
+        if i not in adjusted:
+            result.append(replace(c, p_value_adjusted=math.nan))
+            continue
+        significant = adjusted[i] < plan.decision.alpha
+        outcome = c.outcome if significant else Outcome.FLAT
+        result.append(
+            replace(c, p_value_adjusted=adjusted[i], significant=significant, outcome=outcome)
+        )
+    return result
+
+
 def _comparison(
     plan: Plan,
     metric: MetricSpec,

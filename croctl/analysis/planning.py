@@ -34,12 +34,16 @@ def control_baseline(plan: Plan, metric: MetricSpec, arms: ArmMoments) -> Baseli
     return Baseline(control.value, sd, proportion=proportion)
 
 
+def planned_shares(plan: Plan) -> dict[str, float]:
+    """Planned allocation per arm, control first."""
+    experiment = plan.experiment
+    arms = [experiment.control, *experiment.treatments]
+    return {arm: experiment.variants[arm] for arm in arms}
+
+
 def allocation_of(plan: Plan) -> Allocation:
     """Planned shares, control first."""
-    variants = plan.experiment.variants
-    return Allocation.of(
-        [variants[plan.experiment.control]] + [variants[v] for v in plan.experiment.treatments]
-    )
+    return Allocation.of(list(planned_shares(plan).values()))
 
 
 def summarize_power(

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 
 from scipy import stats
 
-from croctl.analysis.metrics import ArmMoments, build_comparison, compare_arms
+from croctl.analysis.metrics import ArmMoments, build_comparison, compare_arms, correct_family
 from croctl.plan import MetricSpec, Plan, Role
 from croctl.report import (
     ArmResult,
@@ -120,19 +119,11 @@ def _correct(
     plan: Plan, segments: list[SegmentResult], overall: dict[str, MetricResult]
 ) -> list[SegmentResult]:
     """Adjust p-values across every estimable segment cell; flag effects opposite to overall."""
-    keys = [
-        (i, j)
-        for i, s in enumerate(segments)
-        for j, c in enumerate(s.comparisons)
-        if c.reason is None
-    ]
-    raw = [segments[i].comparisons[j].p_value for i, j in keys]
-    adjusted = dict(zip(keys, adjust_p_values(raw, plan.decision.correction), strict=True))
-    result = []
-    for i, segment in enumerate(segments):
-        comparisons = [
-            _readjust(plan, c, adjusted.get((i, j))) for j, c in enumerate(segment.comparisons)
-        ]
+    flat = correct_family(plan, [c for s in segments for c in s.comparisons])
+    result, start = [], 0
+    for segment in segments:
+        comparisons = flat[start : start + len(segment.comparisons)]
+        start += len(segment.comparisons)
         result.append(
             replace(
                 segment,
@@ -141,22 +132,6 @@ def _correct(
             )
         )
     return result
-
-
-def _readjust(plan: Plan, c: ComparisonResult, p_adjusted: float | None) -> ComparisonResult:
-    """Re-read a segment comparison at its family-adjusted p.
-
-    Adjusted ≥ raw, so only a significant raw result can turn flat.
-    """
-    if p_adjusted is None:
-        return replace(c, p_value_adjusted=math.nan)
-    significant = p_adjusted < plan.decision.alpha
-    return replace(
-        c,
-        p_value_adjusted=p_adjusted,
-        significant=significant,
-        outcome=c.outcome if significant else Outcome.FLAT,
-    )
 
 
 def _opposite(comparisons: list[ComparisonResult], overall: MetricResult) -> bool:

@@ -68,10 +68,27 @@ def _utc(
     files: ExportFiles, raw: pl.LazyFrame, name: str, dtype: pl.DataType, timezone: str | None
 ) -> pl.Expr:
     column = pl.col(name)
-    if isinstance(dtype, pl.Datetime) and dtype.time_zone is not None:
-        return column.dt.convert_time_zone("UTC")
-    if isinstance(dtype, pl.Datetime | pl.Date):
+    aware = _is_absolute(files, raw, name, dtype)
+    if dtype != pl.String:
+        if aware:
+            return column.dt.convert_time_zone("UTC")
         return _localize(column.cast(pl.Datetime("us")), files, name, timezone)
+    if aware:
+        return column.str.to_datetime(time_zone="UTC", time_unit="us", strict=True)
+    return _localize(column.str.to_datetime(time_unit="us", strict=True), files, name, timezone)
+
+
+def _is_absolute(files: ExportFiles, raw: pl.LazyFrame, name: str, dtype: pl.DataType) -> bool:
+    """Whether a timestamp column carries its offset (a tz-aware type, or text with offsets).
+
+    Any offset in a text sample means the column is meant as absolute time; a naive value among
+    them then fails to parse and is reported with its line.
+
+    Raises:
+        DataError: the column is not a timestamp, or its sample cannot be read.
+    """
+    if isinstance(dtype, pl.Datetime | pl.Date):
+        return isinstance(dtype, pl.Datetime) and dtype.time_zone is not None
     if dtype != pl.String:
         raise DataError(
             f"{files.label}: column '{name}' holds {dtype}, not timestamps",
@@ -84,11 +101,7 @@ def _utc(
 
         needs = ColumnNeeds(timestamps={name})
         raise diagnose_failure([(files, needs)], exc) from exc
-    # Any offset in the sample means the column is meant as absolute time; a naive value among
-    # them then fails to parse and is reported with its line.
-    if any(_OFFSET.search(v.strip()) for v in sample):
-        return column.str.to_datetime(time_zone="UTC", time_unit="us", strict=True)
-    return _localize(column.str.to_datetime(time_unit="us", strict=True), files, name, timezone)
+    return any(_OFFSET.search(v.strip()) for v in sample)
 
 
 def _localize(column: pl.Expr, files: ExportFiles, name: str, timezone: str | None) -> pl.Expr:
@@ -109,15 +122,4 @@ def naive_timestamps(files: ExportFiles, needs: ColumnNeeds) -> set[str]:
     """
     raw = _scan_raw(files, needs)
     schema = raw.collect_schema()
-    naive = set()
-    for name in needs.timestamps:
-        dtype = schema[name]
-        if isinstance(dtype, pl.Datetime) and dtype.time_zone is not None:
-            continue
-        if isinstance(dtype, pl.Datetime | pl.Date):
-            naive.add(name)
-            continue
-        sample = raw.select(pl.col(name)).drop_nulls().head(_SAMPLE_ROWS).collect().to_series()
-        if not any(_OFFSET.search(str(v).strip()) for v in sample):
-            naive.add(name)
-    return naive
+    return {n for n in needs.timestamps if not _is_absolute(files, raw, n, schema[n])}

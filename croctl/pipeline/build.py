@@ -81,9 +81,7 @@ def _exposure_rows(bound: BoundPlan) -> pl.LazyFrame:
         pl.col(c).cast(pl.String).fill_null(MISSING_SEGMENT).cast(pl.Categorical).alias(seg_col(i))
         for i, c in enumerate(plan.segments.values())
     ]
-    covariates = sorted(
-        {m.covariate.column for m in plan.metrics if m.covariate and m.covariate.column}
-    )
+    covariates = plan.covariate_columns
     return bound.exposures.frame.select(
         _unit_id(bound, bound.exposures),
         pl.col(spec.variant).cast(pl.String).cast(pl.Categorical).alias(VARIANT),

@@ -46,9 +46,7 @@ class SqlBuilder(RowSql):
             *[col(seg_col(i), "u") for i in range(len(self.plan.segments))],
         )
         joined = joined.from_(exp.alias_(exp.to_table(valid), "u", table=True))
-        covariates = sorted(
-            {m.covariate.column for m in self.plan.metrics if m.covariate and m.covariate.column}
-        )
+        covariates = self.plan.covariate_columns
         joined = joined.select(*[col(c, "u") for c in covariates], append=True)
         for k, name in enumerate(per_unit):
             alias = f"p{k}"

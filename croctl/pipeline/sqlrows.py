@@ -69,14 +69,11 @@ class RowSql:
 
     def _timestamp(self, source: BoundSource, name: str) -> exp.Expression:
         """The column as an absolute time: naive values are local times in the plan's zone."""
-        if name in self._naive(source):
+        if name in naive_timestamps(source.files, source.needs):
             local = cast(col(name), "TIMESTAMP")
             zone = exp.Literal.string(self.plan.timezone or "UTC")
             return exp.AtTimeZone(this=local, zone=zone)
         return cast(col(name), "TIMESTAMPTZ")
-
-    def _naive(self, source: BoundSource) -> set[str]:
-        return naive_timestamps(source.files, source.needs)
 
     def _unit(self, source: BoundSource) -> exp.Expression:
         name = (
@@ -104,9 +101,7 @@ class RowSql:
             )
             for i, c in enumerate(self.plan.segments.values())
         ]
-        covariates = sorted(
-            {m.covariate.column for m in self.plan.metrics if m.covariate and m.covariate.column}
-        )
+        covariates = self.plan.covariate_columns
         query = exp.select(
             self._unit(source),
             exp.alias_(cast(col(spec.variant), "VARCHAR"), VARIANT, quoted=True),
@@ -132,9 +127,7 @@ class RowSql:
     def _exposure_counts(self, rows: str) -> exp.Select:
         experiment = self.plan.experiment
         null_start = exp.Is(this=col(START), expression=exp.Null())
-        numbers = sorted(
-            {m.covariate.column for m in self.plan.metrics if m.covariate and m.covariate.column}
-        )
+        numbers = self.plan.covariate_columns
         return (
             exp.select(
                 col(VARIANT),
@@ -160,9 +153,7 @@ class RowSql:
 
     def _first_exposures(self, rows: str) -> tuple[str, str]:
         """Per unit: its first in-window exposure row, and how many variants it saw."""
-        carried = [seg_col(i) for i in range(len(self.plan.segments))] + sorted(
-            {m.covariate.column for m in self.plan.metrics if m.covariate and m.covariate.column}
-        )
+        carried = [seg_col(i) for i in range(len(self.plan.segments))] + self.plan.covariate_columns
         order = exp.Window(
             this=exp.RowNumber(),
             partition_by=[col(UNIT)],

@@ -58,10 +58,6 @@ def cap_columns(plan: Plan) -> list[str]:
     return [f"cap{i}" for i, m in enumerate(plan.measured) if m.cap is not None]
 
 
-def _covariates(plan: Plan) -> list[str]:
-    return sorted({m.covariate.column for m in plan.metrics if m.covariate and m.covariate.column})
-
-
 def section_columns(plan: Plan) -> dict[str, list[str]]:
     """The columns of each section, in order."""
     segments = [seg_col(i) for i in range(len(plan.segments))]
@@ -72,7 +68,7 @@ def section_columns(plan: Plan) -> dict[str, list[str]]:
             "no_timestamp",
             "before_start",
             "after_end",
-            *[f"nonfinite:{c}" for c in _covariates(plan)],
+            *[f"nonfinite:{c}" for c in plan.covariate_columns],
         ],
         "multiple_variants": ["units", "multiple", "first_start", "last_start"],
     }
@@ -113,29 +109,6 @@ def unit_value_columns(plan: Plan) -> list[str]:
         if metric.covariate is not None:
             columns.append(f"x{i}")
     return columns
-
-
-def table_from_frames(frames: dict[str, pl.DataFrame], plan: Plan) -> pl.DataFrame:
-    """The Polars engine's frames as one table (the shape `croctl sql` computes)."""
-    columns = table_columns(plan)
-    parts = []
-    for section, names in section_columns(plan).items():
-        frame = frames.get(section)
-        if frame is None or not frame.width:
-            continue
-        present = [n for n in names if n in frame.columns]
-        parts.append(
-            frame.select(
-                pl.lit(section).alias(SECTION),
-                *[
-                    pl.col(c).cast(pl.String if kind == "VARCHAR" else pl.Float64)
-                    if c in present
-                    else pl.lit(None, pl.String if kind == "VARCHAR" else pl.Float64).alias(c)
-                    for c, kind in columns
-                ],
-            )
-        )
-    return pl.concat(parts)
 
 
 def frames_from_table(table: pl.DataFrame, plan: Plan, label: str) -> dict[str, pl.DataFrame]:

@@ -226,6 +226,13 @@ class Plan:
         return self.metrics + tuple(m for f in self.funnels for m in f.step_metrics)
 
     @property
+    def covariate_columns(self) -> list[str]:
+        """Exposures columns used as CUPED covariates, sorted."""
+        return sorted(
+            {m.covariate.column for m in self.metrics if m.covariate and m.covariate.column}
+        )
+
+    @property
     def used_sources(self) -> list[str]:
         """Sources some metric or funnel step reads, in plan order."""
         used = {m.source for metric in self.measured for _, m in metric.measures()}
