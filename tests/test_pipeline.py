@@ -254,3 +254,20 @@ def test_lazy_query_reads_only_needed_columns(tmp_path, make_plan):
     plan_text = query.frames["cells"].explain()
     assert "junk" not in plan_text and "unused" not in plan_text
     assert isinstance(query.frames["cells"], pl.LazyFrame)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    values=st.lists(st.floats(-1e6, 1e6, allow_nan=False), max_size=40),
+    zeros=st.integers(0, 40),
+    q=st.floats(0.5, 0.999),
+)
+def test_padded_quantile_equals_numpy_on_the_padded_array(values, zeros, q):
+    from croctl.pipeline.caps import padded_quantile
+
+    if not values and not zeros:
+        return
+    frame = pl.DataFrame({"v": values}, schema={"v": pl.Float64})
+    got = frame.select(padded_quantile(pl.col("v"), q, pl.lit(len(values) + zeros))).item()
+    expected = np.quantile(np.concatenate([values, np.zeros(zeros)]), q)
+    assert got == pytest.approx(expected, rel=1e-12, abs=1e-9)

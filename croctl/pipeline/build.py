@@ -13,6 +13,7 @@ import polars as pl
 
 from croctl.io import FileFormat
 from croctl.pipeline.bind import BoundPlan, BoundSource
+from croctl.pipeline.caps import caps_frame
 from croctl.pipeline.names import (
     FIRST_OF_ID,
     MISSING_SEGMENT,
@@ -20,10 +21,11 @@ from croctl.pipeline.names import (
     START,
     UNIT,
     VARIANT,
+    check_col,
     metric_col,
     seg_col,
 )
-from croctl.pipeline.table import cap_columns, moment_columns
+from croctl.pipeline.table import cap_columns, check_columns, moment_columns
 from croctl.plan import MeasureSpec, MetricSpec, MetricType, Plan
 
 
@@ -38,7 +40,7 @@ def build_query(bound: BoundPlan) -> Query:
     """Build the whole aggregation lazily; see module docstring for the data rules applied."""
     plan = bound.plan
     exposures = _exposure_rows(bound)
-    units = _first_exposures(bound, exposures)
+    units = _first_exposures(bound, exposures).cache()
     valid = units.filter(pl.col(N_VARIANTS) == 1).drop(N_VARIANTS)
     frames: dict[str, pl.LazyFrame] = {
         "exposures": _exposure_counts(bound, exposures),
@@ -51,16 +53,21 @@ def build_query(bound: BoundPlan) -> Query:
     }
     unit_table = valid
     columns: dict[str, str] = {}
+    per_units: dict[str, pl.LazyFrame] = {}
     for name, source in bound.sources.items():
         base = _source_base(bound, source)
         rows = _flag_duplicates(bound, source, _source_rows(bound, source, base, valid))
-        frames[f"rows:{name}"] = _source_counts(bound, source, rows)
         frames[f"coverage:{name}"] = _coverage(base, valid)
         per_unit, measured = _per_unit(bound, source, rows)
         columns |= measured
+        per_units[name] = per_unit = per_unit.cache()  # the caps read it too
         unit_table = unit_table.join(per_unit, on=UNIT, how="left")
-    unit_table = _apply_caps(plan, _metric_values(plan, unit_table.fill_null(0), columns))
-    frames["cells"] = _cells(bound, unit_table)  # carries the caps; `collect` splits them off
+    unit_table = _metric_values(plan, unit_table.fill_null(0), columns)
+    caps = caps_frame(plan, per_units, columns, valid)
+    if caps is not None:
+        unit_table = _apply_caps(plan, unit_table.join(caps, how="cross"))
+    # The cells carry the caps and the sources' check counts; `collect` splits them off.
+    frames["cells"] = _cells(bound, unit_table)
     return Query(frames)
 
 
@@ -182,23 +189,31 @@ def _flag_duplicates(bound: BoundPlan, source: BoundSource, rows: pl.LazyFrame) 
     return rows.with_columns(pl.col(spec.id).is_first_distinct().alias(FIRST_OF_ID))
 
 
-def _source_counts(bound: BoundPlan, source: BoundSource, rows: pl.LazyFrame) -> pl.LazyFrame:
-    """Per variant: rows kept, rows before exposure, non-finite values, duplicate ids."""
-    spec = bound.plan.sources[source.name]
-    aggs = [pl.len().alias("rows")]
+def _check_counts(bound: BoundPlan, source: BoundSource) -> list[pl.Expr]:
+    """Per unit: rows kept, rows before exposure, duplicate ids, non-finite values.
+
+    Summed per variant they are the source's `rows:<name>` section; counting them in the per-unit
+    pass means the source is read and joined once.
+    """
+    name, spec = source.name, bound.plan.sources[source.name]
+    counts = [pl.len().alias(check_col(name, "rows"))]
     if spec.timestamp:
-        aggs.append((pl.col(spec.timestamp) < pl.col(START)).sum().alias("pre_exposure"))
+        counts.append(
+            (pl.col(spec.timestamp) < pl.col(START)).sum().alias(check_col(name, "pre_exposure"))
+        )
     if spec.id:
-        aggs.append((~pl.col(FIRST_OF_ID)).sum().alias("duplicates"))
-    aggs += [
-        (~pl.col(c).is_finite()).sum().alias(f"nonfinite:{c}") for c in sorted(source.needs.numbers)
+        counts.append((~pl.col(FIRST_OF_ID)).sum().alias(check_col(name, "duplicates")))
+    counts += [
+        (~pl.col(c).is_finite()).sum().alias(check_col(name, f"nonfinite:{c}"))
+        for c in bound.plan.source_values(name)
     ]
-    return rows.group_by(VARIANT).agg(aggs)
+    return counts
 
 
 def _coverage(base: pl.LazyFrame, valid: pl.LazyFrame) -> pl.LazyFrame:
     """Per variant: exposed units with at least one row (any row) in the source."""
-    ids = base.select(UNIT)
+    # unique first: a set of ids is smaller and faster to probe than every row's id
+    ids = base.select(UNIT).unique()
     covered = valid.join(ids, on=UNIT, how="semi")
     return covered.group_by(VARIANT).agg(pl.len().alias("covered"))
 
@@ -208,12 +223,11 @@ def _per_unit(
 ) -> tuple[pl.LazyFrame, dict[str, str]]:
     """Aggregate a source's rows per unit once, for every metric that reads it.
 
-    Returns the per-unit frame and, for each metric side, the column holding its sum.
+    Returns the per-unit frame (measures and check counts) and, for each metric side, the column
+    holding its sum.
     """
     spec = bound.plan.sources[source.name]
     ts = pl.col(spec.timestamp) if spec.timestamp else None
-    if spec.id:
-        rows = rows.filter(pl.col(FIRST_OF_ID))
     aggs: dict[tuple[object, ...], pl.Expr] = {}
     columns: dict[str, str] = {}  # f"{side}{i}" / f"pre{i}" -> the column holding that sum
 
@@ -226,6 +240,8 @@ def _per_unit(
     for i, side, metric, measure in _measures_on(bound, source.name):
         condition = bound.filters.get((metric.name, side))
         condition = pl.lit(True) if condition is None else condition.fill_null(False)
+        if spec.id:  # a repeated id counts once
+            condition = condition & pl.col(FIRST_OF_ID)
         counted = condition
         if ts is not None:  # rule 3: rows before exposure never count
             counted = counted & (ts >= pl.col(START))
@@ -239,7 +255,7 @@ def _per_unit(
         if side == "num" and lookback is not None and ts is not None:
             before = condition & (ts < pl.col(START)) & (ts >= pl.col(START) - pl.lit(lookback))
             add(f"pre{i}", ("pre", lookback, *key), _measure_agg(measure, before))
-    return rows.group_by(UNIT).agg(list(aggs.values())), columns
+    return rows.group_by(UNIT).agg(*aggs.values(), *_check_counts(bound, source)), columns
 
 
 def _measure_agg(measure: MeasureSpec, condition: pl.Expr) -> pl.Expr:
@@ -278,26 +294,13 @@ def _metric_values(plan: Plan, units: pl.LazyFrame, columns: dict[str, str]) -> 
 
 
 def _apply_caps(plan: Plan, units: pl.LazyFrame) -> pl.LazyFrame:
-    """Winsorize capped metrics at their pooled quantile, keeping the uncapped value as r<i>.
-
-    The quantile is a broadcast column `cap<i>`, so the caps and the cells come from one pass.
-    """
-    exprs = []
-    for i, m in enumerate(plan.measured):
-        if m.cap is not None:
-            y = pl.col(metric_col("y", i))
-            exprs += [
-                y.alias(metric_col("r", i)),
-                y.quantile(m.cap, interpolation="linear").alias(f"cap{i}"),
-            ]
-    if not exprs:
-        return units
-    clipped = [
-        pl.col(metric_col("y", i)).clip(upper_bound=pl.col(f"cap{i}"))
-        for i, m in enumerate(plan.measured)
-        if m.cap is not None
-    ]
-    return units.with_columns(exprs).with_columns(clipped)
+    """Winsorize capped metrics at their cap column `cap<i>`, keeping the uncapped value as r<i>."""
+    capped = [i for i, m in enumerate(plan.measured) if m.cap is not None]
+    return units.with_columns(
+        *[pl.col(metric_col("y", i)).alias(metric_col("r", i)) for i in capped]
+    ).with_columns(
+        *[pl.col(metric_col("y", i)).clip(upper_bound=pl.col(f"cap{i}")) for i in capped]
+    )
 
 
 def _cells(bound: BoundPlan, units: pl.LazyFrame) -> pl.LazyFrame:
@@ -310,5 +313,6 @@ def _cells(bound: BoundPlan, units: pl.LazyFrame) -> pl.LazyFrame:
         term = pl.col(left) if right is None else pl.col(left) * pl.col(right)
         aggs.append(term.sum().alias(name))
     aggs += [pl.col(c).first() for c in cap_columns(bound.plan)]
+    aggs += [pl.col(c).sum() for c in check_columns(bound.plan)]
     keys = [VARIANT, *[seg_col(i) for i in range(len(bound.plan.segments))]]
     return units.group_by(keys).agg(aggs)

@@ -11,8 +11,8 @@ from croctl.errors import DataError
 from croctl.io import diagnose_failure
 from croctl.pipeline.bind import BoundPlan
 from croctl.pipeline.build import Query
-from croctl.pipeline.names import MOMENTS, VARIANT, seg_col
-from croctl.pipeline.table import cap_columns
+from croctl.pipeline.names import MOMENTS, VARIANT, check_col, seg_col
+from croctl.pipeline.table import cap_columns, check_columns, source_counts
 from croctl.plan import Plan
 from croctl.sufficient import Cell, ExposureCounts, Moments, SourceCounts, SufficientStats
 
@@ -28,16 +28,26 @@ def collect_query(query: Query, bound: BoundPlan, *, streaming: bool = True) -> 
     names = list(query.frames)
     try:
         frames = pl.collect_all(
-            list(query.frames.values()), engine="streaming" if streaming else "auto"
+            list(query.frames.values()),
+            engine="streaming" if streaming else "auto",
+            # What is shared is cached explicitly (`build`); the automatic elimination would
+            # also cache a whole source that two frames scan with different filters.
+            optimizations=pl.QueryOptFlags(comm_subplan_elim=False),
         )
     except (pl.exceptions.PolarsError, OSError) as exc:
         exports = [(s.files, s.needs) for s in bound.scans()]
         raise diagnose_failure(exports, exc) from exc
     results = dict(zip(names, frames, strict=True))
-    caps = cap_columns(bound.plan)
-    results["caps"] = results["cells"].select(caps).head(1) if caps else pl.DataFrame()
-    results["cells"] = results["cells"].drop(caps)
-    return stats_from_frames(results, bound.plan)
+    plan, cells = bound.plan, results["cells"]
+    caps = cap_columns(plan)
+    results["caps"] = cells.select(caps).head(1) if caps else pl.DataFrame()
+    for name in plan.used_sources:
+        counts = [pl.col(check_col(name, c)).sum().alias(c) for c in source_counts(plan, name)]
+        per_variant = cells.group_by(VARIANT).agg(counts)
+        # as in the SQL engine, a variant with no kept rows has no row in the section
+        results[f"rows:{name}"] = per_variant.filter(pl.col("rows") > 0)
+    results["cells"] = cells.drop(*caps, *check_columns(plan))
+    return stats_from_frames(results, plan)
 
 
 def stats_from_frames(results: dict[str, pl.DataFrame], plan: Plan) -> SufficientStats:

@@ -12,6 +12,11 @@ def seg_col(i: int) -> str:
     return f"__seg{i}"
 
 
+def check_col(source: str, count: str) -> str:
+    """Per-unit column of a source's trust-check count (`rows`, `pre_exposure`, ...)."""
+    return f"__{source}:{count}"
+
+
 def metric_col(kind: str, i: int) -> str:
     """Per-unit column of metric i: y (value), d (denominator), x (covariate), r (uncapped)."""
     return f"{kind}{i}"

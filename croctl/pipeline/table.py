@@ -23,7 +23,7 @@ from typing import Any
 import polars as pl
 
 from croctl.errors import DataError
-from croctl.pipeline.names import MOMENTS, UNIT, VARIANT, seg_col
+from croctl.pipeline.names import MOMENTS, UNIT, VARIANT, check_col, seg_col
 from croctl.plan import MetricType, Plan
 
 SECTION = "section"
@@ -58,6 +58,22 @@ def cap_columns(plan: Plan) -> list[str]:
     return [f"cap{i}" for i, m in enumerate(plan.measured) if m.cap is not None]
 
 
+def source_counts(plan: Plan, name: str) -> list[str]:
+    """The trust-check counts of source `name`: rows kept, before exposure, duplicates, NaN/inf."""
+    spec = plan.sources[name]
+    return [
+        "rows",
+        *(["pre_exposure"] if spec.timestamp else []),
+        *(["duplicates"] if spec.id else []),
+        *[f"nonfinite:{c}" for c in plan.source_values(name)],
+    ]
+
+
+def check_columns(plan: Plan) -> list[str]:
+    """Per-unit columns holding every source's check counts (the Polars engine sums them)."""
+    return [check_col(name, c) for name in plan.used_sources for c in source_counts(plan, name)]
+
+
 def section_columns(plan: Plan) -> dict[str, list[str]]:
     """The columns of each section, in order."""
     segments = [seg_col(i) for i in range(len(plan.segments))]
@@ -73,14 +89,7 @@ def section_columns(plan: Plan) -> dict[str, list[str]]:
         "multiple_variants": ["units", "multiple", "first_start", "last_start"],
     }
     for name in plan.used_sources:
-        spec = plan.sources[name]
-        sections[f"rows:{name}"] = [
-            VARIANT,
-            "rows",
-            *(["pre_exposure"] if spec.timestamp else []),
-            *(["duplicates"] if spec.id else []),
-            *[f"nonfinite:{c}" for c in plan.source_values(name)],
-        ]
+        sections[f"rows:{name}"] = [VARIANT, *source_counts(plan, name)]
         sections[f"coverage:{name}"] = [VARIANT, "covered"]
     caps = cap_columns(plan)
     if caps:
