@@ -2,11 +2,12 @@
 
 from croctl.io.diagnose import diagnose_failure
 from croctl.io.files import ExportFiles, FileFormat, inspect_export
-from croctl.io.scan import ColumnNeeds, scan_export
+from croctl.io.scan import ColumnNeeds, ExportScan, scan_export
 
 __all__ = [
     "ColumnNeeds",
     "ExportFiles",
+    "ExportScan",
     "FileFormat",
     "diagnose_failure",
     "inspect_export",

@@ -29,7 +29,32 @@ class ColumnNeeds:
         return sorted(self.keys | self.numbers | self.timestamps | self.inferred)
 
 
-def scan_export(files: ExportFiles, needs: ColumnNeeds, timezone: str | None) -> pl.LazyFrame:
+@dataclass(frozen=True, slots=True)
+class ExportScan:
+    """A lazy scan projected to the needed columns, with timestamp parsing kept apart.
+
+    `raw` has keys and numbers typed and timestamp columns as stored; `times` converts each of
+    them to UTC. Keeping them apart lets a filter run before the (strict) parse, which Polars
+    would otherwise not push below it: a CSV's timestamps are then parsed only on kept rows.
+    """
+
+    raw: pl.LazyFrame
+    times: tuple[pl.Expr, ...]
+    time_columns: frozenset[str]
+
+    @property
+    def frame(self) -> pl.LazyFrame:
+        """Every row, timestamps in UTC."""
+        return self.raw.with_columns(self.times) if self.times else self.raw
+
+    def filtered(self, predicate: pl.Expr) -> pl.LazyFrame:
+        """Rows matching `predicate`, with timestamps parsed after the filter when it allows."""
+        if self.time_columns & set(predicate.meta.root_names()):
+            return self.frame.filter(predicate)
+        return self.raw.filter(predicate).with_columns(self.times)
+
+
+def scan_export(files: ExportFiles, needs: ColumnNeeds, timezone: str | None) -> ExportScan:
     """Lazily scan `files`, projected to `needs`, keys as text, numbers as Float64, times in UTC.
 
     Raises:
@@ -37,17 +62,17 @@ def scan_export(files: ExportFiles, needs: ColumnNeeds, timezone: str | None) ->
     """
     raw = _scan_raw(files, needs)
     schema = raw.collect_schema()
-    exprs = []
+    exprs, times = [], []
     for name in needs.all():
         column = pl.col(name)
         if name in needs.timestamps:
-            column = _utc(files, raw, name, schema[name], timezone)
+            times.append(_utc(files, raw, name, schema[name], timezone).alias(name))
         elif name in needs.numbers:
             column = column.cast(pl.Float64, strict=True)
         elif name in needs.keys and schema[name] != pl.String and not schema[name].is_integer():
             column = column.cast(pl.String)
         exprs.append(column.alias(name))
-    return raw.select(exprs)
+    return ExportScan(raw.select(exprs), tuple(times), frozenset(needs.timestamps))
 
 
 def _scan_raw(files: ExportFiles, needs: ColumnNeeds) -> pl.LazyFrame:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from croctl.errors import PlanError, PlanErrors, did_you_mean
-from croctl.io import ColumnNeeds, ExportFiles, inspect_export, scan_export
+from croctl.io import ColumnNeeds, ExportFiles, ExportScan, inspect_export, scan_export
 from croctl.plan import EXPOSURES, Plan
 
 
@@ -18,7 +18,12 @@ class BoundSource:
     name: str
     files: ExportFiles
     needs: ColumnNeeds = field(default_factory=ColumnNeeds)
-    frame: pl.LazyFrame | None = None
+    scan: ExportScan | None = None
+
+    @property
+    def frame(self) -> pl.LazyFrame | None:
+        """Every row of the export, typed (None until scanned)."""
+        return self.scan.frame if self.scan is not None else None
 
 
 @dataclass(slots=True)
@@ -62,7 +67,7 @@ def bind_plan(plan: Plan, *, scan: bool = True) -> BoundPlan:
     bound_plan = BoundPlan(plan, exposures, sources, filters)
     if scan:
         for source in bound_plan.scans():
-            source.frame = scan_export(source.files, source.needs, plan.timezone)
+            source.scan = scan_export(source.files, source.needs, plan.timezone)
         bound_plan.unit_dtype = _common_unit_dtype(bound_plan)
     return bound_plan
 

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from croctl.io import FileFormat
 from croctl.pipeline.bind import BoundPlan, BoundSource
 from croctl.pipeline.caps import caps_frame
 from croctl.pipeline.names import (
@@ -55,9 +54,8 @@ def build_query(bound: BoundPlan) -> Query:
     columns: dict[str, str] = {}
     per_units: dict[str, pl.LazyFrame] = {}
     for name, source in bound.sources.items():
-        base = _source_base(bound, source)
-        rows = _flag_duplicates(bound, source, _source_rows(bound, source, base, valid))
-        frames[f"coverage:{name}"] = _coverage(base, valid)
+        rows = _flag_duplicates(bound, source, _source_rows(bound, source, valid))
+        frames[f"coverage:{name}"] = _coverage(_source_ids(bound, source), valid)
         per_unit, measured = _per_unit(bound, source, rows)
         columns |= measured
         per_units[name] = per_unit = per_unit.cache()  # the caps read it too
@@ -153,28 +151,26 @@ def _measures_on(bound: BoundPlan, source: str) -> list[tuple[int, str, MetricSp
     ]
 
 
-def _source_base(bound: BoundPlan, source: BoundSource) -> pl.LazyFrame:
-    """The source with its unit key.
-
-    A CSV source is cached so that one parse feeds every frame; Parquet re-reads only the
-    columns each frame needs, which is cheaper than a cache.
-    """
-    assert source.frame is not None
-    base = source.frame.with_columns(_unit_id(bound, source))
-    return base.cache() if source.files.format is not FileFormat.PARQUET else base
+def _source_ids(bound: BoundPlan, source: BoundSource) -> pl.LazyFrame:
+    """The source's unit ids, one per row (coverage reads nothing else)."""
+    assert source.scan is not None
+    return source.scan.raw.select(_unit_id(bound, source))
 
 
-def _source_rows(
-    bound: BoundPlan, source: BoundSource, rows: pl.LazyFrame, valid: pl.LazyFrame
-) -> pl.LazyFrame:
+def _source_rows(bound: BoundPlan, source: BoundSource, valid: pl.LazyFrame) -> pl.LazyFrame:
     """Rows some metric could use, tagged with their unit's variant and start (inner join)."""
+    assert source.scan is not None
     filters = [
         bound.filters.get((m.name, side)) for _, side, m, _ in _measures_on(bound, source.name)
     ]
     if filters and all(f is not None for f in filters):
-        # Push every metric filter down: rows no metric uses (page views) drop at the scan.
+        # Push every metric filter down: rows no metric uses (page views) drop at the scan,
+        # before their timestamps are parsed.
         unique = {str(f): f for f in filters if f is not None}
-        rows = rows.filter(pl.any_horizontal(list(unique.values())))
+        rows = source.scan.filtered(pl.any_horizontal(list(unique.values())))
+    else:
+        rows = source.scan.frame
+    rows = rows.with_columns(_unit_id(bound, source))
     return rows.join(valid.select(UNIT, VARIANT, START), on=UNIT, how="inner")
 
 
@@ -210,11 +206,10 @@ def _check_counts(bound: BoundPlan, source: BoundSource) -> list[pl.Expr]:
     return counts
 
 
-def _coverage(base: pl.LazyFrame, valid: pl.LazyFrame) -> pl.LazyFrame:
+def _coverage(ids: pl.LazyFrame, valid: pl.LazyFrame) -> pl.LazyFrame:
     """Per variant: exposed units with at least one row (any row) in the source."""
     # unique first: a set of ids is smaller and faster to probe than every row's id
-    ids = base.select(UNIT).unique()
-    covered = valid.join(ids, on=UNIT, how="semi")
+    covered = valid.join(ids.unique(), on=UNIT, how="semi")
     return covered.group_by(VARIANT).agg(pl.len().alias("covered"))
 
 
