@@ -271,3 +271,42 @@ def test_padded_quantile_equals_numpy_on_the_padded_array(values, zeros, q):
     got = frame.select(padded_quantile(pl.col("v"), q, pl.lit(len(values) + zeros))).item()
     expected = np.quantile(np.concatenate([values, np.zeros(zeros)]), q)
     assert got == pytest.approx(expected, rel=1e-12, abs=1e-9)
+
+
+def test_timestamps_are_parsed_only_on_rows_a_metric_uses(tmp_path, make_plan):
+    from croctl.errors import DataError
+
+    exposures = ["a,control,2026-10-02T00:00:00Z", "b,treatment,2026-10-02T00:00:00Z"]
+    # a page view no metric reads: its broken timestamp never matters
+    result, _ = per_unit(
+        tmp_path,
+        make_plan,
+        exposures,
+        ["a,not a time,page_view,", "b,2026-10-03T00:00:00Z,purchase,"],
+    )
+    assert result == {"control": (1, 0.0), "treatment": (1, 1.0)}
+    # the same broken timestamp on a purchase is an error that names the file and line
+    with pytest.raises(DataError, match=r"events\.csv:2"):
+        per_unit(
+            tmp_path,
+            make_plan,
+            exposures,
+            ["a,not a time,purchase,", "b,2026-10-03T00:00:00Z,purchase,"],
+        )
+
+
+def test_a_filter_reading_a_timestamp_column_runs_after_the_parse(tmp_path, make_plan):
+    metric = {
+        "role": "primary",
+        "type": "proportion",
+        "source": "events",
+        "filter": "event_name = 'purchase' AND ts IS NOT NULL",
+    }
+    result, _ = per_unit(
+        tmp_path,
+        make_plan,
+        ["a,control,2026-10-02T00:00:00Z", "b,treatment,2026-10-02T00:00:00Z"],
+        ["a,2026-10-03T23:00:00+00:00,purchase,", "b,2026-10-04T01:00:00+02:00,page_view,"],
+        metrics={"conv": metric},
+    )
+    assert result == {"control": (1, 1.0), "treatment": (1, 0.0)}
