@@ -10,7 +10,8 @@ own process under `/usr/bin/time -v` (wall time and peak resident memory):
     duckdb          bench/baselines.py duckdb: the same statistics, written by hand
     scan            bench/baselines.py scan: read the needed columns, nothing else (the floor)
 
-and print ratios measured in this run. `--markdown` prints the table for bench/README.md.
+Each contender runs `--repeat` times (default 3), the rounds interleaved; the median wall time
+and the highest peak are reported, with ratios between contenders of this run.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -59,7 +61,15 @@ def _data(users: int, events_per_user: float, fmt: str) -> tuple[Path, int]:
     return folder, int(marker.read_text())
 
 
-def run(users: int, events_per_user: float, fmt: str, engines: list[str]) -> list[Timing]:
+def _median(runs: list[Timing]) -> Timing:
+    """Median wall time (the VM's timings vary by ±20 % run to run), highest peak memory."""
+    seconds = statistics.median(t.seconds for t in runs)
+    return Timing(runs[0].name, seconds, max(t.peak_mib for t in runs))
+
+
+def run(
+    users: int, events_per_user: float, fmt: str, engines: list[str], repeat: int
+) -> list[Timing]:
     folder, rows = _data(users, events_per_user, fmt)
     plan = str(folder / "plan.yaml")
     python = sys.executable
@@ -70,8 +80,10 @@ def run(users: int, events_per_user: float, fmt: str, engines: list[str]) -> lis
         "duckdb": [python, str(HERE / "baselines.py"), "duckdb", str(folder)],
         "scan": [python, str(HERE / "baselines.py"), "scan", str(folder)],
     }  # fmt: skip
-    timings = [_timed(name, commands[name]) for name in engines]
-    print(f"\n{users:,} users, {rows:,} events ({fmt})")
+    # rounds interleave the contenders, so a slow spell of the machine hits them alike
+    rounds = [[_timed(name, commands[name]) for name in engines] for _ in range(repeat)]
+    timings = [_median([r[i] for r in rounds]) for i in range(len(engines))]
+    print(f"\n{users:,} users, {rows:,} events ({fmt}), median of {repeat}")
     by_name = {t.name: t for t in timings}
     for t in timings:
         ratios = "  ".join(
@@ -94,9 +106,10 @@ def main() -> None:
     parser.add_argument(
         "--engines", nargs="+", default=["croctl", "croctl-duckdb", "duckdb", "scan"]
     )
+    parser.add_argument("--repeat", type=int, default=3, help="runs per contender (median)")
     args = parser.parse_args()
     for users in args.users:
-        run(users, args.events_per_user, args.format, args.engines)
+        run(users, args.events_per_user, args.format, args.engines, args.repeat)
 
 
 if __name__ == "__main__":
