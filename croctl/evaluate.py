@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
+import threading
 from pathlib import Path
 
-from croctl.analysis import analyze
 from croctl.pipeline import Engine, collect_stats
 from croctl.plan import Plan, load_plan
 from croctl.report import Report
@@ -31,5 +32,14 @@ def evaluate(
     """
     if not isinstance(plan, Plan):
         plan = load_plan(Path(plan))
-    data = collect_stats(plan, engine=Engine(engine), stats_file=stats)
+    # The statistics import SciPy (about a second); load them while the engine aggregates the
+    # exports (it releases the GIL) instead of before.
+    loading = threading.Thread(target=importlib.import_module, args=("croctl.analysis",))
+    loading.start()
+    try:
+        data = collect_stats(plan, engine=Engine(engine), stats_file=stats)
+    finally:
+        loading.join()
+    from croctl.analysis import analyze
+
     return analyze(plan, data, segments=segments)

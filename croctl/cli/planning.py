@@ -10,14 +10,12 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from croctl.analysis.planning import power_to_dict
 from croctl.cli.app import DebugOpt, app, err, errors
 from croctl.errors import PlanError
 from croctl.render import (
     OutputFormat,
     write_atomic,
 )
-from croctl.render.power import render_power
 
 
 @app.command()
@@ -80,7 +78,9 @@ def power(
         croctl power --baseline-mean 52.0 --sd 140 --units 40000
         croctl power plans/checkout.yaml --mde 0.05
     """
+    from croctl.analysis.planning import power_to_dict
     from croctl.power import answer_power
+    from croctl.render.power import render_power
 
     with errors(debug):
         answer = answer_power(

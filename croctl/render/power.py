@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from rich import box
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from croctl.analysis.planning import PowerAnswer
+if TYPE_CHECKING:  # only a type here; importing analysis would pull SciPy into every command
+    from croctl.analysis.planning import PowerAnswer
 
 _QUESTION = {
     "units": "units needed",
