@@ -53,12 +53,15 @@ def build_query(bound: BoundPlan) -> Query:
     unit_table = valid
     columns: dict[str, str] = {}
     per_units: dict[str, pl.LazyFrame] = {}
+    capped_sources = {m.numerator.source for m in plan.measured if m.cap is not None}
     for name, source in bound.sources.items():
         rows = _flag_duplicates(bound, source, _source_rows(bound, source, valid))
         frames[f"coverage:{name}"] = _coverage(_source_ids(bound, source), valid)
         per_unit, measured = _per_unit(bound, source, rows)
         columns |= measured
-        per_units[name] = per_unit = per_unit.cache()  # the caps read it too
+        if name in capped_sources:  # the caps read it too
+            per_unit = per_unit.cache()
+        per_units[name] = per_unit
         unit_table = unit_table.join(per_unit, on=UNIT, how="left")
     unit_table = _metric_values(plan, unit_table.fill_null(0), columns)
     caps = caps_frame(plan, per_units, columns, valid)

@@ -57,12 +57,11 @@ def caps_frame(
     for i, metric in enumerate(plan.measured):
         if metric.cap is None:
             continue
-        (_, measure), *_ = metric.measures()
         value = pl.col(columns[f"num{i}"]).fill_null(0.0)
         if metric.type is MetricType.PROPORTION:
             value = (value > 0).cast(pl.Float64)
         caps.append(
-            per_unit[measure.source]
+            per_unit[metric.numerator.source]
             .select(value.alias("value"))
             .join(total, how="cross")
             .select(
