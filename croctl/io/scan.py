@@ -40,7 +40,6 @@ class ExportScan:
 
     raw: pl.LazyFrame
     times: tuple[pl.Expr, ...]
-    time_columns: frozenset[str]
 
     @property
     def frame(self) -> pl.LazyFrame:
@@ -49,7 +48,8 @@ class ExportScan:
 
     def filtered(self, predicate: pl.Expr) -> pl.LazyFrame:
         """Rows matching `predicate`, with timestamps parsed after the filter when it allows."""
-        if self.time_columns & set(predicate.meta.root_names()):
+        parsed = {t.meta.output_name() for t in self.times}
+        if parsed & set(predicate.meta.root_names()):
             return self.frame.filter(predicate)
         return self.raw.filter(predicate).with_columns(self.times)
 
@@ -72,7 +72,7 @@ def scan_export(files: ExportFiles, needs: ColumnNeeds, timezone: str | None) ->
         elif name in needs.keys and schema[name] != pl.String and not schema[name].is_integer():
             column = column.cast(pl.String)
         exprs.append(column.alias(name))
-    return ExportScan(raw.select(exprs), tuple(times), frozenset(needs.timestamps))
+    return ExportScan(raw.select(exprs), tuple(times))
 
 
 def _scan_raw(files: ExportFiles, needs: ColumnNeeds) -> pl.LazyFrame:

@@ -24,7 +24,7 @@ from croctl.pipeline.names import (
     metric_col,
     seg_col,
 )
-from croctl.pipeline.table import cap_columns, check_columns, moment_columns
+from croctl.pipeline.table import cap_columns, check_columns, moment_columns, source_counts
 from croctl.plan import MeasureSpec, MetricSpec, MetricType, Plan
 
 
@@ -189,24 +189,23 @@ def _flag_duplicates(bound: BoundPlan, source: BoundSource, rows: pl.LazyFrame) 
 
 
 def _check_counts(bound: BoundPlan, source: BoundSource) -> list[pl.Expr]:
-    """Per unit: rows kept, rows before exposure, duplicate ids, non-finite values.
+    """Per unit: each of the source's `source_counts` (rows, pre-exposure, duplicates, NaN/inf).
 
     Summed per variant they are the source's `rows:<name>` section; counting them in the per-unit
     pass means the source is read and joined once.
     """
     name, spec = source.name, bound.plan.sources[source.name]
-    counts = [pl.len().alias(check_col(name, "rows"))]
-    if spec.timestamp:
-        counts.append(
-            (pl.col(spec.timestamp) < pl.col(START)).sum().alias(check_col(name, "pre_exposure"))
-        )
-    if spec.id:
-        counts.append((~pl.col(FIRST_OF_ID)).sum().alias(check_col(name, "duplicates")))
-    counts += [
-        (~pl.col(c).is_finite()).sum().alias(check_col(name, f"nonfinite:{c}"))
-        for c in bound.plan.source_values(name)
-    ]
-    return counts
+
+    def count(kind: str) -> pl.Expr:
+        if kind == "rows":
+            return pl.len()
+        if kind == "pre_exposure":
+            return (pl.col(spec.timestamp or "") < pl.col(START)).sum()
+        if kind == "duplicates":
+            return (~pl.col(FIRST_OF_ID)).sum()
+        return (~pl.col(kind.removeprefix("nonfinite:")).is_finite()).sum()
+
+    return [count(kind).alias(check_col(name, kind)) for kind in source_counts(bound.plan, name)]
 
 
 def _coverage(ids: pl.LazyFrame, valid: pl.LazyFrame) -> pl.LazyFrame:

@@ -12,6 +12,7 @@ from pathlib import Path
 import polars as pl
 
 from croctl.errors import DataError, PlanError
+from croctl.io import FileFormat
 from croctl.pipeline.bind import BoundPlan
 from croctl.pipeline.collect import stats_from_frames
 from croctl.pipeline.sql import build_sql
@@ -70,7 +71,7 @@ def collect_with_spark(bound: BoundPlan) -> SufficientStats:
     spark = builder.getOrCreate()
     for source in bound.scans():
         paths = [str(p) for p in source.files.paths]
-        if source.files.format.value == "parquet":
+        if source.files.format is FileFormat.PARQUET:
             frame = spark.read.parquet(*paths)
         else:
             frame = spark.read.option("header", True).csv(paths)
