@@ -72,8 +72,10 @@ def compute_effect(
     ratio = treatment.value / control.value if control.value != 0 else math.inf
     if math.isfinite(ratio):
         relative = ratio - 1
-        # = sqrt(v_t/m_c² + m_t²·v_c/m_c⁴), written so that m_c⁴ cannot underflow
-        rel_se = math.sqrt(treatment.variance + ratio**2 * control.variance) / abs(control.value)
+        # = sqrt(v_t/m_c² + m_t²·v_c/m_c⁴), written so that m_c⁴ cannot underflow and a huge
+        # ratio cannot overflow a square (`ratio**2` raises OverflowError)
+        spread = math.hypot(math.sqrt(treatment.variance), ratio * math.sqrt(control.variance))
+        rel_se = spread / abs(control.value)
         rel_ci = (relative - z_crit * rel_se, relative + z_crit * rel_se)
     unbounded = False
     if fieller and math.isfinite(relative):
