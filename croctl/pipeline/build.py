@@ -16,7 +16,7 @@ from croctl.pipeline.caps import caps_frame
 from croctl.pipeline.names import (
     FIRST_OF_ID,
     MISSING_SEGMENT,
-    N_VARIANTS,
+    MULTIPLE,
     START,
     UNIT,
     VARIANT,
@@ -40,12 +40,12 @@ def build_query(bound: BoundPlan) -> Query:
     plan = bound.plan
     exposures = _exposure_rows(bound)
     units = _first_exposures(bound, exposures).cache()
-    valid = units.filter(pl.col(N_VARIANTS) == 1).drop(N_VARIANTS)
+    valid = units.filter(~pl.col(MULTIPLE)).drop(MULTIPLE)
     frames: dict[str, pl.LazyFrame] = {
         "exposures": _exposure_counts(bound, exposures),
         "multiple_variants": units.select(
             pl.len().alias("units"),
-            (pl.col(N_VARIANTS) > 1).sum().alias("multiple"),
+            pl.col(MULTIPLE).sum().alias("multiple"),
             (pl.col(START).min().dt.epoch("us") / 1e6).alias("first_start"),
             (pl.col(START).max().dt.epoch("us") / 1e6).alias("last_start"),
         ),
@@ -133,12 +133,16 @@ def _first_exposures(bound: BoundPlan, rows: pl.LazyFrame) -> pl.LazyFrame:
     """One row per unit: variant, start and segments of its first in-window exposure."""
     first = rows.collect_schema().names()
     carried = [c for c in first if c not in (UNIT, VARIANT, START)]
+    code = pl.col(VARIANT).to_physical()
     return (
         rows.filter(_in_window(bound))
         .group_by(UNIT)
         .agg(
-            pl.col(VARIANT).n_unique().alias(N_VARIANTS),
-            *[pl.col(c).get(pl.col(START).arg_min()) for c in (VARIANT, *carried)],
+            # min/max of the codes, not n_unique: a per-group set costs memory on 10 M units
+            (code.min() != code.max()).alias(MULTIPLE),
+            # min_by is a streaming reduction; get(arg_min) gathers each group at twice the cost
+            # (first() is worse still: it tracks row order)
+            *[pl.col(c).min_by(START) for c in (VARIANT, *carried)],
             pl.col(START).min(),
         )
     )

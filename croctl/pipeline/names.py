@@ -4,6 +4,7 @@ from __future__ import annotations
 
 UNIT, VARIANT, START, N_VARIANTS = "__unit", "__variant", "__start", "__n_variants"
 MISSING_SEGMENT = "(missing)"
+MULTIPLE = "__multiple"  # a unit was exposed to more than one variant
 FIRST_OF_ID = "__first_of_id"  # a source row is the first with its event id
 
 
