@@ -4,7 +4,8 @@
     python bench/baselines.py scan DIR     # read the columns the plan needs, nothing else
 
 The DuckDB query is what an analyst would write by hand: first in-window exposure per user,
-a left join of every event, per-user sums with FILTER clauses, then per-(variant, segment)
+the event types a metric reads (page views dropped before anything else, as croctl does),
+deduplicated by id, a left join, per-user sums with FILTER clauses, then per-(variant, segment)
 sums, squares and cross-products of the same metrics croctl computes.
 """
 
@@ -30,6 +31,7 @@ WITH exposures AS (
     SELECT * FROM exposures WHERE rn = 1 AND n_variants = 1
 ), events AS (
     SELECT DISTINCT ON (event_id) event_id, user_id, ts, event_name, revenue FROM {events}
+    WHERE event_name IN ('purchase', 'refund', 'add_to_cart', 'payment_error')
 ), per_user AS (
     SELECT u.user_id, u.variant, u.device, u.channel, coalesce(u.pre_revenue, 0) AS x,
         count(e.user_id) FILTER (e.event_name = 'purchase' AND e.ts >= u.exposed_at
