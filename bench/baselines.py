@@ -11,6 +11,7 @@ sums, squares and cross-products of the same metrics croctl computes.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -72,7 +73,22 @@ def run_duckdb(folder: Path) -> int:
         sql = DUCKDB_SQL.format(
             exposures=_relation(folder, "exposures"), events=_relation(folder, "events")
         )
-        return len(con.sql(sql).fetchall())
+        cells = con.sql(sql).pl()
+    _write_arms(cells, folder / ARMS_FILE)
+    return cells.height
+
+
+ARMS_FILE = "duckdb-arms.json"
+
+
+def _write_arms(cells: pl.DataFrame, path: Path) -> None:
+    """Per-arm units and two metric means, for run.py to compare with croctl's report."""
+    arms = cells.group_by("variant").agg(
+        pl.col("n").sum().cast(pl.Int64).alias("units"),
+        (pl.col("conv").sum().cast(pl.Float64) / pl.col("n").sum()).alias("conversion"),
+        (pl.col("rev").sum() / pl.col("n").sum()).alias("revenue_per_user"),
+    )
+    path.write_text(json.dumps({row.pop("variant"): row for row in arms.to_dicts()}))
 
 
 def run_scan(folder: Path) -> int:

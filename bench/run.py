@@ -17,6 +17,7 @@ and the highest peak are reported, with ratios between contenders of this run.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import shutil
 import statistics
@@ -40,7 +41,8 @@ def _timed(name: str, command: list[str]) -> Timing:
     result = subprocess.run(
         ["/usr/bin/time", "-v", *command], capture_output=True, text=True, check=False
     )
-    if result.returncode not in (0, 1, 4, 5):  # a verdict is fine; anything else is a failure
+    verdicts = (0, 1, 4, 5) if name.startswith("croctl") else (0,)  # croctl's exit is a verdict
+    if result.returncode not in verdicts:
         raise SystemExit(f"{name} failed ({result.returncode}):\n{result.stderr[-2000:]}")
     wall = re.search(r"Elapsed \(wall clock\) time.*: (?:(\d+):)?(\d+):([\d.]+)", result.stderr)
     peak = re.search(r"Maximum resident set size \(kbytes\): (\d+)", result.stderr)
@@ -95,7 +97,39 @@ def run(
             f"  {t.name:<14} {t.seconds:7.1f} s  {rows / t.seconds / 1e6:6.1f} M events/s  "
             f"peak {t.peak_mib:7.0f} MiB  {ratios}"
         )
+    if {"croctl", "duckdb"} <= set(engines):
+        _check_agreement(folder)
     return timings
+
+
+def _check_agreement(folder: Path) -> None:
+    """The hand-written query must compute what croctl computes, or the ratio means nothing.
+
+    Compared: units and conversion per arm, and the capped revenue difference before CUPED
+    (croctl's per-arm revenue values are CUPED-adjusted; the baseline's are plain means).
+    """
+    arms = json.loads((folder / "duckdb-arms.json").read_text())
+    metrics = {m["name"]: m for m in json.loads((folder / "report.json").read_text())["metrics"]}
+    conversion, revenue = metrics["conversion"], metrics["revenue_per_user"]
+    pairs = [("revenue difference", _unadjusted_difference(revenue, arms))]
+    for arm, values in arms.items():
+        pairs.append((f"{arm} units", (values["units"], conversion["variants"][arm]["units"])))
+        pairs.append(
+            (f"{arm} conversion", (values["conversion"], conversion["variants"][arm]["value"]))
+        )
+    for what, (baseline, croctl) in pairs:
+        if abs(baseline - croctl) > 1e-9 * max(1.0, abs(croctl)):
+            raise SystemExit(
+                f"{folder.name}: {what}: DuckDB baseline {baseline} != croctl {croctl}"
+            )
+    print("  (the DuckDB baseline and croctl agree on units, conversion and capped revenue)")
+
+
+def _unadjusted_difference(metric: dict, arms: dict) -> tuple[float, float]:
+    comparison = metric["comparisons"][0]
+    control = next(arm for arm in arms if arm != comparison["variant"])
+    baseline = arms[comparison["variant"]]["revenue_per_user"] - arms[control]["revenue_per_user"]
+    return baseline, comparison["unadjusted"]["absolute"]
 
 
 def main() -> None:

@@ -1,0 +1,65 @@
+"""The benchmark's hand-written DuckDB query must compute what croctl computes.
+
+A ratio against a baseline that does different work means nothing; `bench/run.py` checks the
+agreement after every run, and this test checks it on a small generated export.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from typer.testing import CliRunner
+
+from croctl.cli import app
+from tests.conftest import ROOT
+
+pytest.importorskip("duckdb")
+
+
+def _bench_module(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "bench" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def _readout(tmp_path: Path, fmt: str) -> tuple[ModuleType, ModuleType]:
+    """Generate a small export, read it out with croctl; returns the baselines and run modules."""
+    sys.path.insert(0, str(ROOT / "bench"))  # run.py imports generate from its own folder
+    try:
+        generate, baselines, run = (_bench_module(n) for n in ("generate", "baselines", "run"))
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    generate.generate(4000, 15, fmt, tmp_path)
+    report = str(tmp_path / "report.json")
+    result = CliRunner().invoke(
+        app, ["evaluate", str(tmp_path / "plan.yaml"), "-f", "json", "-o", report]
+    )
+    assert result.exit_code in (0, 1, 4), result.output
+    return baselines, run
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_duckdb_baseline_agrees_with_croctl(tmp_path: Path, fmt: str) -> None:
+    baselines, run = _readout(tmp_path, fmt)
+    baselines.run_duckdb(tmp_path)
+    run._check_agreement(tmp_path)  # raises SystemExit naming the first disagreement
+
+
+def test_agreement_check_catches_a_baseline_doing_other_work(tmp_path: Path) -> None:
+    baselines, run = _readout(tmp_path, "parquet")
+    window = " AND e.ts < u.exposed_at + INTERVAL 7 DAY"
+    assert window in baselines.DUCKDB_SQL.replace("\n                                 ", " ")
+    # conversion without its 7-day window: the query now counts other rows
+    baselines.DUCKDB_SQL = baselines.DUCKDB_SQL.replace(
+        "\n                                 AND e.ts < u.exposed_at + INTERVAL 7 DAY", ""
+    )
+    baselines.run_duckdb(tmp_path)
+    with pytest.raises(SystemExit, match="conversion"):
+        run._check_agreement(tmp_path)
