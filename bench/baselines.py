@@ -20,6 +20,7 @@ import polars as pl
 
 EXPOSURE_COLUMNS = ["user_id", "variant", "exposed_at", "device", "channel", "pre_revenue"]
 EVENT_COLUMNS = ["event_id", "user_id", "ts", "event_name", "revenue"]
+ARMS_FILE = "duckdb-arms.json"  # per-arm figures that run.py compares with croctl's report
 
 DUCKDB_SQL = """
 WITH exposures AS (
@@ -76,9 +77,6 @@ def run_duckdb(folder: Path) -> int:
         cells = con.sql(sql).pl()
     _write_arms(cells, folder / ARMS_FILE)
     return cells.height
-
-
-ARMS_FILE = "duckdb-arms.json"
 
 
 def _write_arms(cells: pl.DataFrame, path: Path) -> None:
