@@ -310,3 +310,36 @@ def test_a_filter_reading_a_timestamp_column_runs_after_the_parse(tmp_path, make
         metrics={"conv": metric},
     )
     assert result == {"control": (1, 1.0), "treatment": (1, 0.0)}
+
+
+def test_cap_is_the_pooled_quantile_of_per_unit_values_and_is_reported(tmp_path, make_plan):
+    from croctl.analysis import analyze
+
+    metrics = {
+        "rev": {
+            "role": "primary",
+            "type": "mean",
+            "source": "events",
+            "filter": "event_name = 'purchase'",
+            "value": "revenue",
+            "cap": 0.75,
+        }
+    }
+    arms = ["control", "control", "control", "treatment", "treatment", "treatment"]
+    exposures = [f"{u},{v},2026-10-02T00:00:00Z" for u, v in zip("abcfde", arms, strict=True)]
+    events = [  # per unit: a 10+5, b 40, c and f no rows (0), d 100, e 7
+        "a,2026-10-03T00:00:00Z,purchase,10",
+        "a,2026-10-04T00:00:00Z,purchase,5",
+        "b,2026-10-03T00:00:00Z,purchase,40",
+        "d,2026-10-03T00:00:00Z,purchase,100",
+        "e,2026-10-03T00:00:00Z,purchase,7",
+    ]
+    result, stats = per_unit(tmp_path, make_plan, exposures, events, metrics=metrics)
+    cap = float(np.quantile([15.0, 40.0, 0.0, 100.0, 7.0, 0.0], 0.75))  # 33.75
+    assert stats.caps["rev"] == pytest.approx(cap)
+    assert result == {
+        "control": (3, pytest.approx(15.0 + cap + 0.0)),  # b's 40 capped
+        "treatment": (3, pytest.approx(0.0 + cap + 7.0)),  # d's 100 capped
+    }
+    report = analyze(load_plan(tmp_path / "plan.yaml"), stats)
+    assert report.metrics[0].cap == pytest.approx(cap)

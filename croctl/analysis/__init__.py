@@ -20,7 +20,7 @@ def analyze(plan: Plan, data: SufficientStats, *, segments: bool = True) -> Repo
     """Turn sufficient statistics into the full readout (pure: no I/O)."""
     units = {v: n for v, (n, _) in data.by_variant().items()}
     arms = arms_of(plan, data)
-    metrics = analyze_metrics(plan, arms)
+    metrics = analyze_metrics(plan, arms, data.caps)
     checks = run_checks(plan, data, units, metrics)
     power = summarize_power(plan, arms, data.exposures)
     decision = decide(plan, metrics, checks, power)

@@ -75,8 +75,12 @@ def effect_of(plan: Plan, estimates: dict[str, Estimate], variant: str) -> Effec
     )
 
 
-def analyze_metrics(plan: Plan, arms_by_metric: dict[str, ArmMoments]) -> list[MetricResult]:
+def analyze_metrics(
+    plan: Plan, arms_by_metric: dict[str, ArmMoments], caps: dict[str, float]
+) -> list[MetricResult]:
     """Compare every treatment with control for every metric, with the SPEC §5 families.
+
+    `caps` holds the value each capped metric's per-unit values were winsorized at (reported).
 
     The primary is corrected across treatment arms, secondary roles form one family, guardrails
     are not corrected (all must hold).
@@ -102,6 +106,7 @@ def analyze_metrics(plan: Plan, arms_by_metric: dict[str, ArmMoments]) -> list[M
                 comparisons=comparisons,
                 margin=metric.margin,
                 margin_type=metric.margin_type.value if metric.margin is not None else None,
+                cap=caps.get(metric.name),
                 cuped_theta=fit.theta if fit else None,
                 variance_reduction=variance_reduction(pooled, fit) if fit else None,
             )
