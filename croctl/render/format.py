@@ -87,6 +87,8 @@ def sensitivity_lines(report: Report) -> list[str]:
     for m in report.metrics:
         if m.variance_reduction is not None:
             lines.append(f"{m.name}: CUPED removed {m.variance_reduction:.1%} of the variance")
+        if m.cap is not None:
+            lines.append(f"{m.name}: per-unit values capped at {m.cap:,.6g}")
         for c in m.comparisons:
             for label, plain in (("without CUPED", c.unadjusted), ("uncapped", c.uncapped)):
                 if plain is not None:
