@@ -23,6 +23,12 @@ def per_unit(tmp_path, make_plan, exposures, events, **plan):
     return {v: (n, m[0].y) for v, (n, m) in stats.by_variant().items()}, stats
 
 
+def revenue_mean(**options: object) -> dict[str, dict[str, object]]:
+    """A primary `rev` metric: mean purchase revenue per unit (with `options` such as a cap)."""
+    metric = {"role": "primary", "type": "mean", "source": "events", "value": "revenue"}
+    return {"rev": metric | {"filter": "event_name = 'purchase'"} | options}
+
+
 def test_purchase_one_second_before_exposure_does_not_count(tmp_path, make_plan):
     result, stats = per_unit(
         tmp_path,
@@ -102,15 +108,7 @@ def test_window_counts_from_first_exposure(tmp_path, make_plan):
 
 
 def test_units_without_rows_count_as_zero_in_means(tmp_path, make_plan):
-    metrics = {
-        "rev": {
-            "role": "primary",
-            "type": "mean",
-            "source": "events",
-            "filter": "event_name = 'purchase'",
-            "value": "revenue",
-        }
-    }
+    metrics = revenue_mean()
     result, _ = per_unit(
         tmp_path,
         make_plan,
@@ -315,16 +313,7 @@ def test_a_filter_reading_a_timestamp_column_runs_after_the_parse(tmp_path, make
 def test_cap_is_the_pooled_quantile_of_per_unit_values_and_is_reported(tmp_path, make_plan):
     from croctl.analysis import analyze
 
-    metrics = {
-        "rev": {
-            "role": "primary",
-            "type": "mean",
-            "source": "events",
-            "filter": "event_name = 'purchase'",
-            "value": "revenue",
-            "cap": 0.75,
-        }
-    }
+    metrics = revenue_mean(cap=0.75)
     arms = ["control", "control", "control", "treatment", "treatment", "treatment"]
     exposures = [f"{u},{v},2026-10-02T00:00:00Z" for u, v in zip("abcfde", arms, strict=True)]
     events = [  # per unit: a 10+5, b 40, c and f no rows (0), d 100, e 7
