@@ -108,7 +108,9 @@ def _check_agreement(folder: Path) -> None:
     Compared: units and conversion per arm, and the capped revenue difference before CUPED
     (croctl's per-arm revenue values are CUPED-adjusted; the baseline's are plain means).
     """
-    arms = json.loads((folder / "duckdb-arms.json").read_text())  # baselines.ARMS_FILE
+    from baselines import ARMS_FILE  # bench/ is on sys.path when run as a script
+
+    arms = json.loads((folder / ARMS_FILE).read_text())
     metrics = {m["name"]: m for m in json.loads((folder / "report.json").read_text())["metrics"]}
     conversion, revenue = metrics["conversion"], metrics["revenue_per_user"]
     pairs = [("revenue difference", _unadjusted_difference(revenue, arms))]

@@ -29,13 +29,12 @@ def _bench_module(name: str) -> ModuleType:
     return module
 
 
-def _readout(tmp_path: Path, fmt: str) -> tuple[ModuleType, ModuleType]:
+def _readout(
+    tmp_path: Path, fmt: str, monkeypatch: pytest.MonkeyPatch
+) -> tuple[ModuleType, ModuleType]:
     """Generate a small export, read it out with croctl; returns the baselines and run modules."""
-    sys.path.insert(0, str(ROOT / "bench"))  # run.py imports generate from its own folder
-    try:
-        generate, baselines, run = (_bench_module(n) for n in ("generate", "baselines", "run"))
-    finally:
-        sys.path.remove(str(ROOT / "bench"))
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))  # the scripts import each other
+    generate, baselines, run = (_bench_module(n) for n in ("generate", "baselines", "run"))
     generate.generate(4000, 15, fmt, tmp_path)
     report = str(tmp_path / "report.json")
     result = CliRunner().invoke(
@@ -46,14 +45,18 @@ def _readout(tmp_path: Path, fmt: str) -> tuple[ModuleType, ModuleType]:
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "csv"])
-def test_duckdb_baseline_agrees_with_croctl(tmp_path: Path, fmt: str) -> None:
-    baselines, run = _readout(tmp_path, fmt)
+def test_duckdb_baseline_agrees_with_croctl(
+    tmp_path: Path, fmt: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    baselines, run = _readout(tmp_path, fmt, monkeypatch)
     baselines.run_duckdb(tmp_path)
     run._check_agreement(tmp_path)  # raises SystemExit naming the first disagreement
 
 
-def test_agreement_check_catches_a_baseline_doing_other_work(tmp_path: Path) -> None:
-    baselines, run = _readout(tmp_path, "parquet")
+def test_agreement_check_catches_a_baseline_doing_other_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    baselines, run = _readout(tmp_path, "parquet", monkeypatch)
     window = " AND e.ts < u.exposed_at + INTERVAL 7 DAY"
     assert window in baselines.DUCKDB_SQL.replace("\n                                 ", " ")
     # conversion without its 7-day window: the query now counts other rows

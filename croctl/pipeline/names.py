@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-UNIT, VARIANT, START, N_VARIANTS = "__unit", "__variant", "__start", "__n_variants"
+UNIT, VARIANT, START = "__unit", "__variant", "__start"
+N_VARIANTS = "__n_variants"  # SQL: how many variants a unit saw
 MISSING_SEGMENT = "(missing)"
 MULTIPLE = "__multiple"  # a unit was exposed to more than one variant
 FIRST_OF_ID = "__first_of_id"  # a source row is the first with its event id

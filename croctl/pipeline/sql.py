@@ -17,7 +17,7 @@ from sqlglot import exp
 
 from croctl.errors import PlanError
 from croctl.pipeline.bind import BoundPlan
-from croctl.pipeline.names import START, UNIT, VARIANT, metric_col, seg_col
+from croctl.pipeline.names import N_VARIANTS, START, UNIT, VARIANT, metric_col, seg_col
 from croctl.pipeline.sqlexpr import cast, col, indicator, num, sum_if
 from croctl.pipeline.sqlrows import RowSql
 from croctl.pipeline.table import (
@@ -157,7 +157,7 @@ class SqlBuilder(RowSql):
         units, valid = self._first_exposures(rows)
         sections["multiple_variants"] = exp.select(
             exp.alias_(exp.Count(this=exp.Star()), "units"),
-            exp.alias_(sum_if(exp.GT(this=col("__n_variants"), expression=num(1))), "multiple"),
+            exp.alias_(sum_if(exp.GT(this=col(N_VARIANTS), expression=num(1))), "multiple"),
             exp.alias_(exp.TimeToUnix(this=exp.Min(this=col(START))), "first_start"),
             exp.alias_(exp.TimeToUnix(this=exp.Max(this=col(START))), "last_start"),
         ).from_(units)

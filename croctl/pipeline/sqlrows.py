@@ -11,7 +11,7 @@ from sqlglot import exp
 from croctl.io import FileFormat
 from croctl.io.scan import naive_timestamps
 from croctl.pipeline.bind import BoundPlan, BoundSource
-from croctl.pipeline.names import START, UNIT, VARIANT, seg_col
+from croctl.pipeline.names import N_VARIANTS, START, UNIT, VARIANT, seg_col
 from croctl.pipeline.sqlexpr import (
     cast,
     col,
@@ -173,7 +173,7 @@ class RowSql:
                 col(UNIT),
                 exp.alias_(
                     exp.Count(this=exp.Distinct(expressions=[col(VARIANT)])),
-                    "__n_variants",
+                    N_VARIANTS,
                     quoted=True,
                 ),
                 exp.alias_(exp.Min(this=col(START)), "__first", quoted=True),
@@ -188,7 +188,7 @@ class RowSql:
                 col(VARIANT, "r"),
                 col(START, "r"),
                 *[col(c, "r") for c in carried],
-                col("__n_variants", "v"),
+                col(N_VARIANTS, "v"),
             )
             .from_(exp.alias_(exp.to_table(ranked), "r", table=True))
             .join(
@@ -201,7 +201,7 @@ class RowSql:
             "valid_units",
             exp.select(col(UNIT), col(VARIANT), col(START), *map(col, carried))
             .from_(units)
-            .where(exp.EQ(this=col("__n_variants"), expression=num(1))),
+            .where(exp.EQ(this=col(N_VARIANTS), expression=num(1))),
         )
         return units, valid
 
