@@ -27,6 +27,14 @@ from croctl.stats import (
     fit_cuped,
     variance_reduction,
 )
+from croctl.stats.distributions import (
+    chi2_sf,
+    contingency_p,
+    normal_cdf,
+    normal_quantile,
+    normal_sf,
+    pearson_chi2,
+)
 from croctl.sufficient import Moments
 
 ALPHA = 0.05
@@ -158,6 +166,53 @@ def test_srm_is_pearson_chi_square_by_hand():
     statistic, p = compute_srm(observed, shares)
     assert statistic == pytest.approx(chi2)
     assert p == pytest.approx(sps.chi2.sf(chi2, 2))
+
+
+@pytest.mark.parametrize("x", [-40.0, -8.5, -1.96, -0.3, 0.0, 0.7, 1.645, 6.0, 37.0])
+def test_normal_functions_match_scipy_stats(x):
+    assert normal_cdf(x) == pytest.approx(sps.norm.cdf(x), rel=1e-12, abs=0)
+    assert normal_sf(x) == pytest.approx(sps.norm.sf(x), rel=1e-12, abs=0)
+    q = sps.norm.cdf(x)
+    if 0 < q < 1:
+        assert normal_quantile(q) == pytest.approx(sps.norm.ppf(q), rel=1e-12)
+
+
+@pytest.mark.parametrize(("statistic", "df"), [(0.0, 1), (0.4, 1), (3.84, 1), (12.0, 3), (95.0, 9)])
+def test_chi2_sf_matches_scipy_stats(statistic, df):
+    assert chi2_sf(statistic, df) == pytest.approx(sps.chi2.sf(statistic, df), rel=1e-12)
+
+
+@given(st.lists(st.integers(1, 10_000), min_size=2, max_size=5))
+def test_pearson_chi2_matches_scipy_chisquare(observed):
+    k = len(observed)
+    expected = [sum(observed) / k] * k
+    reference = sps.chisquare(observed, expected)
+    statistic, p = pearson_chi2(observed, expected)
+    assert statistic == pytest.approx(reference.statistic, rel=1e-9, abs=1e-12)
+    assert p == pytest.approx(reference.pvalue, rel=1e-9, abs=1e-300)
+
+
+tables = st.integers(2, 4).flatmap(
+    lambda k: st.tuples(
+        st.lists(st.integers(0, 5_000), min_size=k, max_size=k),
+        st.lists(st.integers(0, 5_000), min_size=k, max_size=k),
+    )
+)
+
+
+@given(tables)
+@example(([3, 3], [7, 7]))  # a cell already at its expected count: Yates moves nothing
+@example(([0, 1], [10, 9]))  # |o − e| < ½: Yates stops at the expected count
+@example(([40, 60, 55], [960, 940, 945]))
+def test_contingency_p_matches_scipy_chi2_contingency(table):
+    hits, misses = table
+    rows_ok = sum(hits) > 0 and sum(misses) > 0
+    columns_ok = all(h + m > 0 for h, m in zip(hits, misses, strict=True))
+    if not (rows_ok and columns_ok):  # scipy refuses a table with a zero expected count
+        assert math.isnan(contingency_p(hits, misses))
+        return
+    reference = sps.chi2_contingency([hits, misses]).pvalue
+    assert contingency_p(hits, misses) == pytest.approx(reference, rel=1e-9, abs=1e-300)
 
 
 def test_non_inferiority_holds_and_fails_against_margin():

@@ -5,11 +5,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from scipy import stats
-
 from croctl.plan import Plan
 from croctl.report import CheckResult, CheckStatus, MetricResult
-from croctl.stats import compute_srm
+from croctl.stats import compute_srm, contingency_p
 from croctl.sufficient import SufficientStats
 
 SRM_MIN_UNITS = 8
@@ -148,7 +146,7 @@ def _differs(plan: Plan, hits: dict[str, int], totals: dict[str, int]) -> float:
     miss = [totals[v] - hits.get(v, 0) for v in variants]
     if len(variants) < 2 or sum(hit) == 0 or sum(miss) == 0:
         return 1.0
-    return float(stats.chi2_contingency([hit, miss]).pvalue)
+    return contingency_p(hit, miss)
 
 
 def check_pre_exposure(

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from scipy import stats
-
 from croctl.analysis.metrics import ArmMoments, build_comparison, compare_arms, correct_family
 from croctl.plan import MetricSpec, Plan, Role
 from croctl.report import (
@@ -16,7 +14,7 @@ from croctl.report import (
     Outcome,
     SegmentResult,
 )
-from croctl.stats import adjust_p_values, compute_heterogeneity
+from croctl.stats import adjust_p_values, compute_heterogeneity, normal_quantile
 from croctl.sufficient import Cell, SufficientStats
 
 OTHER = "(other)"
@@ -56,7 +54,7 @@ def analyze_heterogeneity(plan: Plan, segments: list[SegmentResult]) -> list[Het
     Each cell's standard error is recovered from its CI (est ± z·se). The tests form their own
     family, corrected with the plan's `correction`; `differs` reads the adjusted p-value.
     """
-    z = float(stats.norm.ppf(1 - plan.decision.alpha / 2))
+    z = normal_quantile(1 - plan.decision.alpha / 2)
     groups: dict[tuple[str, str, str], list[ComparisonResult]] = {}
     for s in segments:
         for c in s.comparisons:

@@ -12,6 +12,7 @@ from croctl.stats.comparisons import (
     fieller_interval,
 )
 from croctl.stats.corrections import adjust_p_values
+from croctl.stats.distributions import contingency_p, normal_quantile
 from croctl.stats.estimates import (
     CupedFit,
     Estimate,
@@ -44,12 +45,14 @@ __all__ = [
     "compute_mde",
     "compute_non_inferiority",
     "compute_srm",
+    "contingency_p",
     "estimate_mean",
     "estimate_ratio",
     "fieller_interval",
     "fit_cuped",
     "guardrail_aware_power",
     "mde_at",
+    "normal_quantile",
     "power_at",
     "units_needed",
     "units_to_clear_margin",

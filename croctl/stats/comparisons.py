@@ -6,8 +6,13 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from scipy import stats
-
+from croctl.stats.distributions import (
+    chi2_sf,
+    normal_cdf,
+    normal_quantile,
+    normal_sf,
+    pearson_chi2,
+)
 from croctl.stats.estimates import Estimate
 
 
@@ -64,10 +69,10 @@ def compute_effect(
         return Effect(
             math.nan, _NAN_PAIR, math.nan, math.nan, _NAN_PAIR, math.nan, math.nan, reason
         )
-    z_crit = float(stats.norm.ppf(1 - alpha / 2))
+    z_crit = normal_quantile(1 - alpha / 2)
     diff = treatment.value - control.value
     se = math.sqrt(treatment.variance + control.variance)
-    p_value = float(2 * stats.norm.sf(abs(diff / se)))
+    p_value = 2 * normal_sf(abs(diff / se))
     relative, rel_se, rel_ci = math.nan, math.nan, _NAN_PAIR
     ratio = treatment.value / control.value if control.value != 0 else math.inf
     if math.isfinite(ratio):
@@ -122,9 +127,9 @@ def compute_non_inferiority(
     `harm_sign` is +1 when an increase is harmful, −1 when a decrease is. Power assumes no true
     effect: Φ(margin/se − z₁₋ₐ) (Chow, Shao & Wang, Sample Size Calculations, §3.2.2).
     """
-    z = float(stats.norm.ppf(1 - alpha))
+    z = normal_quantile(1 - alpha)
     bound = harm_sign * estimate + z * se
-    power = float(stats.norm.cdf(margin / se - z)) if se > 0 else math.nan
+    power = normal_cdf(margin / se - z) if se > 0 else math.nan
     return NonInferiority(holds=bound < margin, bound=bound, power=power)
 
 
@@ -132,13 +137,12 @@ def compute_srm(observed: Sequence[int], shares: Sequence[float]) -> tuple[float
     """Pearson chi-square of observed units against planned shares; returns (statistic, p)."""
     total = sum(observed)
     expected = [total * s for s in shares]
-    result = stats.chisquare(observed, expected)
-    return float(result.statistic), float(result.pvalue)
+    return pearson_chi2(observed, expected)
 
 
 def compute_mde(se: float, alpha: float, power: float) -> float:
     """Smallest true effect detectable with `power` by a two-sided test at alpha, given se."""
-    return float((stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)) * se)
+    return (normal_quantile(1 - alpha / 2) + normal_quantile(power)) * se
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,4 +172,4 @@ def compute_heterogeneity(effects: Sequence[float], ses: Sequence[float]) -> Het
     q = sum(w * (e - mean) ** 2 for w, (e, _) in zip(weights, pairs, strict=True))
     df = len(pairs) - 1
     i_squared = max(0.0, (q - df) / q) if q > 0 else 0.0
-    return Heterogeneity(q, df, float(stats.chi2.sf(q, df)), i_squared)
+    return Heterogeneity(q, df, chi2_sf(q, df), i_squared)

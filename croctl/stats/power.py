@@ -11,7 +11,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from scipy import optimize, stats
+from scipy import optimize
+
+from croctl.stats.distributions import normal_cdf, normal_quantile
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +53,7 @@ class Allocation:
 
 
 def _z(q: float) -> float:
-    return float(stats.norm.ppf(q))
+    return normal_quantile(q)
 
 
 def _unit_se(baseline: Baseline, relative: float, allocation: Allocation) -> float:
@@ -73,7 +75,7 @@ def power_at(
     delta = abs(relative * baseline.mean)
     se = _unit_se(baseline, relative, allocation) / math.sqrt(units)
     critical = _z(1 - _alpha(alpha, allocation) / 2)
-    return float(stats.norm.cdf(delta / se - critical) + stats.norm.cdf(-delta / se - critical))
+    return normal_cdf(delta / se - critical) + normal_cdf(-delta / se - critical)
 
 
 def units_needed(
