@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from croctl.pipeline import collect_stats
+from croctl.errors import DataError
+from croctl.pipeline import bind_plan, collect_stats
 from croctl.plan import load_plan
 from tests.conftest import write_csv
 
@@ -171,6 +172,47 @@ def test_naive_timestamps_use_the_plan_timezone(tmp_path, make_plan):
         timezone="Europe/Paris",
     )
     assert result["control"] == (1, 0.0)  # 23:45 Paris is before 00:30 Paris
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2026-10-02T00:00:00Z",
+        "2026-10-02T00:00:00.123456+02:00",
+        "2026-10-02 00:00:00+0000",
+        "2026-10-02 00:00:00",
+        "2026-10-02T00:00:00.5",
+    ],
+)
+def test_text_timestamps_are_parsed_in_the_layout_their_sample_shows(tmp_path, make_plan, value):
+    write_csv(tmp_path / "exposures.csv", EXPOSURE_HEADER, [f"a,control,{value}"])
+    write_csv(tmp_path / "events.csv", "user_id,ts,event_name", [f"a,{value},purchase"])
+    scan = bind_plan(load_plan(make_plan(timezone="Europe/Paris"))).exposures.scan
+    assert scan is not None and scan.inferred is not None  # a fixed layout, not inference
+    assert scan.frame.collect().equals(scan.by_inference().frame.collect())
+
+
+def test_a_layout_the_sample_did_not_show_is_still_read(tmp_path, make_plan):
+    """Rows past the sample in another ISO layout: the query is rerun with per-value parsing."""
+    sampled = [f"u{i},{('control', 'treatment')[i % 2]},2026-10-02T00:00:00Z" for i in range(300)]
+    # 12:00 at +02:00 is 10:00 UTC: the purchase at 10:30 UTC counts, the one at 09:59 UTC not
+    late = ["late,treatment,2026-10-02 12:00:00+02:00"]
+    result, stats = per_unit(
+        tmp_path,
+        make_plan,
+        sampled + late,
+        ["late,2026-10-02T10:30:00Z,purchase,", "late,2026-10-02 11:59:00+02:00,purchase,"],
+    )
+    assert result == {"control": (150, 0.0), "treatment": (151, 1.0)}
+    assert stats.sources["events"].pre_exposure == {"treatment": 1}
+
+
+def test_a_malformed_timestamp_past_the_sample_is_reported_with_its_line(tmp_path, make_plan):
+    write_csv(tmp_path / "exposures.csv", EXPOSURE_HEADER, ["a,control,2026-10-02T00:00:00Z"])
+    events = ["a,2026-10-03T00:00:00Z,purchase"] * 250 + ["a,yesterday,purchase"]
+    write_csv(tmp_path / "events.csv", "user_id,ts,event_name", events)
+    with pytest.raises(DataError, match=r"events\.csv:252.*yesterday"):
+        collect_stats(load_plan(make_plan()))
 
 
 def test_duplicate_event_ids_are_dropped_and_counted(tmp_path, make_plan):

@@ -7,7 +7,6 @@ from pathlib import Path
 
 from croctl.errors import DataError, did_you_mean
 from croctl.pipeline.bind import BoundPlan, bind_plan
-from croctl.pipeline.build import build_query
 from croctl.pipeline.collect import collect_query, distinct_variants
 from croctl.pipeline.engines import collect_from_file, collect_with_duckdb, collect_with_spark
 from croctl.plan import Plan
@@ -46,7 +45,7 @@ def collect_stats(
         elif engine is Engine.SPARK:
             stats = collect_with_spark(bound)
         else:
-            stats = collect_query(build_query(bound), bound)
+            stats = collect_query(bound)
     refuse_bad_data(plan, stats)
     return stats
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import polars as pl
 
@@ -39,6 +39,21 @@ class BoundPlan:
     def scans(self) -> list[BoundSource]:
         """Exposures first, then each source the metrics use."""
         return [self.exposures, *self.sources.values()]
+
+    def by_inference(self) -> BoundPlan | None:
+        """The plan with text timestamps parsed value by value, not in their sampled layout.
+
+        None when no scan parses a layout taken from a sample (nothing would change).
+        """
+        if all(s.scan is None or s.scan.inferred is None for s in self.scans()):
+            return None
+
+        def inferring(source: BoundSource) -> BoundSource:
+            scan = source.scan.by_inference() if source.scan is not None else None
+            return replace(source, scan=scan)
+
+        sources = {name: inferring(s) for name, s in self.sources.items()}
+        return replace(self, exposures=inferring(self.exposures), sources=sources)
 
 
 def bind_plan(plan: Plan, *, scan: bool = True) -> BoundPlan:

@@ -10,7 +10,7 @@ import polars as pl
 from croctl.errors import DataError
 from croctl.io import diagnose_failure
 from croctl.pipeline.bind import BoundPlan
-from croctl.pipeline.build import Query
+from croctl.pipeline.build import build_query
 from croctl.pipeline.names import MOMENTS, VARIANT, check_col, seg_col
 from croctl.pipeline.table import cap_columns, check_columns, source_counts
 from croctl.plan import Plan
@@ -19,22 +19,27 @@ from croctl.sufficient import Cell, ExposureCounts, Moments, SourceCounts, Suffi
 _MOMENT_NAMES = tuple(name for name, _, _ in MOMENTS)
 
 
-def collect_query(query: Query, bound: BoundPlan, *, streaming: bool = True) -> SufficientStats:
-    """Run every frame of `query` in one `collect_all` and return the sufficient statistics.
+def collect_query(bound: BoundPlan) -> SufficientStats:
+    """Run every frame of the plan's query in one `collect_all`; return the sufficient statistics.
 
     Raises:
         DataError: the exports cannot be read or parsed; located by `diagnose_failure`.
     """
+    query = build_query(bound)
     names = list(query.frames)
     try:
         frames = pl.collect_all(
             list(query.frames.values()),
-            engine="streaming" if streaming else "auto",
+            engine="streaming",
             # What is shared is cached explicitly (`build`); the automatic elimination would
             # also cache a whole source that two frames scan with different filters.
             optimizations=pl.QueryOptFlags(comm_subplan_elim=False),
         )
     except (pl.exceptions.PolarsError, OSError) as exc:
+        if (inferring := bound.by_inference()) is not None:
+            # A text timestamp in another layout than its sample's: parse value by value
+            # (~10× slower) before calling the export malformed.
+            return collect_query(inferring)
         exports = [(s.files, s.needs) for s in bound.scans()]
         raise diagnose_failure(exports, exc) from exc
     results = dict(zip(names, frames, strict=True))
