@@ -32,6 +32,7 @@ CASES = {
     "data_utf16": (3, "utf16.csv: file is UTF-16"),
     "data_truncated_parquet": (3, "truncated.parquet: not a readable Parquet file"),
     "data_not_parquet": (3, "not_parquet.parquet: not a readable Parquet file"),
+    "data_no_rows_parquet": (3, "no_rows.parquet: has no rows"),
     "data_missing_file": (3, "nope.csv: file not found"),
     "data_directory": (3, "dir.csv: is a directory"),
     "data_empty_glob": (3, "glob matches no file"),

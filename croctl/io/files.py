@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-import pyarrow.parquet as pq
+import polars as pl
 
 from croctl.errors import DataError
 
@@ -115,16 +115,16 @@ def inspect_export(path: Path) -> ExportFiles:
 
 
 def _parquet_columns(path: Path) -> list[str]:
-    try:
-        meta = pq.read_metadata(path)
-    except Exception as exc:  # pyarrow raises several types for corrupt files
+    try:  # the footer only: Polars answers both from the file's metadata
+        columns = list(pl.read_parquet_schema(path))
+        rows = pl.scan_parquet(path).select(pl.len()).collect().item()
+    except (pl.exceptions.PolarsError, OSError) as exc:
         raise DataError(
             f"{path}: not a readable Parquet file ({_first_line(exc)})",
             hint="the file may be truncated; export it again",
         ) from exc
-    if meta.num_rows == 0:
+    if rows == 0:
         raise DataError(f"{path}: has no rows", hint="export the data again")
-    columns = list(meta.schema.to_arrow_schema().names)
     _refuse_duplicates(path, columns)
     return columns
 

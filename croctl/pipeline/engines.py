@@ -15,7 +15,6 @@ from croctl.errors import DataError, PlanError
 from croctl.io import FileFormat
 from croctl.pipeline.bind import BoundPlan
 from croctl.pipeline.collect import stats_from_frames
-from croctl.pipeline.sql import build_sql
 from croctl.pipeline.table import frames_from_table, read_stats_table
 from croctl.plan import Plan
 from croctl.sufficient import SufficientStats
@@ -34,7 +33,7 @@ def collect_with_duckdb(bound: BoundPlan) -> SufficientStats:
         raise PlanError(
             "--engine duckdb needs the duckdb package", hint="pip install 'croctl[duckdb]'"
         ) from exc
-    sql = build_sql(bound, "duckdb")
+    sql = _sql(bound, "duckdb")
     with duckdb.connect() as con:
         con.execute("SET TimeZone = 'UTC'")
         try:
@@ -77,7 +76,7 @@ def collect_with_spark(bound: BoundPlan) -> SufficientStats:
             frame = spark.read.option("header", True).csv(paths)
         frame.createOrReplaceTempView(source.name)
     try:
-        result = spark.sql(build_sql(bound, "spark").rstrip().rstrip(";"))
+        result = spark.sql(_sql(bound, "spark").rstrip().rstrip(";"))
         table = pl.DataFrame(pl.from_arrow(result.toArrow()))
     except Exception as exc:  # Spark raises many unrelated types: report the first line
         raise DataError(f"spark: {str(exc).splitlines()[0]}") from exc
@@ -102,3 +101,9 @@ def collect_from_file(plan: Plan, path: Path) -> SufficientStats:
         DataError: missing, unreadable, or not computed for this plan.
     """
     return stats_from_table(read_stats_table(path), plan, path.name)
+
+
+def _sql(bound: BoundPlan, dialect: str) -> str:
+    from croctl.pipeline.sql import build_sql  # imports sqlglot, which only these engines need
+
+    return build_sql(bound, dialect)
