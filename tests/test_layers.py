@@ -46,3 +46,19 @@ def test_every_command_is_in_the_readme():
     commands = ("evaluate", "validate", "schema", "power", "init", "--version")
     for command in (f"croctl {c}" for c in commands):
         assert command in readme
+
+
+def test_a_readout_imports_no_library_it_does_not_use():
+    """Start-up is part of every readout's time: these cost ~1 s of CPU between them."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, croctl.cli.readout, croctl.analysis; "
+        "print(' '.join(m for m in ('scipy.stats', 'sqlglot', 'pyarrow.parquet') "
+        "if m in sys.modules))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert loaded == []
