@@ -73,12 +73,13 @@ def scan_export(files: ExportFiles, needs: ColumnNeeds, timezone: str | None) ->
     """
     raw = _scan_raw(files, needs)
     schema = raw.collect_schema()
-    exprs, times, inferred, layouts = [], [], [], []
+    exprs, times, inferred = [], [], []
+    sampled = False  # some text column is parsed in a layout read off its sample
     for name in needs.all():
         column = pl.col(name)
         if name in needs.timestamps:
             aware, layout = _timestamp_kind(files, raw, name, schema[name])
-            layouts.append(layout)
+            sampled |= layout is not None
             times.append(_utc(files, name, schema[name], aware, timezone, layout).alias(name))
             inferred.append(_utc(files, name, schema[name], aware, timezone, None).alias(name))
         elif name in needs.numbers:
@@ -86,7 +87,6 @@ def scan_export(files: ExportFiles, needs: ColumnNeeds, timezone: str | None) ->
         elif name in needs.keys and schema[name] != pl.String and not schema[name].is_integer():
             column = column.cast(pl.String)
         exprs.append(column.alias(name))
-    sampled = any(layout is not None for layout in layouts)
     return ExportScan(raw.select(exprs), tuple(times), tuple(inferred) if sampled else None)
 
 
