@@ -57,7 +57,7 @@ def caps_frame(
     for i, metric in enumerate(plan.measured):
         if metric.cap is None:
             continue
-        value = pl.col(columns[f"num{i}"]).fill_null(0.0)
+        value = pl.col(columns[f"num{i}"]).cast(pl.Float64).fill_null(0.0)
         if metric.type is MetricType.PROPORTION:
             value = (value > 0).cast(pl.Float64)
         caps.append(
