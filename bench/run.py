@@ -3,7 +3,7 @@
     python bench/run.py --users 1000000 3000000 10000000 --format parquet
 
 For each size: generate the exports once (bench/data/, seeded), then time each contender in its
-own process under `/usr/bin/time -v` (wall time and peak resident memory):
+own process; wall time on Python's monotonic clock, peak resident memory from `/usr/bin/time -v`:
 
     croctl          croctl evaluate plan.yaml --format json (all metrics, segments, checks)
     croctl-duckdb   the same with --engine duckdb (the plan's generated SQL)
@@ -11,7 +11,8 @@ own process under `/usr/bin/time -v` (wall time and peak resident memory):
     scan            bench/baselines.py scan: read the needed columns, nothing else (the floor)
 
 Each contender runs `--repeat` times (default 3), the rounds interleaved; the median wall time
-and the highest peak are reported, with ratios between contenders of this run.
+(with the fastest and slowest round, so a disturbed run shows) and the highest peak are reported,
+with ratios between contenders of this run.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,20 +37,23 @@ class Timing:
     name: str
     seconds: float
     peak_mib: float
+    spread: tuple[float, float] = (0.0, 0.0)  # fastest and slowest round
 
 
 def _timed(name: str, command: list[str]) -> Timing:
+    # `time -v` times with the system clock, which this VM has been seen to jump (a run of
+    # under 30 s reported as 40 minutes); the monotonic clock cannot jump.
+    start = time.monotonic()
     result = subprocess.run(
         ["/usr/bin/time", "-v", *command], capture_output=True, text=True, check=False
     )
+    seconds = time.monotonic() - start
     verdicts = (0, 1, 4, 5) if name.startswith("croctl") else (0,)  # croctl's exit is a verdict
     if result.returncode not in verdicts:
         raise SystemExit(f"{name} failed ({result.returncode}):\n{result.stderr[-2000:]}")
-    wall = re.search(r"Elapsed \(wall clock\) time.*: (?:(\d+):)?(\d+):([\d.]+)", result.stderr)
     peak = re.search(r"Maximum resident set size \(kbytes\): (\d+)", result.stderr)
-    assert wall and peak, result.stderr
-    hours, minutes, seconds = (float(g) if g else 0.0 for g in wall.groups())
-    return Timing(name, hours * 3600 + minutes * 60 + seconds, int(peak.group(1)) / 1024)
+    assert peak, result.stderr
+    return Timing(name, seconds, int(peak.group(1)) / 1024)
 
 
 def _data(users: int, events_per_user: float, fmt: str) -> tuple[Path, int]:
@@ -65,8 +70,9 @@ def _data(users: int, events_per_user: float, fmt: str) -> tuple[Path, int]:
 
 def _median(runs: list[Timing]) -> Timing:
     """Median wall time (the VM's timings vary by ±20 % run to run), highest peak memory."""
-    seconds = statistics.median(t.seconds for t in runs)
-    return Timing(runs[0].name, seconds, max(t.peak_mib for t in runs))
+    seconds = [t.seconds for t in runs]
+    spread = (min(seconds), max(seconds))
+    return Timing(runs[0].name, statistics.median(seconds), max(t.peak_mib for t in runs), spread)
 
 
 def run(
@@ -94,7 +100,8 @@ def run(
             if base in by_name and base != t.name
         )
         print(
-            f"  {t.name:<14} {t.seconds:7.1f} s  {rows / t.seconds / 1e6:6.1f} M events/s  "
+            f"  {t.name:<14} {t.seconds:7.1f} s ({t.spread[0]:.1f}–{t.spread[1]:.1f})  "
+            f"{rows / t.seconds / 1e6:6.1f} M events/s  "
             f"peak {t.peak_mib:7.0f} MiB  {ratios}"
         )
     if {"croctl", "duckdb"} <= set(engines):
