@@ -41,8 +41,8 @@ class Timing:
 
 
 def _timed(name: str, command: list[str]) -> Timing:
-    # `time -v` times with the system clock, which this VM has been seen to jump (a run of
-    # under 30 s reported as 40 minutes); the monotonic clock cannot jump.
+    # `time -v` times with the system clock, which can be stepped (on this VM a run was reported
+    # as 40 minutes while `date` moved under 30 s); the monotonic clock cannot be.
     start = time.monotonic()
     result = subprocess.run(
         ["/usr/bin/time", "-v", *command], capture_output=True, text=True, check=False
