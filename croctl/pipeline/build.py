@@ -7,12 +7,14 @@ metric's window); units without rows count as zero.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import polars as pl
 
 from croctl.pipeline.bind import BoundPlan, BoundSource
 from croctl.pipeline.caps import caps_frame
+from croctl.pipeline.coverage import Bitmap
 from croctl.pipeline.names import (
     FIRST_OF_ID,
     MISSING_SEGMENT,
@@ -35,8 +37,12 @@ class Query:
     frames: dict[str, pl.LazyFrame]
 
 
-def build_query(bound: BoundPlan) -> Query:
-    """Build the whole aggregation lazily; see module docstring for the data rules applied."""
+def build_query(bound: BoundPlan, covered: Mapping[str, Bitmap] | None = None) -> Query:
+    """Build the whole aggregation lazily; see module docstring for the data rules applied.
+
+    `covered` holds, per source, a bitmap of the unit ids it has rows for (`coverage`); a source
+    without one gets its coverage from a set of its ids built in the query.
+    """
     plan = bound.plan
     exposures = _exposure_rows(bound)
     units = _first_exposures(bound, exposures).cache()
@@ -56,7 +62,12 @@ def build_query(bound: BoundPlan) -> Query:
     capped_sources = {m.numerator.source for m in plan.measured if m.cap is not None}
     for name, source in bound.sources.items():
         rows = _flag_duplicates(bound, source, _source_rows(bound, source, valid))
-        frames[f"coverage:{name}"] = _coverage(_source_ids(bound, source), valid)
+        bitmap = (covered or {}).get(name)
+        frames[f"coverage:{name}"] = (
+            _coverage(source_ids(bound, source), valid)
+            if bitmap is None
+            else _covered_by(bitmap, valid)
+        )
         per_unit, measured = _per_unit(bound, source, rows)
         columns |= measured
         if name in capped_sources:  # the caps read it too
@@ -158,8 +169,8 @@ def _measures_on(bound: BoundPlan, source: str) -> list[tuple[int, str, MetricSp
     ]
 
 
-def _source_ids(bound: BoundPlan, source: BoundSource) -> pl.LazyFrame:
-    """The source's unit ids, one per row (coverage reads nothing else)."""
+def source_ids(bound: BoundPlan, source: BoundSource) -> pl.LazyFrame:
+    """The source's unit ids as `UNIT`, one per row (coverage reads nothing else)."""
     assert source.scan is not None
     return source.scan.raw.select(_unit_id(bound, source))
 
@@ -217,6 +228,12 @@ def _coverage(ids: pl.LazyFrame, valid: pl.LazyFrame) -> pl.LazyFrame:
     # unique first: a set of ids is smaller and faster to probe than every row's id
     covered = valid.join(ids.unique(), on=UNIT, how="semi")
     return covered.group_by(VARIANT).agg(pl.len().alias("covered"))
+
+
+def _covered_by(bitmap: Bitmap, valid: pl.LazyFrame) -> pl.LazyFrame:
+    """`_coverage` from a bitmap of the source's ids: a lookup per unit instead of a join."""
+    flagged = valid.select(VARIANT, bitmap.covered_expr().alias("covered"))
+    return flagged.group_by(VARIANT).agg(pl.col("covered").sum())
 
 
 def _per_unit(

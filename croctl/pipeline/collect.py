@@ -10,7 +10,8 @@ import polars as pl
 from croctl.errors import DataError
 from croctl.io import diagnose_failure
 from croctl.pipeline.bind import BoundPlan
-from croctl.pipeline.build import build_query
+from croctl.pipeline.build import build_query, source_ids
+from croctl.pipeline.coverage import Bitmap, bitmap_of, id_span
 from croctl.pipeline.names import MOMENTS, VARIANT, check_col, seg_col
 from croctl.pipeline.table import cap_columns, check_columns, source_counts
 from croctl.plan import Plan
@@ -25,9 +26,8 @@ def collect_query(bound: BoundPlan) -> SufficientStats:
     Raises:
         DataError: the exports cannot be read or parsed; located by `diagnose_failure`.
     """
-    query = build_query(bound)
-    names = list(query.frames)
     try:
+        query = build_query(bound, coverage_bitmaps(bound))
         frames = pl.collect_all(
             list(query.frames.values()),
             engine="streaming",
@@ -42,7 +42,7 @@ def collect_query(bound: BoundPlan) -> SufficientStats:
             return collect_query(inferring)
         exports = [(s.files, s.needs) for s in bound.scans()]
         raise diagnose_failure(exports, exc) from exc
-    results = dict(zip(names, frames, strict=True))
+    results = dict(zip(query.frames, frames, strict=True))
     plan, cells = bound.plan, results["cells"]
     caps = cap_columns(plan)
     results["caps"] = cells.select(caps).head(1) if caps else pl.DataFrame()
@@ -53,6 +53,19 @@ def collect_query(bound: BoundPlan) -> SufficientStats:
         results[f"rows:{name}"] = per_variant.filter(pl.col("rows") > 0)
     results["cells"] = cells.drop(*caps, *check_columns(plan))
     return stats_from_frames(results, plan)
+
+
+def coverage_bitmaps(bound: BoundPlan) -> dict[str, Bitmap]:
+    """Per source, the unit ids it has rows for, when ids are integers in a compact range.
+
+    A pass of its own over each source's id column, before the query (see `coverage`).
+    """
+    if not bound.unit_dtype.is_integer():
+        return {}
+    span = id_span(source_ids(bound, bound.exposures))
+    if span is None:
+        return {}
+    return {name: bitmap_of(source_ids(bound, s), *span) for name, s in bound.sources.items()}
 
 
 def stats_from_frames(results: dict[str, pl.DataFrame], plan: Plan) -> SufficientStats:

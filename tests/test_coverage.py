@@ -1,0 +1,87 @@
+"""Coverage by bitmap (integer unit ids) gives what the hash set and the SQL engine give."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+import yaml
+
+from croctl.pipeline import bind_plan, collect_stats
+from croctl.pipeline.collect import coverage_bitmaps
+from croctl.pipeline.coverage import MIN_SPAN, Bitmap, id_span
+from croctl.pipeline.engines import collect_with_duckdb
+from croctl.pipeline.names import UNIT
+from croctl.plan import load_plan
+from tests.conftest import BASE_PLAN
+
+
+def _ids(values: list[int | None]) -> pl.LazyFrame:
+    return pl.LazyFrame({UNIT: values}, schema={UNIT: pl.Int64})
+
+
+def test_a_compact_range_gets_a_bitmap_and_a_sparse_one_does_not():
+    assert id_span(_ids([5, None, 9, 7])) == (5, 9)
+    assert id_span(_ids([None, None])) is None
+    assert id_span(_ids([0, MIN_SPAN - 1])) == (0, MIN_SPAN - 1)
+    assert id_span(_ids([0, 10**12])) is None  # hashed ids: one byte each would be 1 TB
+    assert id_span(_ids([-3, 2**63 - 1])) is None  # the width overflows no integer
+
+
+def test_a_null_id_is_never_covered():
+    bitmap = Bitmap(10, np.array([True, False, True]))
+    ids = pl.Series([10, 11, 12, None], dtype=pl.Int64)
+    assert bitmap.covered(ids).to_list() == [True, False, True, False]
+
+
+def _write_export(folder, unit_ids, event_ids, dtype=pl.Int64):
+    """Parquet exports: `unit_ids` exposed alternately to control/treatment, events for
+    `event_ids` (page views only: coverage counts any row)."""
+    pl.DataFrame(
+        {
+            "user_id": pl.Series(unit_ids, dtype=dtype),
+            "variant": ["control" if i % 2 else "treatment" for i in range(len(unit_ids))],
+            "exposed_at": ["2026-10-02T00:00:00Z"] * len(unit_ids),
+        }
+    ).write_parquet(folder / "exposures.parquet")
+    pl.DataFrame(
+        {
+            "user_id": pl.Series(event_ids, dtype=dtype),
+            "ts": ["2026-10-03T00:00:00Z"] * len(event_ids),
+            "event_name": ["page_view"] * len(event_ids),
+        }
+    ).write_parquet(folder / "events.parquet")
+    plan = {
+        **BASE_PLAN,
+        "exposures": {**BASE_PLAN["exposures"], "path": "exposures.parquet"},
+        "sources": {"events": {"path": "events.parquet", "unit": "user_id", "timestamp": "ts"}},
+    }
+    path = folder / "plan.yaml"
+    path.write_text(yaml.safe_dump(plan, sort_keys=False))
+    return load_plan(path)
+
+
+@pytest.mark.parametrize(
+    ("unit_ids", "bitmap"),
+    [
+        ([*range(-5, 300), None], True),  # negative ids, a null id
+        ([*range(0, 300 * 10**9, 10**9)], False),  # sparse: the hash set
+    ],
+    ids=["compact", "sparse"],
+)
+def test_coverage_agrees_with_the_sql_engine(tmp_path, unit_ids, bitmap):
+    rng = np.random.default_rng(3)
+    present = [u for u in unit_ids if u is not None]
+    logged = [int(u) for u in rng.choice(present, 200)]  # with repeats; some units never logged
+    events = [*logged, None, min(present) - 1, max(present) + 1]  # outside the exposures' range
+    plan = _write_export(tmp_path, unit_ids, events)
+    assert bool(coverage_bitmaps(bind_plan(plan))) is bitmap
+    covered = collect_stats(plan).sources["events"].covered
+    assert covered == collect_with_duckdb(bind_plan(plan)).sources["events"].covered
+    assert sum(covered.values()) == len(set(logged))
+
+
+def test_text_ids_keep_the_hash_set(tmp_path):
+    plan = _write_export(tmp_path, ["1", "2"], ["1"], dtype=pl.String)
+    assert coverage_bitmaps(bind_plan(plan)) == {}
+    assert collect_stats(plan).sources["events"].covered == {"treatment": 1}
