@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from croctl.plan import MetricType, Plan
+from croctl.plan import Plan
 
 TOTAL = "__total"  # number of valid units, broadcast beside the per-unit values
 
@@ -57,9 +57,7 @@ def caps_frame(
     for i, metric in enumerate(plan.measured):
         if metric.cap is None:
             continue
-        value = pl.col(columns[f"num{i}"]).cast(pl.Float64).fill_null(0.0)
-        if metric.type is MetricType.PROPORTION:
-            value = (value > 0).cast(pl.Float64)
+        value = pl.col(columns[f"num{i}"]).cast(pl.Float64).fill_null(0.0)  # a mean's sum
         caps.append(
             per_unit[metric.numerator.source]
             .select(value.alias("value"))

@@ -254,10 +254,15 @@ def _check_metric_consistency(
 ) -> None:
     if margin is not None and role not in (Role.GUARDRAIL, None):
         node.error("only guardrail metrics take a margin", "margin")
-    if kind is MetricType.RATIO and (cap is not None or covariate is not None):
+    if kind is MetricType.RATIO and covariate is not None:
+        node.error("covariate applies to proportion and mean metrics only", "covariate")
+    if cap is not None and kind in (MetricType.RATIO, MetricType.PROPORTION):
+        # A proportion's per-unit values are 0 or 1: its upper quantile is 1 (no effect) or,
+        # when fewer than 1 - cap of units convert, 0 or a fraction, which erases the metric.
         node.error(
-            "cap and covariate apply to proportion and mean metrics only",
-            "cap" if cap is not None else "covariate",
+            "cap applies to mean metrics only",
+            "cap",
+            hint="a proportion's per-unit values are already 0 or 1; remove `cap`",
         )
     if kind is MetricType.PROPORTION and "value" in node.data:
         node.error(
