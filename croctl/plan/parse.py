@@ -259,11 +259,8 @@ def _check_metric_consistency(
     if cap is not None and kind in (MetricType.RATIO, MetricType.PROPORTION):
         # A proportion's per-unit values are 0 or 1: its upper quantile is 1 (no effect) or,
         # when fewer than 1 - cap of units convert, 0 or a fraction, which erases the metric.
-        node.error(
-            "cap applies to mean metrics only",
-            "cap",
-            hint="a proportion's per-unit values are already 0 or 1; remove `cap`",
-        )
+        why = "its per-unit values are already 0 or 1" if kind is MetricType.PROPORTION else None
+        node.error("cap applies to mean metrics only", "cap", hint=why)
     if kind is MetricType.PROPORTION and "value" in node.data:
         node.error(
             "a proportion counts units with a matching row and takes no value",
