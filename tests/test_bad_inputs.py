@@ -51,6 +51,7 @@ CASES = {
     "plan_unknown_role": (2, "did you mean 'primary'?"),
     "plan_negative_margin": (2, "margin: must be in (0"),
     "plan_capped_proportion": (2, "proportion.yaml:5: metrics.conv.cap: cap applies to mean"),
+    "plan_ratio_covariate": (2, "covariate.yaml:8: metrics.aov.covariate: covariate applies to"),
     "plan_control_not_variant": (2, "'baseline' is not one of the variants"),
     "plan_empty": (2, "the plan is empty"),
     "plan_not_mapping": (2, "must be a mapping"),
