@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,14 +21,17 @@ from croctl.sufficient import Cell, ExposureCounts, Moments, SourceCounts, Suffi
 _MOMENT_NAMES = tuple(name for name, _, _ in MOMENTS)
 
 
-def collect_query(bound: BoundPlan) -> SufficientStats:
+def collect_query(bound: BoundPlan, covered: Mapping[str, Bitmap] | None = None) -> SufficientStats:
     """Run every frame of the plan's query in one `collect_all`; return the sufficient statistics.
+
+    `covered`: the sources' coverage bitmaps when already built (None: built here, if they pay).
 
     Raises:
         DataError: the exports cannot be read or parsed; located by `diagnose_failure`.
     """
     try:
-        query = build_query(bound, coverage_bitmaps(bound))
+        covered = coverage_bitmaps(bound) if covered is None else covered
+        query = build_query(bound, covered)
         frames = pl.collect_all(
             list(query.frames.values()),
             engine="streaming",
@@ -38,8 +42,9 @@ def collect_query(bound: BoundPlan) -> SufficientStats:
     except (pl.exceptions.PolarsError, OSError) as exc:
         if (inferring := bound.by_inference()) is not None:
             # A text timestamp in another layout than its sample's: parse value by value
-            # (~10× slower) before calling the export malformed.
-            return collect_query(inferring)
+            # (~10× slower) before calling the export malformed. Unit ids do not change, so
+            # neither do the bitmaps.
+            return collect_query(inferring, covered)
         exports = [(s.files, s.needs) for s in bound.scans()]
         raise diagnose_failure(exports, exc) from exc
     results = dict(zip(query.frames, frames, strict=True))
