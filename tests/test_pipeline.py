@@ -55,6 +55,33 @@ def test_first_exposure_defines_start_and_repeats_are_one_unit(tmp_path, make_pl
     assert result["control"] == (1, 1.0)  # start is 10-02, so the 10-03 purchase counts
 
 
+def test_segments_and_covariate_come_from_the_first_in_window_exposure(tmp_path, make_plan):
+    """Three segment dimensions (an odd count) and a covariate, each from the earliest row."""
+    write_csv(
+        tmp_path / "exposures.csv",
+        "user_id,variant,exposed_at,device,channel,country,pre",
+        [
+            "a,control,2026-10-05T00:00:00Z,desktop,email,fr,9",
+            "a,control,2026-10-02T00:00:00Z,mobile,paid,de,3",
+            "a,control,2026-09-20T00:00:00Z,tv,seo,us,50",  # before the window: ignored
+            "b,treatment,2026-10-04T00:00:00Z,mobile,paid,de,7",
+            "b,treatment,2026-10-03T00:00:00Z,tablet,seo,us,1",
+        ],
+    )
+    write_csv(tmp_path / "events.csv", "user_id,ts,event_name,revenue", ["a,2026-10-06T00:00:00Z,view,"])
+    metric = {"role": "primary", "type": "mean", "source": "events", "value": "revenue"}
+    plan = make_plan(
+        segments={"device": "device", "channel": "channel", "country": "country"},
+        metrics={"rev": metric | {"covariate": "pre"}},
+    )
+    stats = collect_stats(load_plan(plan))
+    cells = {(c.variant, c.segments): (c.units, c.metrics[0].x) for c in stats.cells}
+    assert cells == {
+        ("control", ("mobile", "paid", "de")): (1, 3.0),
+        ("treatment", ("tablet", "seo", "us")): (1, 1.0),
+    }
+
+
 def test_unit_in_two_variants_is_excluded_and_counted(tmp_path, make_plan):
     result, stats = per_unit(
         tmp_path,

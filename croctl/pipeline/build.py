@@ -142,21 +142,46 @@ def _exposure_counts(bound: BoundPlan, rows: pl.LazyFrame) -> pl.LazyFrame:
 
 def _first_exposures(bound: BoundPlan, rows: pl.LazyFrame) -> pl.LazyFrame:
     """One row per unit: variant, start and segments of its first in-window exposure."""
-    first = rows.collect_schema().names()
-    carried = [c for c in first if c not in (UNIT, VARIANT, START)]
+    segments = [seg_col(i) for i in range(len(bound.plan.segments))]
+    covariates = [c for c in rows.collect_schema().names() if c not in (UNIT, VARIANT, START)]
+    covariates = [c for c in covariates if c not in segments]
     code = pl.col(VARIANT).to_physical()
-    return (
-        rows.filter(_in_window(bound))
-        .group_by(UNIT)
-        .agg(
-            # min/max of the codes, not n_unique: a per-group set costs memory on 10 M units
-            (code.min() != code.max()).alias(MULTIPLE),
-            # min_by is a streaming reduction; get(arg_min) gathers each group at twice the cost
-            # (first() is worse still: it tracks row order)
-            *[pl.col(c).min_by(START) for c in (VARIANT, *carried)],
-            pl.col(START).min(),
-        )
+    # Each `min_by` keeps its own copy of every unit's earliest start (~0.3 GiB at 10 M units),
+    # so segment codes travel two to a word, and the variant needs none: a unit that keeps one
+    # variant in the window has it on every row, and one that does not is dropped.
+    words = [segments[i : i + 2] for i in range(0, len(segments), 2)]
+    firsts = rows.filter(_in_window(bound)).group_by(UNIT).agg(
+        # min/max of the codes, not n_unique: a per-group set costs memory on 10 M units
+        code.min().alias(VARIANT),
+        (code.min() != code.max()).alias(MULTIPLE),
+        # min_by is a streaming reduction; get(arg_min) gathers each group at twice the cost
+        # (first() is worse still: it tracks row order)
+        *[_packed_codes(word).min_by(START).alias(f"__word{j}") for j, word in enumerate(words)],
+        *[pl.col(c).min_by(START) for c in covariates],
+        pl.col(START).min(),
     )
+    return firsts.select(
+        UNIT,
+        pl.col(VARIANT).cat.to(pl.Categorical),
+        MULTIPLE,
+        START,
+        *[_unpacked_code(f"__word{i // 2}", i % 2).alias(c) for i, c in enumerate(segments)],
+        *covariates,
+    )
+
+
+def _packed_codes(columns: list[str]) -> pl.Expr:
+    """Up to two categorical columns' 32-bit codes in one 64-bit word (the first in the low half)."""
+    word = pl.col(columns[0]).to_physical().cast(pl.UInt64)
+    if len(columns) == 2:
+        word = word + pl.col(columns[1]).to_physical().cast(pl.UInt64) * (1 << 32)
+    return word
+
+
+def _unpacked_code(word: str, half: int) -> pl.Expr:
+    """The categorical packed into `half` (0: low, 1: high) of `_packed_codes`' word."""
+    code = pl.col(word) // (1 << 32) if half else pl.col(word) % (1 << 32)
+    return code.cast(pl.UInt32).cat.to(pl.Categorical)
 
 
 def _measures_on(bound: BoundPlan, source: str) -> list[tuple[int, str, MetricSpec, MeasureSpec]]:
