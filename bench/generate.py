@@ -2,10 +2,16 @@
 
     python bench/generate.py --users 1000000 --events-per-user 15 --format parquet --out bench/data/1m
 
-Writes `exposures.<fmt>` (one or more rows per user, two arms, device and channel segments, a
-pre-period covariate) and `events/part-NNN.<fmt>` (about 92 % page views no metric uses, then
-add_to_cart, purchase with revenue, refund, payment_error), in chunks of users so memory stays
-flat whatever the size, plus `plan.yaml` reading them.
+Writes `exposures.<fmt>` (two arms, device and channel segments, a pre-period covariate) and
+`events/part-NNN.<fmt>` (about 92 % page views no metric uses, then add_to_cart, purchase with
+revenue, refund, payment_error), in chunks of users so memory stays flat whatever the size, plus
+`plan.yaml` reading them. Two shapes:
+
+- `tidy` (the default): integer user and event ids, one exposure row per user, each user's
+  events together.
+- `realistic`: ids are 32-character hex strings (as UUIDs are), each user is exposed one to
+  several times (later rows may come from another device), and each part's events are in time
+  order, so a user's events are scattered through the file.
 """
 
 from __future__ import annotations
@@ -72,29 +78,56 @@ def _write(frame: pl.DataFrame, path: Path, fmt: str) -> None:
         frame.write_csv(path)
 
 
-def generate(users: int, events_per_user: float, fmt: str, out: Path, seed: int = 7) -> int:
+SHAPES = ("tidy", "realistic")
+DEVICES, DEVICE_P = ["mobile", "desktop", "tablet"], [0.6, 0.33, 0.07]
+
+
+def _hex_ids(rng: np.random.Generator, n: int) -> pl.Series:
+    """n random 32-character lowercase hex strings."""
+    digits = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+    nibbles = rng.integers(0, 16, size=(n, 32), dtype=np.uint8)
+    return pl.Series(digits[nibbles].view("S32").ravel()).cast(pl.String)
+
+
+def _exposure_rows(rng: np.random.Generator, frame: pl.DataFrame, realistic: bool) -> pl.DataFrame:
+    """The realistic shape logs 0-4 more exposures per user, up to 3 days after the first."""
+    if not realistic:
+        return frame
+    repeats = np.minimum(rng.poisson(0.6, frame.height), 4)
+    again = frame.select(pl.all().gather(np.repeat(np.arange(frame.height), repeats)))
+    later = rng.uniform(1, 3 * 86400, again.height) * 1e6
+    again = again.with_columns(
+        pl.col("exposed_at") + pl.Series(later.astype(np.int64)).cast(pl.Duration("us")),
+        pl.Series("device", rng.choice(DEVICES, again.height, p=DEVICE_P)),
+    )
+    return pl.concat([frame, again])
+
+
+def generate(
+    users: int, events_per_user: float, fmt: str, out: Path, seed: int = 7, shape: str = "tidy"
+) -> int:
     """Write the exports and the plan; returns the number of event rows."""
     rng = np.random.default_rng(seed)
+    realistic = shape == "realistic"
     (out / "events").mkdir(parents=True, exist_ok=True)
     ext = "parquet" if fmt == "parquet" else "csv"
     exposures, total = [], 0
     for part, first in enumerate(range(0, users, CHUNK)):
         n = min(CHUNK, users - first)
-        ids = np.arange(first, first + n, dtype=np.int64)
+        ids = _hex_ids(rng, n) if realistic else pl.Series(np.arange(first, first + n))
         treated = rng.random(n) < 0.5
         start = rng.uniform(0, DAYS * 86400, n)
-        exposures.append(
-            pl.DataFrame(
-                {
-                    "user_id": ids,
-                    "variant": np.where(treated, "treatment", "control"),
-                    "exposed_at": ((START.timestamp() + start) * 1e6).astype(np.int64),
-                    "device": rng.choice(["mobile", "desktop", "tablet"], n, p=[0.6, 0.33, 0.07]),
-                    "channel": rng.choice(["organic", "paid", "email", "direct"], n),
-                    "pre_revenue": np.round(rng.gamma(0.5, 30, n) * (rng.random(n) < 0.3), 2),
-                }
-            ).with_columns(pl.col("exposed_at").cast(pl.Datetime("us", "UTC")))
-        )
+        first_exposures = pl.DataFrame(
+            {
+                "user_id": ids,
+                "variant": np.where(treated, "treatment", "control"),
+                "exposed_at": ((START.timestamp() + start) * 1e6).astype(np.int64),
+                "device": rng.choice(DEVICES, n, p=DEVICE_P),
+                "channel": rng.choice(["organic", "paid", "email", "direct"], n),
+                "pre_revenue": np.round(rng.gamma(0.5, 30, n) * (rng.random(n) < 0.3), 2),
+            }
+        ).with_columns(pl.col("exposed_at").cast(pl.Datetime("us", "UTC")))
+        exposures.append(_exposure_rows(rng, first_exposures, realistic))
         counts = rng.poisson(events_per_user, n)
         owner = np.repeat(np.arange(n), counts)
         m = owner.size
@@ -105,8 +138,8 @@ def generate(users: int, events_per_user: float, fmt: str, out: Path, seed: int 
         revenue = np.where(kind == 2, np.round(rng.lognormal(3.7, 0.8, m), 2), np.nan)
         events = pl.DataFrame(
             {
-                "event_id": np.arange(total, total + m, dtype=np.int64),
-                "user_id": ids[owner],
+                "event_id": _hex_ids(rng, m) if realistic else np.arange(total, total + m),
+                "user_id": ids.gather(owner),
                 "ts": ((START.timestamp() + offset) * 1e6).astype(np.int64),
                 "event_name": KINDS[kind],
                 "revenue": revenue,
@@ -115,6 +148,8 @@ def generate(users: int, events_per_user: float, fmt: str, out: Path, seed: int 
             pl.col("ts").cast(pl.Datetime("us", "UTC")),
             pl.col("revenue").fill_nan(None),
         )
+        if realistic:
+            events = events.sort("ts")
         _write(events, out / "events" / f"part-{part:03d}.{ext}", fmt)
         total += m
     _write(pl.concat(exposures), out / f"exposures.{ext}", fmt)
@@ -129,9 +164,10 @@ def main() -> None:
     parser.add_argument("--format", choices=["parquet", "csv"], default="parquet")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--shape", choices=SHAPES, default="tidy")
     args = parser.parse_args()
-    rows = generate(args.users, args.events_per_user, args.format, args.out, args.seed)
-    print(f"{args.out}: {args.users:,} users, {rows:,} events ({args.format})")
+    rows = generate(args.users, args.events_per_user, args.format, args.out, args.seed, args.shape)
+    print(f"{args.out}: {args.users:,} users, {rows:,} events ({args.format}, {args.shape})")
 
 
 if __name__ == "__main__":

@@ -56,15 +56,16 @@ def _timed(name: str, command: list[str]) -> Timing:
     return Timing(name, seconds, int(peak.group(1)) / 1024)
 
 
-def _data(users: int, events_per_user: float, fmt: str) -> tuple[Path, int]:
-    folder = HERE / "data" / f"{users}x{events_per_user:g}-{fmt}"
+def _data(users: int, events_per_user: float, fmt: str, shape: str) -> tuple[Path, int]:
+    suffix = "" if shape == "tidy" else f"-{shape}"
+    folder = HERE / "data" / f"{users}x{events_per_user:g}-{fmt}{suffix}"
     marker = folder / "rows.txt"
     if not marker.exists():
         shutil.rmtree(folder, ignore_errors=True)
         from generate import generate  # bench/ is on sys.path when run as a script
 
         marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text(str(generate(users, events_per_user, fmt, folder)))
+        marker.write_text(str(generate(users, events_per_user, fmt, folder, shape=shape)))
     return folder, int(marker.read_text())
 
 
@@ -76,9 +77,9 @@ def _median(runs: list[Timing]) -> Timing:
 
 
 def run(
-    users: int, events_per_user: float, fmt: str, engines: list[str], repeat: int
+    users: int, events_per_user: float, fmt: str, engines: list[str], repeat: int, shape: str
 ) -> list[Timing]:
-    folder, rows = _data(users, events_per_user, fmt)
+    folder, rows = _data(users, events_per_user, fmt, shape)
     plan = str(folder / "plan.yaml")
     python = sys.executable
     commands = {
@@ -91,7 +92,7 @@ def run(
     # rounds interleave the contenders, so a slow spell of the machine hits them alike
     rounds = [[_timed(name, commands[name]) for name in engines] for _ in range(repeat)]
     timings = [_median([r[i] for r in rounds]) for i in range(len(engines))]
-    print(f"\n{users:,} users, {rows:,} events ({fmt}), median of {repeat}")
+    print(f"\n{users:,} users, {rows:,} events ({fmt}, {shape}), median of {repeat}")
     by_name = {t.name: t for t in timings}
     for t in timings:
         ratios = "  ".join(
@@ -150,9 +151,10 @@ def main() -> None:
         "--engines", nargs="+", default=["croctl", "croctl-duckdb", "duckdb", "scan"]
     )
     parser.add_argument("--repeat", type=int, default=3, help="runs per contender (median)")
+    parser.add_argument("--shape", choices=["tidy", "realistic"], default="tidy")
     args = parser.parse_args()
     for users in args.users:
-        run(users, args.events_per_user, args.format, args.engines, args.repeat)
+        run(users, args.events_per_user, args.format, args.engines, args.repeat, args.shape)
 
 
 if __name__ == "__main__":

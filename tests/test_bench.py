@@ -30,12 +30,12 @@ def _bench_module(name: str) -> ModuleType:
 
 
 def _readout(
-    tmp_path: Path, fmt: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, fmt: str, monkeypatch: pytest.MonkeyPatch, shape: str = "tidy"
 ) -> tuple[ModuleType, ModuleType]:
     """Generate a small export, read it out with croctl; returns the baselines and run modules."""
     monkeypatch.syspath_prepend(str(ROOT / "bench"))  # the scripts import each other
     generate, baselines, run = (_bench_module(n) for n in ("generate", "baselines", "run"))
-    generate.generate(4000, 15, fmt, tmp_path)
+    generate.generate(4000, 15, fmt, tmp_path, shape=shape)
     report = str(tmp_path / "report.json")
     result = CliRunner().invoke(
         app, ["evaluate", str(tmp_path / "plan.yaml"), "-f", "json", "-o", report]
@@ -44,11 +44,13 @@ def _readout(
     return baselines, run
 
 
-@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+@pytest.mark.parametrize(
+    ("fmt", "shape"), [("parquet", "tidy"), ("csv", "tidy"), ("parquet", "realistic")]
+)
 def test_duckdb_baseline_agrees_with_croctl(
-    tmp_path: Path, fmt: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, fmt: str, shape: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    baselines, run = _readout(tmp_path, fmt, monkeypatch)
+    baselines, run = _readout(tmp_path, fmt, monkeypatch, shape)
     baselines.run_duckdb(tmp_path)
     run._check_agreement(tmp_path)  # raises SystemExit naming the first disagreement
 

@@ -84,13 +84,28 @@ def build_query(bound: BoundPlan, covered: Mapping[str, Bitmap] | None = None) -
 
 
 def _unit_id(bound: BoundPlan, source: BoundSource) -> pl.Expr:
-    """The source's unit column as the shared join key `UNIT`."""
+    """The source's unit column as the shared join key `UNIT` (text ids by `fingerprint`)."""
     name = (
         bound.plan.exposures.unit
         if source is bound.exposures
         else bound.plan.sources[source.name].unit
     )
-    return pl.col(name).cast(bound.unit_dtype).alias(UNIT)
+    if bound.unit_dtype.is_integer():
+        return pl.col(name).cast(bound.unit_dtype).alias(UNIT)
+    return fingerprint(pl.col(name).cast(pl.String)).alias(UNIT)
+
+
+def fingerprint(text: pl.Expr) -> pl.Expr:
+    """A 128-bit integer key for a text id: two differently seeded 64-bit hashes side by side.
+
+    Hash tables on 16-byte integers are 2-3x faster than on text: a UUID is too long to sit in
+    Polars' inline string view, so every probe of a text key reads the string's bytes as well.
+    Distinct ids share a fingerprint with probability below n^2 / 2^129 (1e-21 at a billion
+    ids), the bound ClickHouse's exact distinct count relies on for strings. Null stays null.
+    """
+    high = text.hash(seed=0x5EED1).reinterpret(signed=True).cast(pl.Int128)
+    low = text.hash(seed=0x5EED2).cast(pl.Int128)
+    return pl.when(text.is_not_null()).then(high * pl.lit(1 << 64, pl.Int128) + low)
 
 
 def _exposure_rows(bound: BoundPlan) -> pl.LazyFrame:
