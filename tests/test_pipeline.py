@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from croctl.errors import DataError
 from croctl.pipeline import bind_plan, collect_stats
+from croctl.pipeline.build import fingerprint
 from croctl.plan import load_plan
 from tests.conftest import write_csv
 
@@ -68,7 +69,9 @@ def test_segments_and_covariate_come_from_the_first_in_window_exposure(tmp_path,
             "b,treatment,2026-10-03T00:00:00Z,tablet,seo,us,1",
         ],
     )
-    write_csv(tmp_path / "events.csv", "user_id,ts,event_name,revenue", ["a,2026-10-06T00:00:00Z,view,"])
+    write_csv(
+        tmp_path / "events.csv", "user_id,ts,event_name,revenue", ["a,2026-10-06T00:00:00Z,view,"]
+    )
     metric = {"role": "primary", "type": "mean", "source": "events", "value": "revenue"}
     plan = make_plan(
         segments={"device": "device", "channel": "channel", "country": "country"},
@@ -187,6 +190,16 @@ def test_ids_with_leading_zeros_stay_distinct_text(tmp_path, make_plan):
         ["007,2026-10-03T00:00:00Z,purchase,"],
     )
     assert result == {"control": (1, 1.0), "treatment": (1, 0.0)}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.text(max_size=40)), max_size=60))
+def test_text_id_fingerprints_are_as_distinct_as_the_ids(ids):
+    frame = pl.DataFrame({"id": ids}, schema={"id": pl.String})
+    keys = frame.select(fingerprint(pl.col("id")).alias("key"))["key"]
+    assert keys.dtype == pl.Int128
+    assert keys.is_null().to_list() == frame["id"].is_null().to_list()
+    assert keys.drop_nulls().n_unique() == frame["id"].drop_nulls().n_unique()
 
 
 def test_naive_timestamps_use_the_plan_timezone(tmp_path, make_plan):

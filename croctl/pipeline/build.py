@@ -165,15 +165,22 @@ def _first_exposures(bound: BoundPlan, rows: pl.LazyFrame) -> pl.LazyFrame:
     # so segment codes travel two to a word, and the variant needs none: a unit that keeps one
     # variant in the window has it on every row, and one that does not is dropped.
     words = [segments[i : i + 2] for i in range(0, len(segments), 2)]
-    firsts = rows.filter(_in_window(bound)).group_by(UNIT).agg(
-        # min/max of the codes, not n_unique: a per-group set costs memory on 10 M units
-        code.min().alias(VARIANT),
-        (code.min() != code.max()).alias(MULTIPLE),
-        # min_by is a streaming reduction; get(arg_min) gathers each group at twice the cost
-        # (first() is worse still: it tracks row order)
-        *[_packed_codes(word).min_by(START).alias(f"__word{j}") for j, word in enumerate(words)],
-        *[pl.col(c).min_by(START) for c in covariates],
-        pl.col(START).min(),
+    firsts = (
+        rows.filter(_in_window(bound))
+        .group_by(UNIT)
+        .agg(
+            # min/max of the codes, not n_unique: a per-group set costs memory on 10 M units
+            code.min().alias(VARIANT),
+            (code.min() != code.max()).alias(MULTIPLE),
+            # min_by is a streaming reduction; get(arg_min) gathers each group at twice the cost
+            # (first() is worse still: it tracks row order)
+            *[
+                _packed_codes(word).min_by(START).alias(f"__word{j}")
+                for j, word in enumerate(words)
+            ],
+            *[pl.col(c).min_by(START) for c in covariates],
+            pl.col(START).min(),
+        )
     )
     return firsts.select(
         UNIT,
@@ -186,7 +193,7 @@ def _first_exposures(bound: BoundPlan, rows: pl.LazyFrame) -> pl.LazyFrame:
 
 
 def _packed_codes(columns: list[str]) -> pl.Expr:
-    """Up to two categorical columns' 32-bit codes in one 64-bit word (the first in the low half)."""
+    """Up to two categorical columns' 32-bit codes in one 64-bit word (the first one low)."""
     word = pl.col(columns[0]).to_physical().cast(pl.UInt64)
     if len(columns) == 2:
         word = word + pl.col(columns[1]).to_physical().cast(pl.UInt64) * (1 << 32)
@@ -235,12 +242,16 @@ def _source_rows(bound: BoundPlan, source: BoundSource, valid: pl.LazyFrame) -> 
 def _flag_duplicates(bound: BoundPlan, source: BoundSource, rows: pl.LazyFrame) -> pl.LazyFrame:
     """With an `id` column, mark each id's first row; the others are counted and dropped.
 
-    A flag needs only a set of ids, not the whole rows a `unique` would hold.
+    A flag needs only a set of ids, not the whole rows a `unique` would hold; text ids go into
+    it by `fingerprint`.
     """
     spec = bound.plan.sources[source.name]
     if not spec.id:
         return rows
-    return rows.with_columns(pl.col(spec.id).is_first_distinct().alias(FIRST_OF_ID))
+    ids = pl.col(spec.id)
+    if rows.collect_schema()[spec.id] == pl.String:
+        ids = fingerprint(ids)
+    return rows.with_columns(ids.is_first_distinct().alias(FIRST_OF_ID))
 
 
 def _check_counts(bound: BoundPlan, source: BoundSource) -> list[pl.Expr]:
