@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from croctl.errors import DataError
 from croctl.pipeline import bind_plan, collect_stats
-from croctl.pipeline.build import fingerprint
+from croctl.pipeline.keys import fingerprint
 from croctl.plan import load_plan
 from tests.conftest import write_csv
 

@@ -7,6 +7,7 @@ N_VARIANTS = "__n_variants"  # SQL: how many variants a unit saw
 MISSING_SEGMENT = "(missing)"
 MULTIPLE = "__multiple"  # a unit was exposed to more than one variant
 FIRST_OF_ID = "__first_of_id"  # a source row is the first with its event id
+EVENT_KEY = "__event_key"  # a source row's event id, as an integer key
 
 
 def seg_col(i: int) -> str:
