@@ -118,9 +118,12 @@ def _utc(
         if aware:
             return column.dt.convert_time_zone("UTC")
         return _localize(column.cast(pl.Datetime("us")), files, name, timezone)
+    # cache=False: the cache pays for columns of few distinct values, not for event times
     if aware:
-        return column.str.to_datetime(layout, time_zone="UTC", time_unit="us", strict=True)
-    parsed = column.str.to_datetime(layout, time_unit="us", strict=True)
+        return column.str.to_datetime(
+            layout, time_zone="UTC", time_unit="us", strict=True, cache=False
+        )
+    parsed = column.str.to_datetime(layout, time_unit="us", strict=True, cache=False)
     return _localize(parsed, files, name, timezone)
 
 
