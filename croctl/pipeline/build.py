@@ -147,8 +147,8 @@ def _exposure_counts(bound: BoundPlan, rows: pl.LazyFrame) -> pl.LazyFrame:
 def _first_exposures(bound: BoundPlan, rows: pl.LazyFrame) -> pl.LazyFrame:
     """One row per unit: variant, start and segments of its first in-window exposure."""
     segments = [seg_col(i) for i in range(len(bound.plan.segments))]
-    covariates = [c for c in rows.collect_schema().names() if c not in (UNIT, VARIANT, START)]
-    covariates = [c for c in covariates if c not in segments]
+    keys = (UNIT, VARIANT, START, *segments)
+    covariates = [c for c in rows.collect_schema().names() if c not in keys]
     code = pl.col(VARIANT).to_physical()
     # Each `min_by` keeps its own copy of every unit's earliest start (~0.3 GiB at 10 M units),
     # so segment codes travel two to a word, and the variant needs none: a unit that keeps one
