@@ -28,6 +28,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from generate import SHAPES, generate  # bench/ is on sys.path when run as a script
+
 HERE = Path(__file__).resolve().parent
 CROCTL = Path(sys.executable).with_name("croctl")
 
@@ -62,8 +64,6 @@ def _data(users: int, events_per_user: float, fmt: str, shape: str) -> tuple[Pat
     marker = folder / "rows.txt"
     if not marker.exists():
         shutil.rmtree(folder, ignore_errors=True)
-        from generate import generate  # bench/ is on sys.path when run as a script
-
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(str(generate(users, events_per_user, fmt, folder, shape=shape)))
     return folder, int(marker.read_text())
@@ -151,7 +151,7 @@ def main() -> None:
         "--engines", nargs="+", default=["croctl", "croctl-duckdb", "duckdb", "scan"]
     )
     parser.add_argument("--repeat", type=int, default=3, help="runs per contender (median)")
-    parser.add_argument("--shape", choices=["tidy", "realistic"], default="tidy")
+    parser.add_argument("--shape", choices=SHAPES, default="tidy")
     args = parser.parse_args()
     for users in args.users:
         run(users, args.events_per_user, args.format, args.engines, args.repeat, args.shape)
