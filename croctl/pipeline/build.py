@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import polars as pl
 
 from croctl.pipeline.bind import BoundPlan, BoundSource
-from croctl.pipeline.caps import caps_frame
+from croctl.pipeline.caps import candidate_key, caps_frame
 from croctl.pipeline.coverage import Bitmap
-from croctl.pipeline.keys import fingerprint, packed_codes, unpacked_code
+from croctl.pipeline.keys import fingerprint, packed_codes, source_ids, unit_key, unpacked_code
 from croctl.pipeline.names import (
     EVENT_KEY,
     FIRST_OF_ID,
@@ -39,11 +39,17 @@ class Query:
     frames: dict[str, pl.LazyFrame]
 
 
-def build_query(bound: BoundPlan, covered: Mapping[str, Bitmap] | None = None) -> Query:
+def build_query(
+    bound: BoundPlan,
+    covered: Mapping[str, Bitmap] | None = None,
+    thresholds: dict[int, float] | None = None,
+) -> Query:
     """Build the whole aggregation lazily; see module docstring for the data rules applied.
 
     `covered` holds, per source, a bitmap of the unit ids it has rows for (`coverage`); a source
-    without one gets its coverage from a set of its ids built in the query.
+    without one gets its coverage from a set of its ids built in the query. With `thresholds`
+    (per capped metric, `caps.thresholds_from_sample`), the cells are grouped by `CANDIDATE` too
+    and left uncapped, for `caps.capped_cells`; without, the query takes the caps itself.
     """
     plan = bound.plan
     exposures = _exposure_rows(bound)
@@ -72,29 +78,17 @@ def build_query(bound: BoundPlan, covered: Mapping[str, Bitmap] | None = None) -
         )
         per_unit, measured = _per_unit(bound, source, rows)
         columns |= measured
-        if name in capped_sources:  # the caps read it too
+        if name in capped_sources and thresholds is None:  # the caps read it too
             per_unit = per_unit.cache()
         per_units[name] = per_unit
         unit_table = unit_table.join(per_unit, on=UNIT, how="left")
-    unit_table = _metric_values(plan, unit_table.fill_null(0), columns)
-    caps = caps_frame(plan, per_units, columns, valid)
+    unit_table = _uncapped_copies(plan, _metric_values(plan, unit_table.fill_null(0), columns))
+    caps = caps_frame(plan, per_units, columns, valid) if thresholds is None else None
     if caps is not None:
         unit_table = _apply_caps(plan, unit_table.join(caps, how="cross"))
     # The cells carry the caps and the sources' check counts; `collect` splits them off.
-    frames["cells"] = _cells(bound, unit_table)
+    frames["cells"] = _cells(bound, unit_table, thresholds)
     return Query(frames)
-
-
-def _unit_id(bound: BoundPlan, source: BoundSource) -> pl.Expr:
-    """The source's unit column as the shared join key `UNIT` (text ids by `fingerprint`)."""
-    name = (
-        bound.plan.exposures.unit
-        if source is bound.exposures
-        else bound.plan.sources[source.name].unit
-    )
-    if bound.unit_dtype.is_integer():
-        return pl.col(name).cast(bound.unit_dtype).alias(UNIT)
-    return fingerprint(pl.col(name).cast(pl.String)).alias(UNIT)
 
 
 def _exposure_rows(bound: BoundPlan) -> pl.LazyFrame:
@@ -106,7 +100,7 @@ def _exposure_rows(bound: BoundPlan) -> pl.LazyFrame:
     ]
     covariates = plan.covariate_columns
     return bound.exposures.frame.select(
-        _unit_id(bound, bound.exposures),
+        unit_key(bound, bound.exposures),
         pl.col(spec.variant).cast(pl.String).cast(pl.Categorical).alias(VARIANT),
         pl.col(spec.timestamp).alias(START),
         *segments,
@@ -188,12 +182,6 @@ def _measures_on(bound: BoundPlan, source: str) -> list[tuple[int, str, MetricSp
     ]
 
 
-def source_ids(bound: BoundPlan, source: BoundSource) -> pl.LazyFrame:
-    """The source's unit ids as `UNIT`, one per row (coverage reads nothing else)."""
-    assert source.scan is not None
-    return source.scan.raw.select(_unit_id(bound, source))
-
-
 def _source_rows(bound: BoundPlan, source: BoundSource, valid: pl.LazyFrame) -> pl.LazyFrame:
     """Rows some metric could use, tagged with their unit's variant and start (inner join)."""
     assert source.scan is not None
@@ -207,7 +195,7 @@ def _source_rows(bound: BoundPlan, source: BoundSource, valid: pl.LazyFrame) -> 
         rows = source.scan.filtered(pl.any_horizontal(list(unique.values())))
     else:
         rows = source.scan.frame
-    rows = rows.with_columns(_unit_id(bound, source), *_event_key(bound, source))
+    rows = rows.with_columns(unit_key(bound, source), *_event_key(bound, source))
     return rows.join(valid.select(UNIT, VARIANT, START), on=UNIT, how="inner")
 
 
@@ -347,18 +335,26 @@ def _metric_values(plan: Plan, units: pl.LazyFrame, columns: dict[str, str]) -> 
     return units.with_columns(exprs)
 
 
-def _apply_caps(plan: Plan, units: pl.LazyFrame) -> pl.LazyFrame:
-    """Winsorize capped metrics at their cap column `cap<i>`, keeping the uncapped value as r<i>."""
+def _uncapped_copies(plan: Plan, units: pl.LazyFrame) -> pl.LazyFrame:
+    """Keep each capped metric's value before the cap as r<i>."""
     capped = [i for i, m in enumerate(plan.measured) if m.cap is not None]
     return units.with_columns(
         *[pl.col(metric_col("y", i)).alias(metric_col("r", i)) for i in capped]
-    ).with_columns(
+    )
+
+
+def _apply_caps(plan: Plan, units: pl.LazyFrame) -> pl.LazyFrame:
+    """Winsorize capped metrics at their cap column `cap<i>`."""
+    capped = [i for i, m in enumerate(plan.measured) if m.cap is not None]
+    return units.with_columns(
         *[pl.col(metric_col("y", i)).clip(upper_bound=pl.col(f"cap{i}")) for i in capped]
     )
 
 
-def _cells(bound: BoundPlan, units: pl.LazyFrame) -> pl.LazyFrame:
-    """Sums, squares and cross-products per (variant, segment values).
+def _cells(
+    bound: BoundPlan, units: pl.LazyFrame, thresholds: dict[int, float] | None
+) -> pl.LazyFrame:
+    """Sums, squares and cross-products per (variant, segment values[, candidate unit]).
 
     Sums are additive, so every coarser breakdown (overall, one dimension) is a sum of cells.
     """
@@ -366,7 +362,10 @@ def _cells(bound: BoundPlan, units: pl.LazyFrame) -> pl.LazyFrame:
     for name, left, right in moment_columns(bound.plan):
         term = pl.col(left) if right is None else pl.col(left) * pl.col(right)
         aggs.append(term.sum().alias(name))
-    aggs += [pl.col(c).first() for c in cap_columns(bound.plan)]
+    if thresholds is None:
+        aggs += [pl.col(c).first() for c in cap_columns(bound.plan)]
     aggs += [pl.col(c).sum() for c in check_columns(bound.plan)]
-    keys = [VARIANT, *[seg_col(i) for i in range(len(bound.plan.segments))]]
+    keys: list[str | pl.Expr] = [VARIANT, *[seg_col(i) for i in range(len(bound.plan.segments))]]
+    if thresholds is not None:
+        keys.append(candidate_key(thresholds))
     return units.group_by(keys).agg(aggs)

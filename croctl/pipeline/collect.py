@@ -11,8 +11,10 @@ import polars as pl
 from croctl.errors import DataError
 from croctl.io import diagnose_failure
 from croctl.pipeline.bind import BoundPlan
-from croctl.pipeline.build import build_query, source_ids
+from croctl.pipeline.build import build_query
+from croctl.pipeline.caps import capped_cells, sample_frames, thresholds_from_sample
 from croctl.pipeline.coverage import Bitmap, bitmap_of, id_span
+from croctl.pipeline.keys import source_ids
 from croctl.pipeline.names import MOMENTS, VARIANT, check_col, seg_col
 from croctl.pipeline.table import cap_columns, check_columns, source_counts
 from croctl.plan import Plan
@@ -31,14 +33,7 @@ def collect_query(bound: BoundPlan, covered: Mapping[str, Bitmap] | None = None)
     """
     try:
         covered = coverage_bitmaps(bound) if covered is None else covered
-        query = build_query(bound, covered)
-        frames = pl.collect_all(
-            list(query.frames.values()),
-            engine="streaming",
-            # What is shared is cached explicitly (`build`); the automatic elimination would
-            # also cache a whole source that two frames scan with different filters.
-            optimizations=pl.QueryOptFlags(comm_subplan_elim=False),
-        )
+        results = _capped_results(bound, covered)
     except (pl.exceptions.PolarsError, OSError) as exc:
         if (inferring := bound.by_inference()) is not None:
             # A text timestamp in another layout than its sample's: parse value by value
@@ -47,17 +42,46 @@ def collect_query(bound: BoundPlan, covered: Mapping[str, Bitmap] | None = None)
             return collect_query(inferring, covered)
         exports = [(s.files, s.needs) for s in bound.scans()]
         raise diagnose_failure(exports, exc) from exc
-    results = dict(zip(query.frames, frames, strict=True))
     plan, cells = bound.plan, results["cells"]
-    caps = cap_columns(plan)
-    results["caps"] = cells.select(caps).head(1) if caps else pl.DataFrame()
     for name in plan.used_sources:
         counts = [pl.col(check_col(name, c)).sum().alias(c) for c in source_counts(plan, name)]
         per_variant = cells.group_by(VARIANT).agg(counts)
         # as in the SQL engine, a variant with no kept rows has no row in the section
         results[f"rows:{name}"] = per_variant.filter(pl.col("rows") > 0)
-    results["cells"] = cells.drop(*caps, *check_columns(plan))
+    results["cells"] = cells.drop(*check_columns(plan))
     return stats_from_frames(results, plan)
+
+
+def _capped_results(bound: BoundPlan, covered: Mapping[str, Bitmap]) -> dict[str, pl.DataFrame]:
+    """The query's frames by name, `caps` split off the cells.
+
+    Caps come from the tail of the candidate units when a sample gives thresholds low enough
+    (`caps`), else from the query itself: a second run, if the thresholds fell short.
+    """
+    frames = sample_frames(bound)
+    thresholds = None if frames is None else thresholds_from_sample(bound.plan, _collect(frames))
+    if thresholds is not None:
+        results = _collect(build_query(bound, covered, thresholds).frames)
+        capped = capped_cells(bound.plan, results["cells"], thresholds)
+        if capped is not None:
+            results["cells"], results["caps"] = capped
+            return results
+    results = _collect(build_query(bound, covered).frames)
+    caps = cap_columns(bound.plan)
+    results["caps"] = results["cells"].select(caps).head(1) if caps else pl.DataFrame()
+    results["cells"] = results["cells"].drop(*caps)
+    return results
+
+
+def _collect(frames: dict[str, pl.LazyFrame]) -> dict[str, pl.DataFrame]:
+    collected = pl.collect_all(
+        list(frames.values()),
+        engine="streaming",
+        # What is shared is cached explicitly (`build`); the automatic elimination would
+        # also cache a whole source that two frames scan with different filters.
+        optimizations=pl.QueryOptFlags(comm_subplan_elim=False),
+    )
+    return dict(zip(frames, collected, strict=True))
 
 
 def coverage_bitmaps(bound: BoundPlan) -> dict[str, Bitmap]:

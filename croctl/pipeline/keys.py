@@ -1,8 +1,29 @@
-"""Integer keys for the query's hash tables: text ids by fingerprint, labels by their codes."""
+"""Integer keys for the query's hash tables: unit ids (text by fingerprint), label codes."""
 
 from __future__ import annotations
 
 import polars as pl
+
+from croctl.pipeline.bind import BoundPlan, BoundSource
+from croctl.pipeline.names import UNIT
+
+
+def unit_key(bound: BoundPlan, source: BoundSource) -> pl.Expr:
+    """The source's unit column as the shared join key `UNIT` (text ids by `fingerprint`)."""
+    name = (
+        bound.plan.exposures.unit
+        if source is bound.exposures
+        else bound.plan.sources[source.name].unit
+    )
+    if bound.unit_dtype.is_integer():
+        return pl.col(name).cast(bound.unit_dtype).alias(UNIT)
+    return fingerprint(pl.col(name).cast(pl.String)).alias(UNIT)
+
+
+def source_ids(bound: BoundPlan, source: BoundSource) -> pl.LazyFrame:
+    """The source's unit ids as `UNIT`, one per row (coverage reads nothing else)."""
+    assert source.scan is not None
+    return source.scan.raw.select(unit_key(bound, source))
 
 
 def fingerprint(text: pl.Expr) -> pl.Expr:

@@ -8,6 +8,7 @@ MISSING_SEGMENT = "(missing)"
 MULTIPLE = "__multiple"  # a unit was exposed to more than one variant
 FIRST_OF_ID = "__first_of_id"  # a source row is the first with its event id
 EVENT_KEY = "__event_key"  # a source row's event id, as an integer key
+CANDIDATE = "__candidate"  # a unit's own key when a capped value of it may pass the cap, else null
 
 
 def seg_col(i: int) -> str:
