@@ -25,7 +25,7 @@ import polars as pl
 
 from croctl.io import FileFormat
 from croctl.pipeline.bind import BoundPlan
-from croctl.pipeline.keys import unit_key
+from croctl.pipeline.keys import unit_id
 from croctl.pipeline.names import CANDIDATE, UNIT, VARIANT, metric_col, seg_col
 from croctl.pipeline.table import moment_columns
 from croctl.plan import Plan
@@ -113,7 +113,8 @@ def sample_frames(bound: BoundPlan) -> dict[str, pl.LazyFrame] | None:
     if not capped or any(bound.sources[s].files.format is not FileFormat.PARQUET for s in sources):
         return None
     assert bound.exposures.scan is not None
-    exposed = bound.exposures.scan.raw.select(unit_key(bound, bound.exposures))
+    # the ids themselves, not `unit_key`: a hash of the text samples as well as a fingerprint
+    exposed = bound.exposures.scan.raw.select(unit_id(bound, bound.exposures).alias(UNIT))
     frames = {"units": exposed.filter(_sampled(pl.col(UNIT))).select(pl.col(UNIT).n_unique())}
     for i, metric in capped:
         measure, source = metric.numerator, bound.sources[metric.numerator.source]
@@ -121,7 +122,7 @@ def sample_frames(bound: BoundPlan) -> dict[str, pl.LazyFrame] | None:
         condition = bound.filters.get((metric.name, "num"))
         rows = source.scan.raw if condition is None else source.scan.filtered(condition)
         value = pl.lit(1.0) if measure.value is None else pl.col(measure.value).fill_null(0.0)
-        keyed = rows.select(unit_key(bound, source), value.alias("value"))
+        keyed = rows.select(unit_id(bound, source).alias(UNIT), value.alias("value"))
         sampled = keyed.filter(_sampled(pl.col(UNIT)))
         frames[f"cap{i}"] = sampled.group_by(UNIT).agg(pl.col("value").sum())
     return frames

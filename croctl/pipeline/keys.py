@@ -8,16 +8,20 @@ from croctl.pipeline.bind import BoundPlan, BoundSource
 from croctl.pipeline.names import UNIT
 
 
-def unit_key(bound: BoundPlan, source: BoundSource) -> pl.Expr:
-    """The source's unit column as the shared join key `UNIT` (text ids by `fingerprint`)."""
+def unit_id(bound: BoundPlan, source: BoundSource) -> pl.Expr:
+    """The source's unit column, in the integer type every export shares, or as text."""
     name = (
         bound.plan.exposures.unit
         if source is bound.exposures
         else bound.plan.sources[source.name].unit
     )
-    if bound.unit_dtype.is_integer():
-        return pl.col(name).cast(bound.unit_dtype).alias(UNIT)
-    return fingerprint(pl.col(name).cast(pl.String)).alias(UNIT)
+    return pl.col(name).cast(bound.unit_dtype if bound.unit_dtype.is_integer() else pl.String)
+
+
+def unit_key(bound: BoundPlan, source: BoundSource) -> pl.Expr:
+    """The source's unit column as the shared join key `UNIT` (text ids by `fingerprint`)."""
+    ids = unit_id(bound, source)
+    return (ids if bound.unit_dtype.is_integer() else fingerprint(ids)).alias(UNIT)
 
 
 def source_ids(bound: BoundPlan, source: BoundSource) -> pl.LazyFrame:
