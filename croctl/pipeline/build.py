@@ -86,7 +86,8 @@ def build_query(
     caps = caps_frame(plan, per_units, columns, valid) if thresholds is None else None
     if caps is not None:
         unit_table = _apply_caps(plan, unit_table.join(caps, how="cross"))
-    # The cells carry the caps and the sources' check counts; `collect` splits them off.
+    # The cells carry the caps (taken in the query) and the sources' check counts; `collect`
+    # splits them off.
     frames["cells"] = _cells(bound, unit_table, thresholds)
     return Query(frames)
 
