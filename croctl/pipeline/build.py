@@ -67,7 +67,7 @@ def build_query(
     unit_table = valid
     columns: dict[str, str] = {}
     per_units: dict[str, pl.LazyFrame] = {}
-    capped_sources = {m.numerator.source for m in plan.measured if m.cap is not None}
+    capped_sources = {plan.measured[i].numerator.source for i in plan.capped}
     for name, source in bound.sources.items():
         rows = _flag_duplicates(bound, source, _source_rows(bound, source, valid))
         bitmap = (covered or {}).get(name)
@@ -338,17 +338,15 @@ def _metric_values(plan: Plan, units: pl.LazyFrame, columns: dict[str, str]) -> 
 
 def _uncapped_copies(plan: Plan, units: pl.LazyFrame) -> pl.LazyFrame:
     """Keep each capped metric's value before the cap as r<i>."""
-    capped = [i for i, m in enumerate(plan.measured) if m.cap is not None]
     return units.with_columns(
-        *[pl.col(metric_col("y", i)).alias(metric_col("r", i)) for i in capped]
+        *[pl.col(metric_col("y", i)).alias(metric_col("r", i)) for i in plan.capped]
     )
 
 
 def _apply_caps(plan: Plan, units: pl.LazyFrame) -> pl.LazyFrame:
     """Winsorize capped metrics at their cap column `cap<i>`."""
-    capped = [i for i, m in enumerate(plan.measured) if m.cap is not None]
     return units.with_columns(
-        *[pl.col(metric_col("y", i)).clip(upper_bound=pl.col(f"cap{i}")) for i in capped]
+        *[pl.col(metric_col("y", i)).clip(upper_bound=pl.col(f"cap{i}")) for i in plan.capped]
     )
 
 

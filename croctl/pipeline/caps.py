@@ -77,23 +77,19 @@ def caps_frame(
     """
     total = units.select(pl.len().alias(TOTAL))
     caps = []
-    for i, metric in enumerate(plan.measured):
-        if metric.cap is None:
-            continue
+    for i, cap in plan.capped.items():
         value = pl.col(columns[f"num{i}"]).cast(pl.Float64).fill_null(0.0)  # a mean's sum
         caps.append(
-            per_unit[metric.numerator.source]
+            per_unit[plan.measured[i].numerator.source]
             .select(value.alias("value"))
             .join(total, how="cross")
-            .select(
-                padded_quantile(pl.col("value"), metric.cap, pl.col(TOTAL).first()).alias(f"cap{i}")
-            )
+            .select(padded_quantile(pl.col("value"), cap, pl.col(TOTAL).first()).alias(f"cap{i}"))
         )
     if not caps:
         return None
     row = caps[0]
-    for cap in caps[1:]:
-        row = row.join(cap, how="cross")
+    for other in caps[1:]:
+        row = row.join(other, how="cross")
     return row
 
 
@@ -108,15 +104,15 @@ def sample_frames(bound: BoundPlan) -> dict[str, pl.LazyFrame] | None:
     filter keeps: no window, no exposure, no de-duplication, so only good for a threshold. None
     when no metric is capped, or a capped metric reads a CSV.
     """
-    capped = [(i, m) for i, m in enumerate(bound.plan.measured) if m.cap is not None]
-    sources = {m.numerator.source for _, m in capped}
+    capped = {i: bound.plan.measured[i] for i in bound.plan.capped}
+    sources = {m.numerator.source for m in capped.values()}
     if not capped or any(bound.sources[s].files.format is not FileFormat.PARQUET for s in sources):
         return None
     assert bound.exposures.scan is not None
     # the ids themselves, not `unit_key`: a hash of the text samples as well as a fingerprint
     exposed = bound.exposures.scan.raw.select(unit_id(bound, bound.exposures).alias(UNIT))
     frames = {"units": exposed.filter(_sampled(pl.col(UNIT))).select(pl.col(UNIT).n_unique())}
-    for i, metric in capped:
+    for i, metric in capped.items():
         measure, source = metric.numerator, bound.sources[metric.numerator.source]
         assert source.scan is not None
         condition = bound.filters.get((metric.name, "num"))
@@ -139,17 +135,15 @@ def thresholds_from_sample(plan: Plan, sample: dict[str, pl.DataFrame]) -> dict[
     if units < MIN_SAMPLED:
         return None
     thresholds = {}
-    for i, metric in enumerate(plan.measured):
-        if metric.cap is None:
-            continue
+    for i, cap in plan.capped.items():
         # The sampled sums overstate values that a window or the exposure cuts, and the
         # threshold must stay below the cap: a wide margin (a 1-day window on 14 days of
         # revenue put the 0.99 cap below the sums' 0.95 quantile in the benchmark's data).
-        share = max(CANDIDATES, MARGIN * (1 - metric.cap))
+        share = max(CANDIDATES, MARGIN * (1 - cap))
         sums = sample[f"cap{i}"]["value"]
         finite = sums.filter(sums.is_finite()).to_numpy()
         padded = np.concatenate([finite, np.zeros(max(units - len(finite), 0))])
-        if share > MOST_CANDIDATES or not np.quantile(padded, metric.cap) > 0:
+        if share > MOST_CANDIDATES or not np.quantile(padded, cap) > 0:
             return None
         thresholds[i] = max(float(np.quantile(padded, 1 - share)), 0.0)
     return thresholds
@@ -191,7 +185,7 @@ def capped_cells(
     caps = {}
     for i, threshold in thresholds.items():
         values = units[metric_col("y", i)]
-        cap = tail_quantile(values.filter(values > threshold), total, plan.measured[i].cap or 0)
+        cap = tail_quantile(values.filter(values > threshold), total, plan.capped[i])
         if cap is None:
             return None
         caps[i] = cap

@@ -96,7 +96,7 @@ class SqlBuilder(RowSql):
         return self._cte("unit_values", exp.select(*values).from_(sums))
 
     def _caps(self, values: str) -> tuple[str | None, str]:
-        capped = [(i, m.cap) for i, m in enumerate(self.plan.measured) if m.cap is not None]
+        capped = list(self.plan.capped.items())
         if not capped:
             return None, values
         caps = self._cte(

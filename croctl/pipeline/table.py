@@ -55,7 +55,7 @@ def moment_columns(plan: Plan) -> list[tuple[str, str, str | None]]:
 
 def cap_columns(plan: Plan) -> list[str]:
     """`cap<i>` for every capped metric i."""
-    return [f"cap{i}" for i, m in enumerate(plan.measured) if m.cap is not None]
+    return [f"cap{i}" for i in plan.capped]
 
 
 def source_counts(plan: Plan, name: str) -> list[str]:

@@ -226,6 +226,11 @@ class Plan:
         return self.metrics + tuple(m for f in self.funnels for m in f.step_metrics)
 
     @property
+    def capped(self) -> dict[int, float]:
+        """The cap of each capped metric, by its index in `measured`."""
+        return {i: m.cap for i, m in enumerate(self.measured) if m.cap is not None}
+
+    @property
     def covariate_columns(self) -> list[str]:
         """Exposures columns used as CUPED covariates, sorted."""
         return sorted(
