@@ -15,7 +15,14 @@ import polars as pl
 from croctl.pipeline.bind import BoundPlan, BoundSource
 from croctl.pipeline.caps import candidate_key, caps_frame
 from croctl.pipeline.coverage import Bitmap
-from croctl.pipeline.keys import fingerprint, packed_codes, source_ids, unit_key, unpacked_code
+from croctl.pipeline.keys import (
+    coverage_key,
+    fingerprint,
+    packed_codes,
+    source_ids,
+    unit_key,
+    unpacked_code,
+)
 from croctl.pipeline.names import (
     EVENT_KEY,
     FIRST_OF_ID,
@@ -72,7 +79,7 @@ def build_query(
         rows = _flag_duplicates(bound, source, _source_rows(bound, source, valid))
         bitmap = (covered or {}).get(name)
         frames[f"coverage:{name}"] = (
-            _coverage(source_ids(bound, source), valid)
+            _coverage(source_ids(bound, source), valid.with_columns(coverage_key(bound)))
             if bitmap is None
             else _covered_by(bitmap, valid)
         )
