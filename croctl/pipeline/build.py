@@ -156,6 +156,10 @@ def _first_exposures(bound: BoundPlan, rows: pl.LazyFrame) -> pl.LazyFrame:
     # so segment codes travel two to a word, and the variant needs none: a unit that keeps one
     # variant in the window has it on every row, and one that does not is dropped.
     words = [segments[i : i + 2] for i in range(0, len(segments), 2)]
+
+    def word(j: int) -> str:  # the column of the j-th word
+        return f"__word{j}"
+
     firsts = (
         rows.filter(_in_window(bound))
         .group_by(UNIT)
@@ -165,7 +169,7 @@ def _first_exposures(bound: BoundPlan, rows: pl.LazyFrame) -> pl.LazyFrame:
             (code.min() != code.max()).alias(MULTIPLE),
             # min_by is a streaming reduction; get(arg_min) gathers each group at twice the cost
             # (first() is worse still: it tracks row order)
-            *[packed_codes(word).min_by(START).alias(f"__word{j}") for j, word in enumerate(words)],
+            *[packed_codes(pair).min_by(START).alias(word(j)) for j, pair in enumerate(words)],
             *[pl.col(c).min_by(START) for c in covariates],
             pl.col(START).min(),
         )
@@ -175,7 +179,7 @@ def _first_exposures(bound: BoundPlan, rows: pl.LazyFrame) -> pl.LazyFrame:
         pl.col(VARIANT).cat.to(pl.Categorical),
         MULTIPLE,
         START,
-        *[unpacked_code(f"__word{i // 2}", i % 2).alias(c) for i, c in enumerate(segments)],
+        *[unpacked_code(word(i // 2), i % 2).alias(c) for i, c in enumerate(segments)],
         *covariates,
     )
 
