@@ -138,9 +138,9 @@ def test_every_plan_feature_agrees_on_every_engine(tmp_path):
 
 
 def test_other_parquet_encodings_of_an_export_read_the_same(tmp_path):
-    """Labels stored as categoricals (Parquet dictionaries, as pandas `category` writes them),
-    32-bit values and nanosecond naive timestamps in a plan time zone: the same report, on
-    every engine, as the shipped export."""
+    """Labels stored as categoricals (Parquet dictionaries, as pandas `category` writes them)
+    and nanosecond naive timestamps in a plan time zone: the same report, on every engine, as
+    the shipped export."""
     shipped = ROOT / "plans" / "checkout.yaml"
     plan = yaml.safe_load(shipped.read_text())
     sample = ROOT / "sample_data" / "checkout"
