@@ -35,7 +35,13 @@ from croctl.pipeline.names import (
     metric_col,
     seg_col,
 )
-from croctl.pipeline.table import cap_columns, check_columns, moment_columns, source_counts
+from croctl.pipeline.table import (
+    cap_columns,
+    cell_keys,
+    check_columns,
+    moment_columns,
+    source_counts,
+)
 from croctl.plan import MeasureSpec, MetricSpec, MetricType, Plan
 
 
@@ -375,7 +381,7 @@ def _cells(
     if thresholds is None:
         aggs += [pl.col(c).first() for c in cap_columns(bound.plan)]
     aggs += [pl.col(c).sum() for c in check_columns(bound.plan)]
-    keys: list[str | pl.Expr] = [VARIANT, *[seg_col(i) for i in range(len(bound.plan.segments))]]
+    keys: list[str | pl.Expr] = [*cell_keys(bound.plan)]
     if thresholds is not None:
         keys.append(candidate_key(thresholds))
     return units.group_by(keys).agg(aggs)

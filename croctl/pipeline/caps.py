@@ -26,8 +26,8 @@ import polars as pl
 from croctl.io import FileFormat
 from croctl.pipeline.bind import BoundPlan
 from croctl.pipeline.keys import unit_id
-from croctl.pipeline.names import CANDIDATE, UNIT, VARIANT, metric_col, seg_col
-from croctl.pipeline.table import moment_columns
+from croctl.pipeline.names import CANDIDATE, UNIT, metric_col
+from croctl.pipeline.table import cell_keys, moment_columns
 from croctl.plan import Plan
 
 TOTAL = "__total"  # number of valid units, broadcast beside the per-unit values
@@ -202,7 +202,7 @@ def capped_cells(
         for name, left, right in moment_columns(plan)
         if left in capped or right in capped
     ]
-    keys = [VARIANT, *[seg_col(j) for j in range(len(plan.segments))]]
+    keys = cell_keys(plan)
     rows = pl.concat([cells.filter(pl.col(CANDIDATE).is_null()), units.with_columns(recomputed)])
     summed = rows.drop(CANDIDATE).group_by(keys).agg(pl.all().sum())
     return summed, pl.DataFrame({f"cap{i}": [cap] for i, cap in caps.items()})

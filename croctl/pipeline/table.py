@@ -53,6 +53,11 @@ def moment_columns(plan: Plan) -> list[tuple[str, str, str | None]]:
     return result
 
 
+def cell_keys(plan: Plan) -> list[str]:
+    """The columns naming a cell: the variant and each segment dimension's value."""
+    return [VARIANT, *[seg_col(i) for i in range(len(plan.segments))]]
+
+
 def cap_columns(plan: Plan) -> list[str]:
     """`cap<i>` for every capped metric i."""
     return [f"cap{i}" for i in plan.capped]
@@ -76,7 +81,6 @@ def check_columns(plan: Plan) -> list[str]:
 
 def section_columns(plan: Plan) -> dict[str, list[str]]:
     """The columns of each section, in order."""
-    segments = [seg_col(i) for i in range(len(plan.segments))]
     sections = {
         "exposures": [
             VARIANT,
@@ -94,7 +98,7 @@ def section_columns(plan: Plan) -> dict[str, list[str]]:
     caps = cap_columns(plan)
     if caps:
         sections["caps"] = caps
-    sections["cells"] = [VARIANT, *segments, "n", *[c for c, _, _ in moment_columns(plan)]]
+    sections["cells"] = [*cell_keys(plan), "n", *[c for c, _, _ in moment_columns(plan)]]
     return sections
 
 
@@ -110,7 +114,7 @@ def table_columns(plan: Plan) -> list[tuple[str, str]]:
 
 def unit_value_columns(plan: Plan) -> list[str]:
     """Columns of the per-unit value table before caps (SQL engine)."""
-    columns = [UNIT, VARIANT, *[seg_col(i) for i in range(len(plan.segments))]]
+    columns = [UNIT, *cell_keys(plan)]
     for i, metric in enumerate(plan.measured):
         columns.append(f"y{i}")
         if metric.type is MetricType.RATIO:
