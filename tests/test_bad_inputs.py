@@ -24,6 +24,8 @@ CASES = {
     "data_inf_value": (3, "'revenue' has 1 NaN or infinite value(s)"),
     "data_bad_timestamp": (3, "bad_timestamp.csv:9: column 'ts': 'yesterday' is not a timestamp"),
     "data_naive_timestamps": (3, "timestamps without a time zone"),
+    "data_epoch_bad_value": (3, "epoch_bad_value.csv:9: column 'ts': 'yesterday' is not a"),
+    "data_not_epoch": (3, "'ts' holds numbers ('0', ...) that are not epoch seconds"),
     "data_unknown_variant": (3, "treatmnet (hint: did you mean 'treatment'?)"),
     "data_one_variant": (3, "planned variant(s) with no exposed units: treatment"),
     "data_null_variant": (3, "no variant label"),

@@ -162,6 +162,37 @@ def test_other_parquet_encodings_of_an_export_read_the_same(tmp_path):
     _close(recoded, _report(shipped) | {"plan_sha256": recoded["plan_sha256"]})
 
 
+def _epoch_micros(column: str) -> pl.Expr:
+    return pl.col(column).dt.epoch("us")
+
+
+def test_epoch_timestamps_read_the_same_on_every_engine(tmp_path):
+    """Times as epoch numbers, as event pipelines often export them: exposures in microseconds
+    (Parquet Int64), events in nanoseconds (Parquet) and as fractional seconds (CSV text). Each
+    gives the shipped report on every engine."""
+    shipped = ROOT / "plans" / "checkout.yaml"
+    sample = ROOT / "sample_data" / "checkout"
+    exposures = pl.read_parquet(sample / "exposures.parquet")
+    exposures = exposures.with_columns(_epoch_micros("exposed_at"))
+    exposures.write_parquet(tmp_path / "exposures.parquet")
+    events = pl.read_parquet(sample / "events.parquet")
+    events.with_columns(_epoch_micros("ts") * 1000).write_parquet(tmp_path / "events.parquet")
+    seconds = pl.format(
+        "{}.{}",
+        _epoch_micros("ts") // 10**6,
+        (_epoch_micros("ts") % 10**6).cast(pl.String).str.zfill(6),
+    )
+    events.with_columns(seconds.alias("ts")).write_csv(tmp_path / "events.csv")
+    expected = _report(shipped)
+    for events_file in ("events.parquet", "events.csv"):
+        plan = yaml.safe_load(shipped.read_text())
+        plan["exposures"]["path"] = "exposures.parquet"
+        plan["sources"]["events"]["path"] = events_file
+        (tmp_path / "plan.yaml").write_text(yaml.safe_dump(plan, sort_keys=False))
+        recoded = _assert_parity(tmp_path / "plan.yaml", tmp_path)
+        _close(recoded, expected | {"plan_sha256": recoded["plan_sha256"]})
+
+
 @pytest.mark.parametrize("dialect", DIALECTS)
 @pytest.mark.parametrize("plan", PLANS, ids=lambda p: p.stem)
 def test_generated_sql_parses_in_every_dialect(plan, dialect):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import polars as pl
 import pytest
 import yaml
 from typer.testing import CliRunner
 
 from croctl.cli import app
+from croctl.io.sniff import profile_export
 from tests.conftest import ROOT, write_csv
 
 runner = CliRunner()
@@ -77,3 +79,26 @@ def test_validate_reads_variant_labels(tmp_path, make_plan):
     )
     result = runner.invoke(app, ["validate", str(make_plan())])
     assert result.exit_code == 3 and "never exposed: treatment" in result.stderr
+
+
+def test_init_takes_epoch_numbers_with_a_time_name_for_timestamps(tmp_path):
+    """Epoch microseconds (Parquet) and seconds (CSV) under time-like names are timestamps, in
+    UTC (no `timezone:` line); an integer id in the same range is not."""
+    sample = SAMPLES / "checkout"
+    exposures = pl.read_parquet(sample / "exposures.parquet")
+    exposures.with_columns(
+        pl.col("exposed_at").dt.epoch("us"), pl.lit(1_790_000_000).alias("account_id")
+    ).write_parquet(tmp_path / "exposures.parquet")
+    events = pl.read_parquet(sample / "events.parquet")
+    events.with_columns(pl.col("ts").dt.epoch("s")).write_csv(tmp_path / "events.csv")
+    plan = tmp_path / "plan.yaml"
+    files = [str(tmp_path / "exposures.parquet"), str(tmp_path / "events.csv")]
+    result = runner.invoke(app, ["init", *files, "--output", str(plan)])
+    assert result.exit_code == 0, result.stderr
+    document = yaml.safe_load(plan.read_text())
+    assert document["exposures"]["timestamp"] == "exposed_at"
+    assert document["sources"]["events"]["timestamp"] == "ts"
+    assert "timezone" not in document
+    kinds = profile_export(tmp_path / "exposures.parquet").kinds
+    assert kinds["exposed_at"] == "timestamp" and kinds["account_id"] == "integer"
+    assert runner.invoke(app, ["evaluate", str(plan), "-f", "json"]).exit_code in (0, 1, 4, 5)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import numpy as np
 import polars as pl
 import pytest
@@ -212,6 +214,36 @@ def test_naive_timestamps_use_the_plan_timezone(tmp_path, make_plan):
         timezone="Europe/Paris",
     )
     assert result["control"] == (1, 0.0)  # 23:45 Paris is before 00:30 Paris
+
+
+@pytest.mark.parametrize("stored", ["csv", "parquet"])
+@pytest.mark.parametrize(
+    ("scale", "fraction"), [(1, False), (10**3, False), (10**6, False), (10**9, False), (1, True)]
+)
+def test_epoch_numbers_are_read_in_the_unit_their_size_shows(
+    tmp_path, make_plan, stored, scale, fraction
+):
+    """Seconds, milliseconds, microseconds, nanoseconds or fractional seconds since 1970 UTC,
+    as text or numbers: the times Python's datetime gives, to the microsecond."""
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    micros = [
+        (datetime(2026, 10, 2, tzinfo=UTC) - epoch) // timedelta(microseconds=1) + k
+        for k in (0, 1, 123_456, 999_999, 86_400 * 10**6 + 1)
+    ]
+    numbers = [m / 10**6 if fraction else m * scale // 10**6 for m in micros]
+    whole = [m if fraction else n * 10**6 // scale for m, n in zip(micros, numbers, strict=True)]
+    expected = [epoch + timedelta(microseconds=w) for w in whole]  # nanoseconds truncated
+    events = pl.DataFrame({"user_id": ["a"] * 5, "ts": numbers, "event_name": ["purchase"] * 5})
+    if stored == "csv":
+        events.write_csv(tmp_path / "events.csv", float_precision=6 if fraction else None)
+    else:
+        events.write_parquet(tmp_path / "events.parquet")
+    write_csv(tmp_path / "exposures.csv", EXPOSURE_HEADER, ["a,control,2026-10-02T00:00:00Z"])
+    source = {"path": f"events.{stored}", "unit": "user_id", "timestamp": "ts"}
+    bound = bind_plan(load_plan(make_plan(sources={"events": source})))
+    scan = bound.sources["events"].scan
+    assert scan is not None
+    assert scan.frame.collect()["ts"].to_list() == expected
 
 
 @pytest.mark.parametrize(

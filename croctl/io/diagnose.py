@@ -15,7 +15,7 @@ from croctl.errors import DataError
 from croctl.io.files import ExportFiles, FileFormat
 from croctl.io.scan import ColumnNeeds
 
-_TIMESTAMP_HINT = "use ISO 8601, e.g. 2026-10-01T12:00:00Z"
+_TIMESTAMP_HINT = "use one form in the column: ISO 8601 (2026-10-01T12:00:00Z) or epoch numbers"
 
 
 # Polars errors that mean "the input is malformed"; any other is a bug in croctl's own query.
@@ -144,8 +144,10 @@ def _value_problem(path: Path, fmt: FileFormat, needs: ColumnNeeds) -> DataError
 
 
 def _parse(values: pl.Series, timestamp: bool) -> pl.Series:
-    if timestamp:
-        utc = values.str.to_datetime(time_zone="UTC", strict=False, time_unit="us")
-        naive = values.str.to_datetime(strict=False, time_unit="us")
-        return utc.fill_null(naive.dt.replace_time_zone("UTC"))
-    return values.str.strip_chars().cast(pl.Float64, strict=False)
+    numbers = values.str.strip_chars().cast(pl.Float64, strict=False)
+    first = numbers.filter(values.is_not_null()).head(1)
+    if not timestamp or first.null_count() < first.len():
+        return numbers  # a timestamp column whose first value is a number holds epoch numbers
+    utc = values.str.to_datetime(time_zone="UTC", strict=False, time_unit="us")
+    naive = values.str.to_datetime(strict=False, time_unit="us")
+    return utc.fill_null(naive.dt.replace_time_zone("UTC"))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import polars as pl
 
@@ -16,6 +16,11 @@ INFER_ROWS = 10_000
 # ISO 8601 layouts tried on a text timestamp column's sample (`%.f`: any or no fraction; `%#z`:
 # Z, +hh:mm or +hhmm). Parsing with a fixed format is ~10× faster than Polars' per-value inference.
 _LAYOUTS = ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f")
+# Epoch numbers are read in the unit that puts them between 2000 and 2100. The units are a factor
+# of 1000 apart and that span is a factor of 4.3, so at most one unit fits.
+EPOCH_UNITS = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}
+_EPOCH_SPAN = (946_684_800, 4_102_444_800)  # 2000-01-01 and 2100-01-01, in seconds
+_EPOCH_TEXT = re.compile(r"^-?\d+(\.\d+)?$")
 
 
 @dataclass(slots=True)
@@ -30,6 +35,16 @@ class ColumnNeeds:
     def all(self) -> list[str]:
         """Every needed column, sorted (the scan's projection)."""
         return sorted(self.keys | self.numbers | self.timestamps | self.inferred)
+
+
+@dataclass(frozen=True, slots=True)
+class TimestampKind:
+    """How a timestamp column stores its times."""
+
+    aware: bool  # absolute: an offset in the text, a tz-aware type, or epoch numbers
+    layout: str | None = None  # the text layout read off a sample (None: not text, or per value)
+    epoch: str | None = None  # a key of EPOCH_UNITS: numbers since 1970-01-01 UTC
+    fraction: bool = False  # epoch numbers with a fraction (read as Float64, not Int64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,10 +93,11 @@ def scan_export(files: ExportFiles, needs: ColumnNeeds, timezone: str | None) ->
     for name in needs.all():
         column = pl.col(name)
         if name in needs.timestamps:
-            aware, layout = _timestamp_kind(files, raw, name, schema[name])
-            sampled |= layout is not None
-            times.append(_utc(files, name, schema[name], aware, timezone, layout).alias(name))
-            inferred.append(_utc(files, name, schema[name], aware, timezone, None).alias(name))
+            kind = _timestamp_kind(files, raw, name, schema[name])
+            sampled |= kind.layout is not None
+            times.append(_utc(files, name, schema[name], kind, timezone).alias(name))
+            per_value = replace(kind, layout=None)
+            inferred.append(_utc(files, name, schema[name], per_value, timezone).alias(name))
         elif name in needs.numbers:
             column = column.cast(pl.Float64, strict=True)
         elif name in needs.keys and schema[name] != pl.String and not schema[name].is_integer():
@@ -105,60 +121,100 @@ def _scan_raw(files: ExportFiles, needs: ColumnNeeds) -> pl.LazyFrame:
 
 
 def _utc(
-    files: ExportFiles,
-    name: str,
-    dtype: pl.DataType,
-    aware: bool,
-    timezone: str | None,
-    layout: str | None,
+    files: ExportFiles, name: str, dtype: pl.DataType, kind: TimestampKind, timezone: str | None
 ) -> pl.Expr:
-    """The column in UTC; text is parsed with `layout`, or value by value when it is None."""
+    """The column in UTC; text is parsed with the kind's layout, or value by value without one."""
     column = pl.col(name)
+    if kind.epoch is not None:
+        return _from_epoch(column, kind)
     if dtype != pl.String:
-        if aware:
+        if kind.aware:
             return column.dt.convert_time_zone("UTC")
         return _localize(column.cast(pl.Datetime("us")), files, name, timezone)
     # cache=False: the cache pays for columns of few distinct values, not for event times
-    if aware:
+    if kind.aware:
         return column.str.to_datetime(
-            layout, time_zone="UTC", time_unit="us", strict=True, cache=False
+            kind.layout, time_zone="UTC", time_unit="us", strict=True, cache=False
         )
-    parsed = column.str.to_datetime(layout, time_unit="us", strict=True, cache=False)
+    parsed = column.str.to_datetime(kind.layout, time_unit="us", strict=True, cache=False)
     return _localize(parsed, files, name, timezone)
+
+
+def _from_epoch(column: pl.Expr, kind: TimestampKind) -> pl.Expr:
+    """Epoch numbers (or their text) as UTC times, to the microsecond (nanoseconds truncated)."""
+    assert kind.epoch is not None
+    scale = EPOCH_UNITS[kind.epoch]
+    if kind.fraction:
+        micros = (column.cast(pl.Float64, strict=True) * (10**6 / scale)).round(0).cast(pl.Int64)
+    elif scale > 10**6:
+        micros = column.cast(pl.Int64, strict=True) // (scale // 10**6)
+    else:
+        micros = column.cast(pl.Int64, strict=True) * (10**6 // scale)
+    return micros.cast(pl.Datetime("us", "UTC"))
 
 
 def _timestamp_kind(
     files: ExportFiles, raw: pl.LazyFrame, name: str, dtype: pl.DataType
-) -> tuple[bool, str | None]:
-    """Whether a timestamp column carries its offset, and the layout of its text, if it has one.
+) -> TimestampKind:
+    """How a timestamp column stores its times, from its type and a sample of its values.
 
-    A tz-aware type carries it; so does text when any sampled value has an offset: the column is
+    A tz-aware type is absolute; so is text when any sampled value has an offset: the column is
     then meant as absolute time, and a naive value among them fails to parse and is reported
     with its line. The layout is the first of `_LAYOUTS` that reads every sampled value as
-    per-value inference does (None: not text, or no layout fits).
+    per-value inference does (None: not text, or no layout fits). Numbers, or text that starts
+    with a number, are epoch times in the unit their sample fits (`epoch_unit`).
 
     Raises:
         DataError: the column is not a timestamp, or its sample cannot be read.
     """
     if isinstance(dtype, pl.Datetime | pl.Date):
-        return isinstance(dtype, pl.Datetime) and dtype.time_zone is not None, None
+        return TimestampKind(isinstance(dtype, pl.Datetime) and dtype.time_zone is not None)
+    if dtype.is_numeric():
+        return _epoch_kind(files, name, _sample(files, raw, name), dtype.is_float())
     if dtype != pl.String:
         raise DataError(
             f"{files.label}: column '{name}' holds {dtype}, not timestamps",
-            hint="export timestamps as ISO 8601 text or a datetime type",
+            hint="export timestamps as ISO 8601 text, epoch numbers or a datetime type",
         )
     sample = _sample(files, raw, name)
+    if sample.len() and _EPOCH_TEXT.match(sample[0]):  # later text fails the cast
+        return _epoch_kind(files, name, sample, sample.str.contains(".", literal=True).any())
     aware = any(_OFFSET.search(v.strip()) for v in sample)
     zone = "UTC" if aware else None
     try:
         inferred = sample.str.to_datetime(time_unit="us", time_zone=zone, strict=False)
     except pl.exceptions.ComputeError:  # no value reads as a timestamp: the parse reports it
-        return aware, None
+        return TimestampKind(aware)
     for layout in (f"{layout}%#z" if aware else layout for layout in _LAYOUTS):
         parsed = sample.str.to_datetime(layout, time_unit="us", time_zone=zone, strict=False)
         if parsed.null_count() == 0 and parsed.equals(inferred):
-            return aware, layout
-    return aware, None
+            return TimestampKind(aware, layout)
+    return TimestampKind(aware)
+
+
+def epoch_unit(values: pl.Series) -> str | None:
+    """The unit (a key of EPOCH_UNITS) in which every value falls in 2000-2099, if one does."""
+    numbers = values.cast(pl.Float64, strict=False).drop_nulls()
+    if numbers.is_empty():
+        return None
+    low, high = numbers.min(), numbers.max()
+    assert isinstance(low, float) and isinstance(high, float)
+    for unit, scale in EPOCH_UNITS.items():
+        if _EPOCH_SPAN[0] <= low / scale and high / scale < _EPOCH_SPAN[1]:
+            return unit
+    return None
+
+
+def _epoch_kind(files: ExportFiles, name: str, sample: pl.Series, fraction: bool) -> TimestampKind:
+    unit = epoch_unit(sample)
+    if unit is None:
+        first = sample[0] if sample.len() else None
+        raise DataError(
+            f"{files.label}: column '{name}' holds numbers ({first!r}, ...) that are not epoch"
+            " seconds, milliseconds, microseconds or nanoseconds between 2000 and 2100",
+            hint="export timestamps as ISO 8601 text, epoch numbers or a datetime type",
+        )
+    return TimestampKind(True, epoch=unit, fraction=fraction)
 
 
 def _sample(files: ExportFiles, raw: pl.LazyFrame, name: str) -> pl.Series:
@@ -183,11 +239,12 @@ def _localize(column: pl.Expr, files: ExportFiles, name: str, timezone: str | No
     ).dt.convert_time_zone("UTC")
 
 
-def naive_timestamps(files: ExportFiles, needs: ColumnNeeds) -> set[str]:
-    """Timestamp columns whose values carry no offset (read as local times in the plan's zone).
+def timestamp_kinds(files: ExportFiles, needs: ColumnNeeds) -> dict[str, TimestampKind]:
+    """How each needed timestamp column stores its times: the decisions `scan_export` makes.
 
-    The same decision `scan_export` makes, from the column type or a sample of its text.
+    Raises:
+        DataError: see `scan_export`.
     """
     raw = _scan_raw(files, needs)
     schema = raw.collect_schema()
-    return {n for n in needs.timestamps if not _timestamp_kind(files, raw, n, schema[n])[0]}
+    return {n: _timestamp_kind(files, raw, n, schema[n]) for n in needs.timestamps}

@@ -6,6 +6,7 @@ value count per low-cardinality text column so event names are complete.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,10 +15,12 @@ import polars as pl
 from croctl.errors import DataError
 from croctl.io.diagnose import diagnose_failure
 from croctl.io.files import FileFormat, inspect_export
-from croctl.io.scan import ColumnNeeds
+from croctl.io.scan import ColumnNeeds, epoch_unit
 
 SAMPLE_ROWS = 20_000
 MAX_DISTINCT = 40  # text columns with at most this many values in the sample are categorical
+# A number column is taken for epoch times only with a time-like name: ids can look like epochs.
+_TIME_NAME = re.compile(r"(^|_)(ts|time|timestamp|at)$", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +79,8 @@ def _scan(paths: tuple[Path, ...], fmt: FileFormat) -> pl.LazyFrame:
 
 
 def _kind(column: pl.Series, dtype: pl.DataType) -> str:
+    if dtype.is_numeric() and _TIME_NAME.search(column.name) and epoch_unit(column.head(200)):
+        return "timestamp"
     if dtype.is_integer():
         return "integer"
     if dtype.is_float():
@@ -102,6 +107,8 @@ def _is_naive(column: pl.Series) -> bool:
         return column.dtype.time_zone is None
     if column.dtype == pl.Date:
         return True
+    if column.dtype.is_numeric():
+        return False  # epoch numbers count from 1970-01-01 UTC
     sample = column.drop_nulls().head(200)
     return not sample.str.contains(r"(Z|[+-]\d{2}:?\d{2})$").any()
 

@@ -55,3 +55,24 @@ def nonfinite(name: str) -> exp.Expression:
 def indicator(condition: exp.Expression) -> exp.Expression:
     """1.0 when `condition` holds, else 0.0."""
     return exp.Case(ifs=[exp.If(this=condition, true=num(1.0))], default=num(0.0))
+
+
+def epoch_time(number: exp.Expression, scale: int, fraction: bool, dialect: str) -> exp.Expression:
+    """An absolute time from epoch `number` counted in 1/scale seconds (to the microsecond).
+
+    Whole numbers stay integers (nanoseconds are truncated, as the Polars engine does);
+    numbers with a fraction are rounded to the microsecond.
+    """
+    micros: exp.Expression = cast(number, "DOUBLE" if fraction else "BIGINT")
+    if fraction:
+        micros = cast(exp.Round(this=exp.Mul(this=micros, expression=num(10**6 / scale))), "BIGINT")
+    elif scale > 10**6:
+        micros = exp.IntDiv(this=micros, expression=num(scale // 10**6))
+    elif scale < 10**6:
+        micros = exp.Mul(this=micros, expression=num(10**6 // scale))
+    if dialect == "snowflake":  # TO_TIMESTAMP would give a TIMESTAMP_NTZ
+        return exp.Anonymous(this="TO_TIMESTAMP_TZ", expressions=[micros, num(6)])
+    instant = exp.UnixToTime(this=micros, scale=exp.UnixToTime.MICROS)
+    if dialect == "duckdb":  # MAKE_TIMESTAMP gives the UTC wall time, without its zone
+        return exp.AtTimeZone(this=instant, zone=exp.Literal.string("UTC"))
+    return instant

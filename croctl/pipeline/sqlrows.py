@@ -9,12 +9,13 @@ import sqlglot
 from sqlglot import exp
 
 from croctl.io import FileFormat
-from croctl.io.scan import naive_timestamps
+from croctl.io.scan import EPOCH_UNITS, timestamp_kinds
 from croctl.pipeline.bind import BoundPlan, BoundSource
 from croctl.pipeline.names import N_VARIANTS, START, UNIT, VARIANT, seg_col
 from croctl.pipeline.sqlexpr import (
     cast,
     col,
+    epoch_time,
     minus_seconds,
     nonfinite,
     num,
@@ -69,7 +70,10 @@ class RowSql:
 
     def _timestamp(self, source: BoundSource, name: str) -> exp.Expression:
         """The column as an absolute time: naive values are local times in the plan's zone."""
-        if name in naive_timestamps(source.files, source.needs):
+        kind = timestamp_kinds(source.files, source.needs)[name]
+        if kind.epoch is not None:
+            return epoch_time(col(name), EPOCH_UNITS[kind.epoch], kind.fraction, self.dialect)
+        if not kind.aware:
             local = cast(col(name), "TIMESTAMP")
             zone = exp.Literal.string(self.plan.timezone or "UTC")
             return exp.AtTimeZone(this=local, zone=zone)
