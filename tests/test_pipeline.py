@@ -14,7 +14,7 @@ from croctl.errors import DataError
 from croctl.pipeline import bind_plan, collect_stats
 from croctl.pipeline.keys import fingerprint
 from croctl.plan import load_plan
-from tests.conftest import write_csv
+from tests.conftest import BASE_PLAN, write_csv
 
 EXPOSURE_HEADER = "user_id,variant,exposed_at"
 
@@ -202,6 +202,19 @@ def test_text_id_fingerprints_are_as_distinct_as_the_ids(ids):
     assert keys.dtype == pl.Int128
     assert keys.is_null().to_list() == frame["id"].is_null().to_list()
     assert keys.drop_nulls().n_unique() == frame["id"].drop_nulls().n_unique()
+
+
+def test_integer_variant_labels_need_no_quotes(tmp_path, make_plan):
+    """Labels stored as 0 and 1 match a plan written `control: 0`, `variants: {0: .5, 1: .5}`."""
+    experiment = BASE_PLAN["experiment"] | {"control": 0, "variants": {0: 0.5, 1: 0.5}}
+    result, _ = per_unit(
+        tmp_path,
+        make_plan,
+        ["a,0,2026-10-02T00:00:00Z", "b,1,2026-10-02T00:00:00Z"],
+        ["a,2026-10-03T00:00:00Z,purchase,"],
+        experiment=experiment,
+    )
+    assert result == {"0": (1, 1.0), "1": (1, 0.0)}
 
 
 def test_naive_timestamps_use_the_plan_timezone(tmp_path, make_plan):

@@ -107,6 +107,13 @@ def text(value: Any) -> str:
     return value
 
 
+def label(value: Any) -> str:
+    """A variant label: text, or an integer read as its text (labels stored as 0 and 1)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return text(value)
+
+
 def number(
     low: float | None = None,
     high: float | None = None,

@@ -106,7 +106,7 @@ def _zone(value: Any) -> str:
 def _experiment(node: Fields, timezone: str | None) -> ExperimentSpec | None:
     name = node.get("name", f.text)
     node.get("hypothesis", f.text, None)
-    control = node.get("control", f.text)
+    control = node.get("control", f.label)
     variants = node.get("variants", _allocation)
     start = node.get("start", f.timestamp, None)
     end = node.get("end", f.timestamp, None)
