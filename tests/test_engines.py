@@ -193,6 +193,25 @@ def test_epoch_timestamps_read_the_same_on_every_engine(tmp_path):
         _close(recoded, expected | {"plan_sha256": recoded["plan_sha256"]})
 
 
+@pytest.mark.parametrize(
+    "layout", ["%Y-%m-%d %H:%M:%S%.6f UTC", "%Y-%m-%d %H:%M:%S%.6f +0000"], ids=["bq", "sf"]
+)
+def test_warehouse_text_timestamps_read_the_same_on_every_engine(tmp_path, layout):
+    """CSV exports as BigQuery (`... UTC`) and Snowflake (`... +0000`) write them: a space
+    before the zone. Each gives the shipped report on every engine."""
+    shipped = ROOT / "plans" / "checkout.yaml"
+    sample = ROOT / "sample_data" / "checkout"
+    plan = yaml.safe_load(shipped.read_text())
+    for name, column in (("exposures", "exposed_at"), ("events", "ts")):
+        frame = pl.read_parquet(sample / f"{name}.parquet")
+        frame.with_columns(pl.col(column).dt.strftime(layout)).write_csv(tmp_path / f"{name}.csv")
+    plan["exposures"]["path"] = "exposures.csv"
+    plan["sources"]["events"]["path"] = "events.csv"
+    (tmp_path / "plan.yaml").write_text(yaml.safe_dump(plan, sort_keys=False))
+    recoded = _assert_parity(tmp_path / "plan.yaml", tmp_path)
+    _close(recoded, _report(shipped) | {"plan_sha256": recoded["plan_sha256"]})
+
+
 @pytest.mark.parametrize("dialect", DIALECTS)
 @pytest.mark.parametrize("plan", PLANS, ids=lambda p: p.stem)
 def test_generated_sql_parses_in_every_dialect(plan, dialect):

@@ -229,6 +229,23 @@ def test_naive_timestamps_use_the_plan_timezone(tmp_path, make_plan):
     assert result["control"] == (1, 0.0)  # 23:45 Paris is before 00:30 Paris
 
 
+@pytest.mark.parametrize(
+    ("value", "utc"),
+    [
+        ("2026-10-02 00:00:00 UTC", "2026-10-02T00:00:00"),  # BigQuery's CSV export
+        ("2026-10-02 00:00:00.250 +0130", "2026-10-01T22:30:00.25"),  # Snowflake's
+        ("2026-10-02 00:00:00.5 -02:00", "2026-10-02T02:00:00.5"),
+    ],
+)
+def test_a_zone_after_a_space_is_read(tmp_path, make_plan, value, utc):
+    write_csv(tmp_path / "exposures.csv", EXPOSURE_HEADER, [f"a,control,{value}"])
+    write_csv(tmp_path / "events.csv", "user_id,ts,event_name", [f"a,{value},purchase"])
+    scan = bind_plan(load_plan(make_plan())).exposures.scan
+    assert scan is not None
+    expected = datetime.fromisoformat(utc).replace(tzinfo=UTC)
+    assert scan.frame.collect()["exposed_at"].to_list() == [expected]
+
+
 @pytest.mark.parametrize("stored", ["csv", "parquet"])
 @pytest.mark.parametrize(
     ("scale", "fraction"), [(1, False), (10**3, False), (10**6, False), (10**9, False), (1, True)]
@@ -267,6 +284,8 @@ def test_epoch_numbers_are_read_in_the_unit_their_size_shows(
         "2026-10-02 00:00:00+0000",
         "2026-10-02 00:00:00",
         "2026-10-02T00:00:00.5",
+        "2026-10-02 00:00:00.123456 UTC",
+        "2026-10-02 00:00:00.123 -0130",
     ],
 )
 def test_text_timestamps_are_parsed_in_the_layout_their_sample_shows(tmp_path, make_plan, value):

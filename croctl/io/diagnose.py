@@ -13,7 +13,7 @@ import polars as pl
 
 from croctl.errors import DataError
 from croctl.io.files import ExportFiles, FileFormat
-from croctl.io.scan import ColumnNeeds
+from croctl.io.scan import ColumnNeeds, close_up_zone
 
 _TIMESTAMP_HINT = "use one form in the column: ISO 8601 (2026-10-01T12:00:00Z) or epoch numbers"
 
@@ -148,6 +148,7 @@ def _parse(values: pl.Series, timestamp: bool) -> pl.Series:
     first = numbers.filter(values.is_not_null()).head(1)
     if not timestamp or first.null_count() < first.len():
         return numbers  # a timestamp column whose first value is a number holds epoch numbers
+    values = close_up_zone(values)
     utc = values.str.to_datetime(time_zone="UTC", strict=False, time_unit="us")
     naive = values.str.to_datetime(strict=False, time_unit="us")
     return utc.fill_null(naive.dt.replace_time_zone("UTC"))

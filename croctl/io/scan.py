@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 import polars as pl
 
@@ -21,6 +22,11 @@ _LAYOUTS = ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f")
 EPOCH_UNITS = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}
 _EPOCH_SPAN = (946_684_800, 4_102_444_800)  # 2000-01-01 and 2100-01-01, in seconds
 _EPOCH_TEXT = re.compile(r"^-?\d+(\.\d+)?$")
+# Warehouse exports put a space before the zone: BigQuery `... 12:00:00 UTC`, Snowflake
+# `... 12:00:00.000 +0000`. Such text is closed up to ISO 8601 (`Z`, `+0000`) before the parse.
+_SPACED_ZONE = re.compile(r" (UTC|[+-]\d{2}:?\d{2})$")
+SPACED_ZONES = ((" UTC", "Z"), (" +", "+"), (" -", "-"))  # literal replacements, in order
+_Text = TypeVar("_Text", pl.Expr, pl.Series)
 
 
 @dataclass(slots=True)
@@ -45,6 +51,7 @@ class TimestampKind:
     layout: str | None = None  # the text layout read off a sample (None: not text, or per value)
     epoch: str | None = None  # a key of EPOCH_UNITS: numbers since 1970-01-01 UTC
     fraction: bool = False  # epoch numbers with a fraction (read as Float64, not Int64)
+    spaced_zone: bool = False  # text with a space before its zone (SPACED_ZONES closes it up)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +138,8 @@ def _utc(
         if kind.aware:
             return column.dt.convert_time_zone("UTC")
         return _localize(column.cast(pl.Datetime("us")), files, name, timezone)
+    if kind.spaced_zone:
+        column = close_up_zone(column)
     # cache=False: the cache pays for columns of few distinct values, not for event times
     if kind.aware:
         return column.str.to_datetime(
@@ -158,7 +167,8 @@ def _timestamp_kind(
 ) -> TimestampKind:
     """How a timestamp column stores its times, from its type and a sample of its values.
 
-    A tz-aware type is absolute; so is text when any sampled value has an offset: the column is
+    A tz-aware type is absolute; so is text when any sampled value has an offset or a zone
+    after a space (closed up first: `close_up_zone`): the column is
     then meant as absolute time, and a naive value among them fails to parse and is reported
     with its line. The layout is the first of `_LAYOUTS` that reads every sampled value as
     per-value inference does (None: not text, or no layout fits). Numbers, or text that starts
@@ -179,17 +189,27 @@ def _timestamp_kind(
     sample = _sample(files, raw, name)
     if sample.len() and _EPOCH_TEXT.match(sample[0]):  # later text fails the cast
         return _epoch_kind(files, name, sample, sample.str.contains(".", literal=True).any())
+    spaced = any(_SPACED_ZONE.search(v) for v in sample)
+    if spaced:
+        sample = close_up_zone(sample)
     aware = any(_OFFSET.search(v.strip()) for v in sample)
     zone = "UTC" if aware else None
     try:
         inferred = sample.str.to_datetime(time_unit="us", time_zone=zone, strict=False)
     except pl.exceptions.ComputeError:  # no value reads as a timestamp: the parse reports it
-        return TimestampKind(aware)
+        return TimestampKind(aware, spaced_zone=spaced)
     for layout in (f"{layout}%#z" if aware else layout for layout in _LAYOUTS):
         parsed = sample.str.to_datetime(layout, time_unit="us", time_zone=zone, strict=False)
         if parsed.null_count() == 0 and parsed.equals(inferred):
-            return TimestampKind(aware, layout)
-    return TimestampKind(aware)
+            return TimestampKind(aware, layout, spaced_zone=spaced)
+    return TimestampKind(aware, spaced_zone=spaced)
+
+
+def close_up_zone(text: _Text) -> _Text:
+    """Timestamp text with the space before its zone removed and `UTC` written `Z`."""
+    for old, new in SPACED_ZONES:
+        text = text.str.replace(old, new, literal=True)
+    return text
 
 
 def epoch_unit(values: pl.Series) -> str | None:

@@ -9,7 +9,7 @@ import sqlglot
 from sqlglot import exp
 
 from croctl.io import FileFormat
-from croctl.io.scan import EPOCH_UNITS, timestamp_kinds
+from croctl.io.scan import EPOCH_UNITS, SPACED_ZONES, timestamp_kinds
 from croctl.pipeline.bind import BoundPlan, BoundSource
 from croctl.pipeline.names import N_VARIANTS, START, UNIT, VARIANT, seg_col
 from croctl.pipeline.sqlexpr import (
@@ -77,7 +77,12 @@ class RowSql:
             local = cast(col(name), "TIMESTAMP")
             zone = exp.Literal.string(self.plan.timezone or "UTC")
             return exp.AtTimeZone(this=local, zone=zone)
-        return cast(col(name), "TIMESTAMPTZ")
+        text: exp.Expression = col(name)
+        for old, new in SPACED_ZONES if kind.spaced_zone else ():  # `12:00:00 UTC` to `12:00:00Z`
+            text = exp.Anonymous(
+                this="REPLACE", expressions=[text, exp.Literal.string(old), exp.Literal.string(new)]
+            )
+        return cast(text, "TIMESTAMPTZ")
 
     def _unit(self, source: BoundSource) -> exp.Expression:
         name = (
