@@ -167,12 +167,12 @@ def _timestamp_kind(
 ) -> TimestampKind:
     """How a timestamp column stores its times, from its type and a sample of its values.
 
-    A tz-aware type is absolute; so is text when any sampled value has an offset or a zone
-    after a space (closed up first: `close_up_zone`): the column is
-    then meant as absolute time, and a naive value among them fails to parse and is reported
-    with its line. The layout is the first of `_LAYOUTS` that reads every sampled value as
-    per-value inference does (None: not text, or no layout fits). Numbers, or text that starts
-    with a number, are epoch times in the unit their sample fits (`epoch_unit`).
+    A tz-aware type is absolute; so is text when any sampled value has an offset, or a zone
+    after a space (`close_up_zone` makes that ISO 8601 first): the column is then meant as
+    absolute time, and a naive value among them fails to parse and is reported with its line.
+    The layout is the first of `_LAYOUTS` that reads every sampled value as per-value inference
+    does (None: not text, or no layout fits). Numbers, or text that starts with a number, are
+    epoch times in the unit their sample fits (`epoch_unit`).
 
     Raises:
         DataError: the column is not a timestamp, or its sample cannot be read.

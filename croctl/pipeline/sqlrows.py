@@ -78,10 +78,12 @@ class RowSql:
             zone = exp.Literal.string(self.plan.timezone or "UTC")
             return exp.AtTimeZone(this=local, zone=zone)
         text: exp.Expression = col(name)
-        for old, new in SPACED_ZONES if kind.spaced_zone else ():  # `12:00:00 UTC` to `12:00:00Z`
-            text = exp.Anonymous(
-                this="REPLACE", expressions=[text, exp.Literal.string(old), exp.Literal.string(new)]
-            )
+        if kind.spaced_zone:  # `12:00:00 UTC` becomes `12:00:00Z`, as in the Polars engine
+            for old, new in SPACED_ZONES:
+                text = exp.Anonymous(
+                    this="REPLACE",
+                    expressions=[text, exp.Literal.string(old), exp.Literal.string(new)],
+                )
         return cast(text, "TIMESTAMPTZ")
 
     def _unit(self, source: BoundSource) -> exp.Expression:
