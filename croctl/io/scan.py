@@ -64,11 +64,13 @@ class ExportScan:
 
     Text timestamps are parsed with the format their sample showed; `inferred` parses them value
     by value instead, for an export whose later rows use another layout (`by_inference`).
+    `kinds` records how each timestamp column is stored (the SQL engines convert it the same way).
     """
 
     raw: pl.LazyFrame
     times: tuple[pl.Expr, ...]
     inferred: tuple[pl.Expr, ...] | None = None  # None: no format was taken from a sample
+    kinds: dict[str, TimestampKind] = field(default_factory=dict)
 
     @property
     def frame(self) -> pl.LazyFrame:
@@ -84,7 +86,7 @@ class ExportScan:
 
     def by_inference(self) -> ExportScan:
         """The same scan with every text timestamp parsed value by value (any ISO layout)."""
-        return ExportScan(self.raw, self.inferred or self.times)
+        return ExportScan(self.raw, self.inferred or self.times, kinds=self.kinds)
 
 
 def scan_export(files: ExportFiles, needs: ColumnNeeds, timezone: str | None) -> ExportScan:
@@ -95,12 +97,12 @@ def scan_export(files: ExportFiles, needs: ColumnNeeds, timezone: str | None) ->
     """
     raw = _scan_raw(files, needs)
     schema = raw.collect_schema()
-    exprs, times, inferred = [], [], []
+    exprs, times, inferred, kinds = [], [], [], {}
     sampled = False  # some text column is parsed in a layout read off its sample
     for name in needs.all():
         column = pl.col(name)
         if name in needs.timestamps:
-            kind = _timestamp_kind(files, raw, name, schema[name])
+            kind = kinds[name] = _timestamp_kind(files, raw, name, schema[name])
             sampled |= kind.layout is not None
             times.append(_utc(files, name, schema[name], kind, timezone).alias(name))
             per_value = replace(kind, layout=None)
@@ -110,7 +112,7 @@ def scan_export(files: ExportFiles, needs: ColumnNeeds, timezone: str | None) ->
         elif name in needs.keys and schema[name] != pl.String and not schema[name].is_integer():
             column = column.cast(pl.String)
         exprs.append(column.alias(name))
-    return ExportScan(raw.select(exprs), tuple(times), tuple(inferred) if sampled else None)
+    return ExportScan(raw.select(exprs), tuple(times), tuple(inferred) if sampled else None, kinds)
 
 
 def _scan_raw(files: ExportFiles, needs: ColumnNeeds) -> pl.LazyFrame:
@@ -257,14 +259,3 @@ def _localize(column: pl.Expr, files: ExportFiles, name: str, timezone: str | No
     return column.dt.replace_time_zone(
         timezone, ambiguous="earliest", non_existent="null"
     ).dt.convert_time_zone("UTC")
-
-
-def timestamp_kinds(files: ExportFiles, needs: ColumnNeeds) -> dict[str, TimestampKind]:
-    """How each needed timestamp column stores its times: the decisions `scan_export` makes.
-
-    Raises:
-        DataError: see `scan_export`.
-    """
-    raw = _scan_raw(files, needs)
-    schema = raw.collect_schema()
-    return {n: _timestamp_kind(files, raw, n, schema[n]) for n in needs.timestamps}

@@ -9,7 +9,7 @@ import sqlglot
 from sqlglot import exp
 
 from croctl.io import FileFormat
-from croctl.io.scan import EPOCH_UNITS, SPACED_ZONES, timestamp_kinds
+from croctl.io.scan import EPOCH_UNITS, SPACED_ZONES
 from croctl.pipeline.bind import BoundPlan, BoundSource
 from croctl.pipeline.names import N_VARIANTS, START, UNIT, VARIANT, seg_col
 from croctl.pipeline.sqlexpr import (
@@ -70,7 +70,8 @@ class RowSql:
 
     def _timestamp(self, source: BoundSource, name: str) -> exp.Expression:
         """The column as an absolute time: naive values are local times in the plan's zone."""
-        kind = timestamp_kinds(source.files, source.needs)[name]
+        assert source.scan is not None  # bound with its scan, which read the column's kind
+        kind = source.scan.kinds[name]
         if kind.epoch is not None:
             return epoch_time(col(name), EPOCH_UNITS[kind.epoch], kind.fraction, self.dialect)
         if not kind.aware:
