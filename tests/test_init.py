@@ -102,3 +102,19 @@ def test_init_takes_epoch_numbers_with_a_time_name_for_timestamps(tmp_path):
     kinds = profile_export(tmp_path / "exposures.parquet").kinds
     assert kinds["exposed_at"] == "timestamp" and kinds["account_id"] == "integer"
     assert runner.invoke(app, ["evaluate", str(plan), "-f", "json"]).exit_code in (0, 1, 4, 5)
+
+
+@pytest.mark.parametrize(
+    ("value", "naive"),
+    [
+        ("2026-10-02 00:00:00.123456 UTC", False),  # BigQuery's CSV export
+        ("2026-10-02 00:00:00.000 +0000", False),  # Snowflake's
+        ("2026-10-02T00:00:00Z", False),
+        ("2026-10-02 00:00:00", True),
+    ],
+)
+def test_init_reads_text_timestamps_as_the_readout_does(tmp_path, value, naive):
+    write_csv(tmp_path / "e.csv", "user_id,variant,exposed_at", [f"u1,control,{value}"])
+    profile = profile_export(tmp_path / "e.csv")
+    assert profile.kinds["exposed_at"] == "timestamp"
+    assert profile.naive_timestamps is naive

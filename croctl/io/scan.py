@@ -194,7 +194,7 @@ def _timestamp_kind(
     spaced = any(_SPACED_ZONE.search(v) for v in sample)
     if spaced:
         sample = close_up_zone(sample)
-    aware = any(_OFFSET.search(v.strip()) for v in sample)
+    aware = zone_in_text(sample)
     zone = "UTC" if aware else None
     try:
         inferred = sample.str.to_datetime(time_unit="us", time_zone=zone, strict=False)
@@ -205,6 +205,11 @@ def _timestamp_kind(
         if parsed.null_count() == 0 and parsed.equals(inferred):
             return TimestampKind(aware, layout, spaced_zone=spaced)
     return TimestampKind(aware, spaced_zone=spaced)
+
+
+def zone_in_text(sample: pl.Series) -> bool:
+    """Whether any value of a text timestamp sample carries a zone, after a space or not."""
+    return any(_OFFSET.search(v.strip()) for v in close_up_zone(sample.drop_nulls()))
 
 
 def close_up_zone(text: _Text) -> _Text:

@@ -15,7 +15,7 @@ import polars as pl
 from croctl.errors import DataError
 from croctl.io.diagnose import diagnose_failure
 from croctl.io.files import FileFormat, inspect_export
-from croctl.io.scan import ColumnNeeds, epoch_unit
+from croctl.io.scan import ColumnNeeds, close_up_zone, epoch_unit, zone_in_text
 
 SAMPLE_ROWS = 20_000
 MAX_DISTINCT = 40  # text columns with at most this many values in the sample are categorical
@@ -98,7 +98,7 @@ def _looks_like_time(column: pl.Series) -> bool:
     values = column.drop_nulls().head(200)
     if values.is_empty() or not values.str.contains(r"^\d{4}-\d{2}-\d{2}").all():
         return False
-    parsed = values.str.to_datetime(strict=False, time_zone="UTC")
+    parsed = close_up_zone(values).str.to_datetime(strict=False, time_zone="UTC")
     return parsed.null_count() == 0
 
 
@@ -109,8 +109,7 @@ def _is_naive(column: pl.Series) -> bool:
         return True
     if column.dtype.is_numeric():
         return False  # epoch numbers count from 1970-01-01 UTC
-    sample = column.drop_nulls().head(200)
-    return not sample.str.contains(r"(Z|[+-]\d{2}:?\d{2})$").any()
+    return not zone_in_text(column.drop_nulls().head(200))
 
 
 def profile_exports(paths: list[Path]) -> list[ExportProfile]:
