@@ -27,6 +27,7 @@ _EPOCH_TEXT = re.compile(r"^-?\d+(\.\d+)?$")
 _SPACED_ZONE = re.compile(r" (UTC|[+-]\d{2}:?\d{2})$")
 SPACED_ZONES = ((" UTC", "Z"), (" +", "+"), (" -", "-"))  # literal replacements, in order
 _Text = TypeVar("_Text", pl.Expr, pl.Series)
+_TIMESTAMP_FORMS = "export timestamps as ISO 8601 text, epoch numbers or a datetime type"
 
 
 @dataclass(slots=True)
@@ -186,7 +187,7 @@ def _timestamp_kind(
     if dtype != pl.String:
         raise DataError(
             f"{files.label}: column '{name}' holds {dtype}, not timestamps",
-            hint="export timestamps as ISO 8601 text, epoch numbers or a datetime type",
+            hint=_TIMESTAMP_FORMS,
         )
     sample = _sample(files, raw, name)
     if sample.len() and _EPOCH_TEXT.match(sample[0]):  # later text fails the cast
@@ -239,7 +240,7 @@ def _epoch_kind(files: ExportFiles, name: str, sample: pl.Series, fraction: bool
         raise DataError(
             f"{files.label}: column '{name}' holds numbers ({first!r}, ...) that are not epoch"
             " seconds, milliseconds, microseconds or nanoseconds between 2000 and 2100",
-            hint="export timestamps as ISO 8601 text, epoch numbers or a datetime type",
+            hint=_TIMESTAMP_FORMS,
         )
     return TimestampKind(True, epoch=unit, fraction=fraction)
 
