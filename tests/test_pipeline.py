@@ -276,6 +276,26 @@ def test_epoch_numbers_are_read_in_the_unit_their_size_shows(
     assert scan.frame.collect()["ts"].to_list() == expected
 
 
+@pytest.mark.parametrize("statistics", [True, False])
+def test_epoch_units_are_checked_over_a_parquet_column_when_its_statistics_allow(
+    tmp_path, make_plan, statistics
+):
+    """Milliseconds for the sample's rows, then seconds: the row groups' min and max show it
+    (a file written without statistics is read on its sample, as a CSV is)."""
+    start = int(datetime(2026, 10, 2, tzinfo=UTC).timestamp())
+    ts = [(start + i) * 1000 for i in range(250)] + [start + i for i in range(250, 300)]
+    events = pl.DataFrame({"user_id": ["a"] * 300, "ts": ts, "event_name": ["purchase"] * 300})
+    events.write_parquet(tmp_path / "events.parquet", statistics=statistics, row_group_size=100)
+    write_csv(tmp_path / "exposures.csv", EXPOSURE_HEADER, ["a,control,2026-10-02T00:00:00Z"])
+    source = {"path": "events.parquet", "unit": "user_id", "timestamp": "ts"}
+    plan = load_plan(make_plan(sources={"events": source}))
+    if not statistics:
+        assert bind_plan(plan).sources["events"].scan is not None
+        return
+    with pytest.raises(DataError, match=r"holds numbers from 1790899450 to 1790899449000: no one"):
+        bind_plan(plan)
+
+
 @pytest.mark.parametrize(
     "value",
     [

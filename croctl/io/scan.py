@@ -183,7 +183,9 @@ def _timestamp_kind(
     if isinstance(dtype, pl.Datetime | pl.Date):
         return TimestampKind(isinstance(dtype, pl.Datetime) and dtype.time_zone is not None)
     if dtype.is_numeric():
-        return _epoch_kind(files, name, _sample(files, raw, name), dtype.is_float())
+        kind = _epoch_kind(files, name, _sample(files, raw, name), dtype.is_float())
+        _refuse_mixed_units(files, name)
+        return kind
     if dtype != pl.String:
         raise DataError(
             f"{files.label}: column '{name}' holds {dtype}, not timestamps",
@@ -243,6 +245,42 @@ def _epoch_kind(files: ExportFiles, name: str, sample: pl.Series, fraction: bool
             hint=_TIMESTAMP_FORMS,
         )
     return TimestampKind(True, epoch=unit, fraction=fraction)
+
+
+def _refuse_mixed_units(files: ExportFiles, name: str) -> None:
+    """Refuse epoch numbers whose whole range fits no one unit (the sample is the first rows).
+
+    A column that changes unit part-way (two exports appended: seconds, then milliseconds)
+    would otherwise put its later rows in 1970 or in the year 55000, where no metric counts
+    them. Parquet files hold each row group's min and max, so the whole column is checked for
+    free; a CSV's is not (its sample decides).
+    """
+    bounds = _parquet_bounds(files, name) if files.format is FileFormat.PARQUET else None
+    if bounds is None or epoch_unit(pl.Series(bounds)) is not None:
+        return
+    low, high = bounds
+    raise DataError(
+        f"{files.label}: column '{name}' holds numbers from {low!r} to {high!r}: no one epoch"
+        " unit (seconds to nanoseconds) puts them all between 2000 and 2100",
+        hint="export the whole column in one epoch unit",
+    )
+
+
+def _parquet_bounds(files: ExportFiles, name: str) -> tuple[int | float, int | float] | None:
+    """The column's least and greatest value in every file's statistics (None: some lack them)."""
+    import pyarrow.parquet as pq  # imported only for epoch columns in Parquet
+
+    lows, highs = [], []
+    for path in files.paths:
+        metadata = pq.ParquetFile(path).metadata
+        index = metadata.schema.names.index(name)
+        for group in range(metadata.num_row_groups):
+            stats = metadata.row_group(group).column(index).statistics
+            if stats is None or not stats.has_min_max:
+                return None
+            lows.append(stats.min)
+            highs.append(stats.max)
+    return (min(lows), max(highs)) if lows else None
 
 
 def _sample(files: ExportFiles, raw: pl.LazyFrame, name: str) -> pl.Series:
