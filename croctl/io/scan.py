@@ -262,24 +262,29 @@ def _refuse_mixed_units(files: ExportFiles, name: str) -> None:
     raise DataError(
         f"{files.label}: column '{name}' holds numbers from {low!r} to {high!r}: no one epoch"
         " unit (seconds to nanoseconds) puts them all between 2000 and 2100",
-        hint="export the whole column in one epoch unit",
+        hint="export the whole column in one epoch unit; leave unknown times empty, not 0",
     )
 
 
 def _parquet_bounds(files: ExportFiles, name: str) -> tuple[int | float, int | float] | None:
     """The column's least and greatest value in every file's statistics (None: some lack them)."""
-    import pyarrow.parquet as pq  # imported only for epoch columns in Parquet
+    import pyarrow as pa  # imported only for epoch columns in Parquet
+    import pyarrow.parquet as pq
 
     lows, highs = [], []
-    for path in files.paths:
-        metadata = pq.ParquetFile(path).metadata
-        index = metadata.schema.names.index(name)
-        for group in range(metadata.num_row_groups):
-            stats = metadata.row_group(group).column(index).statistics
-            if stats is None or not stats.has_min_max:
-                return None
-            lows.append(stats.min)
-            highs.append(stats.max)
+    try:
+        for path in files.paths:
+            metadata = pq.ParquetFile(path).metadata
+            leaves = [metadata.schema.column(i).path for i in range(metadata.num_columns)]
+            index = leaves.index(name)
+            for group in range(metadata.num_row_groups):
+                stats = metadata.row_group(group).column(index).statistics
+                if stats is None or not stats.has_min_max:
+                    return None
+                lows.append(stats.min)
+                highs.append(stats.max)
+    except (OSError, ValueError, pa.ArrowException):  # the query's own read reports it
+        return None
     return (min(lows), max(highs)) if lows else None
 
 
