@@ -27,6 +27,10 @@ CASES = {
     "data_epoch_bad_value": (3, "epoch_bad_value.csv:9: column 'ts': 'yesterday' is not a"),
     "data_not_epoch": (3, "'ts' holds numbers ('0', ...) that are not epoch seconds"),
     "data_mixed_epoch_units": (3, "'ts' holds numbers from 1791003600 to 1791003540000: no one"),
+    "data_mixed_epoch_units_csv": (
+        3,
+        "mixed_epoch_units.csv:232: column 'ts': '1790985830' is not in milliseconds since 1970",
+    ),
     "data_unknown_variant": (3, "treatmnet (hint: did you mean 'treatment'?)"),
     "data_one_variant": (3, "planned variant(s) with no exposed units: treatment"),
     "data_null_variant": (3, "no variant label"),

@@ -193,6 +193,14 @@ def test_epoch_timestamps_read_the_same_on_every_engine(tmp_path):
         _close(recoded, expected | {"plan_sha256": recoded["plan_sha256"]})
 
 
+@pytest.mark.parametrize("engine", ["polars", "duckdb"])
+def test_an_epoch_number_in_another_unit_fails_on_every_engine(engine):
+    """Milliseconds, then one value in seconds past the sample: refused, not put in 1970."""
+    plan = ROOT / "tests" / "bad_inputs" / "data_mixed_epoch_units_csv.yaml"
+    with pytest.raises(DataError, match="1790985830"):
+        evaluate(plan, engine=engine)
+
+
 @pytest.mark.parametrize(
     "layout", ["%Y-%m-%d %H:%M:%S%.6f UTC", "%Y-%m-%d %H:%M:%S%.6f +0000"], ids=["bq", "sf"]
 )

@@ -13,9 +13,16 @@ import polars as pl
 
 from croctl.errors import DataError
 from croctl.io.files import ExportFiles, FileFormat
-from croctl.io.scan import ColumnNeeds, close_up_zone
+from croctl.io.scan import ColumnNeeds, close_up_zone, epoch_bounds, sampled_epoch_unit
 
 _TIMESTAMP_HINT = "use one form in the column: ISO 8601 (2026-10-01T12:00:00Z) or epoch numbers"
+_EPOCH_HINT = "export the whole column in one epoch unit; leave unknown times empty, not 0"
+_EPOCH_UNIT_NAMES = {
+    "s": "seconds",
+    "ms": "milliseconds",
+    "us": "microseconds",
+    "ns": "nanoseconds",
+}
 
 
 # Polars errors that mean "the input is malformed"; any other is a bug in croctl's own query.
@@ -34,8 +41,9 @@ def diagnose_failure(exports: list[tuple[ExportFiles, ColumnNeeds]], exc: Except
     first line for input-type failures, or `exc` itself (a bug: exit 70) otherwise.
     """
     for files, needs in exports:
+        units = {name: sampled_epoch_unit(files, name) for name in needs.timestamps}
         for path in files.paths:
-            problem = _find_problem(path, files.format, needs)
+            problem = _find_problem(path, files.format, needs, units)
             if problem is not None:
                 return problem
     if not isinstance(exc, _INPUT_ERRORS):
@@ -47,12 +55,14 @@ def diagnose_failure(exports: list[tuple[ExportFiles, ColumnNeeds]], exc: Except
     )
 
 
-def _find_problem(path: Path, fmt: FileFormat, needs: ColumnNeeds) -> DataError | None:
+def _find_problem(
+    path: Path, fmt: FileFormat, needs: ColumnNeeds, units: dict[str, str | None]
+) -> DataError | None:
     if fmt is not FileFormat.PARQUET:
         problem = _csv_structure_problem(path, fmt)
         if problem is not None:
             return problem
-    return _value_problem(path, fmt, needs)
+    return _value_problem(path, fmt, needs, units)
 
 
 def _open_binary(path: Path, fmt: FileFormat) -> IO[bytes]:
@@ -112,8 +122,14 @@ def _strict_lines(raw: IO[bytes]) -> Iterator[str]:
         yield pending
 
 
-def _value_problem(path: Path, fmt: FileFormat, needs: ColumnNeeds) -> DataError | None:
-    """The first value of a number or timestamp column that does not parse."""
+def _value_problem(
+    path: Path, fmt: FileFormat, needs: ColumnNeeds, units: dict[str, str | None]
+) -> DataError | None:
+    """The first value of a number or timestamp column that does not parse.
+
+    An epoch number outside 2000-2099 in the unit of its column's first values (`units`, the
+    scan's sample) counts as not parsed: the query refuses it too.
+    """
     columns = sorted(needs.numbers | needs.timestamps)
     if not columns:
         return None
@@ -128,19 +144,29 @@ def _value_problem(path: Path, fmt: FileFormat, needs: ColumnNeeds) -> DataError
     for name in columns:
         values = frame.get_column(name).cast(pl.String)
         parsed = _parse(values, name in needs.timestamps)
-        bad = values.is_not_null() & parsed.is_null()
-        if bad.any():
-            index = int(bad.arg_true()[0])
+        unparsed = values.is_not_null() & parsed.is_null()
+        unit = units.get(name) if parsed.dtype == pl.Float64 else None  # epoch numbers
+        if unit is not None:
+            outside = parsed.is_not_null() & ~parsed.is_between(*epoch_bounds(unit), closed="left")
+            unparsed |= outside
+        if unparsed.any():
+            index = int(unparsed.arg_true()[0])
             where = f"{path}:{index + header_offset}" if header_offset else f"{path} (row {index})"
-            kind, hint = (
-                ("timestamp", _TIMESTAMP_HINT)
-                if name in needs.timestamps
-                else ("number", "remove text from numeric columns")
+            what, hint = _unparsed(
+                name in needs.timestamps, unit if parsed[index] is not None else None
             )
-            return DataError(
-                f"{where}: column '{name}': {values[index]!r} is not a {kind}", hint=hint
-            )
+            return DataError(f"{where}: column '{name}': {values[index]!r} {what}", hint=hint)
     return None
+
+
+def _unparsed(timestamp: bool, epoch_unit: str | None) -> tuple[str, str]:
+    """What a value that did not parse is not, and the hint."""
+    if not timestamp:
+        return "is not a number", "remove text from numeric columns"
+    if epoch_unit is None:
+        return "is not a timestamp", _TIMESTAMP_HINT
+    unit = _EPOCH_UNIT_NAMES[epoch_unit]
+    return f"is not in {unit} since 1970, the unit of the column's first values", _EPOCH_HINT
 
 
 def _parse(values: pl.Series, timestamp: bool) -> pl.Series:

@@ -153,16 +153,26 @@ def _utc(
 
 
 def _from_epoch(column: pl.Expr, kind: TimestampKind) -> pl.Expr:
-    """Epoch numbers (or their text) as UTC times, to the microsecond (nanoseconds truncated)."""
+    """Epoch numbers (or their text) as UTC times, to the microsecond (nanoseconds truncated).
+
+    A value outside 2000-2099 in the sample's unit fails the query (and `diagnose_failure`
+    locates it): it is in another unit, and would otherwise land in 1970 or past 2100, where no
+    metric counts it. Polars has no assertion, so the guard is a strict cast to unsigned of a -1
+    put in that value's place; it runs on the rows the query keeps, after the metric filters.
+    """
     assert kind.epoch is not None
     scale = EPOCH_UNITS[kind.epoch]
+    number = column.cast(pl.Float64 if kind.fraction else pl.Int64, strict=True)
     if kind.fraction:
-        micros = (column.cast(pl.Float64, strict=True) * (10**6 / scale)).round(0).cast(pl.Int64)
+        micros = (number * (10**6 / scale)).round(0).cast(pl.Int64)
     elif scale > 10**6:
-        micros = column.cast(pl.Int64, strict=True) // (scale // 10**6)
+        micros = number // (scale // 10**6)
     else:
-        micros = column.cast(pl.Int64, strict=True) * (10**6 // scale)
-    return micros.cast(pl.Datetime("us", "UTC"))
+        micros = number * (10**6 // scale)
+    low, high = epoch_bounds(kind.epoch)  # compared before scaling, which can wrap around
+    in_span = number.is_between(low, high, closed="left") | number.is_null()
+    guarded = pl.when(in_span).then(micros).otherwise(-1).cast(pl.UInt64, strict=True)
+    return guarded.cast(pl.Int64).cast(pl.Datetime("us", "UTC"))
 
 
 def _timestamp_kind(
@@ -235,6 +245,28 @@ def epoch_unit(values: pl.Series) -> str | None:
     return None
 
 
+def epoch_bounds(unit: str) -> tuple[int, int]:
+    """The first epoch number of 2000 and of 2100, counted in `unit` (a key of EPOCH_UNITS)."""
+    scale = EPOCH_UNITS[unit]
+    return _EPOCH_SPAN[0] * scale, _EPOCH_SPAN[1] * scale
+
+
+def sampled_epoch_unit(files: ExportFiles, name: str) -> str | None:
+    """The epoch unit the scan reads column `name` in, from the same sample (for a diagnosis).
+
+    None when the column does not hold epoch numbers, or its sample cannot be read.
+    """
+    try:
+        sample = _first_values(_scan_raw(files, ColumnNeeds(timestamps={name})), name)
+    except pl.exceptions.PolarsError:
+        return None
+    if sample.dtype == pl.String:
+        numeric = sample.len() > 0 and _EPOCH_TEXT.match(sample[0]) is not None
+    else:
+        numeric = sample.dtype.is_numeric()
+    return epoch_unit(sample) if numeric else None
+
+
 def _epoch_kind(files: ExportFiles, name: str, sample: pl.Series, fraction: bool) -> TimestampKind:
     unit = epoch_unit(sample)
     if unit is None:
@@ -291,12 +323,16 @@ def _parquet_bounds(files: ExportFiles, name: str) -> tuple[int | float, int | f
 def _sample(files: ExportFiles, raw: pl.LazyFrame, name: str) -> pl.Series:
     """The first non-null values of a text column."""
     try:
-        return raw.select(pl.col(name)).drop_nulls().head(_SAMPLE_ROWS).collect().to_series()
+        return _first_values(raw, name)
     except pl.exceptions.PolarsError as exc:
         from croctl.io.diagnose import diagnose_failure  # diagnose imports this module
 
         needs = ColumnNeeds(timestamps={name})
         raise diagnose_failure([(files, needs)], exc) from exc
+
+
+def _first_values(raw: pl.LazyFrame, name: str) -> pl.Series:
+    return raw.select(pl.col(name)).drop_nulls().head(_SAMPLE_ROWS).collect().to_series()
 
 
 def _localize(column: pl.Expr, files: ExportFiles, name: str, timezone: str | None) -> pl.Expr:

@@ -57,13 +57,36 @@ def indicator(condition: exp.Expression) -> exp.Expression:
     return exp.Case(ifs=[exp.If(this=condition, true=num(1.0))], default=num(0.0))
 
 
-def epoch_time(number: exp.Expression, scale: int, fraction: bool, dialect: str) -> exp.Expression:
+def epoch_time(
+    number: exp.Expression, scale: int, bounds: tuple[int, int], fraction: bool, dialect: str
+) -> exp.Expression:
     """An absolute time from epoch `number` counted in 1/scale seconds (to the microsecond).
 
     Whole numbers stay integers (nanoseconds are truncated, as the Polars engine does);
-    numbers with a fraction are rounded to the microsecond.
+    numbers with a fraction are rounded to the microsecond. A number outside `bounds` (2000-2099
+    in that unit) fails the query, as in the Polars engine, rather than landing in 1970: the
+    cast of a text naming it is the one run-time error every dialect raises (on Spark, with
+    ANSI mode on, its default since 4.0).
     """
-    micros: exp.Expression = cast(number, "DOUBLE" if fraction else "BIGINT")
+    kind = "DOUBLE" if fraction else "BIGINT"
+    micros: exp.Expression = cast(number, kind)
+    text = exp.DPipe(
+        this=cast(number, "VARCHAR"),
+        expression=exp.Literal.string(" is not in the epoch unit of the column's first values"),
+    )
+    in_span = exp.and_(
+        exp.GTE(this=micros.copy(), expression=num(bounds[0])),
+        exp.LT(this=micros.copy(), expression=num(bounds[1])),
+    )
+    micros = exp.Case(
+        ifs=[
+            exp.If(
+                this=exp.or_(in_span, exp.Is(this=micros.copy(), expression=exp.Null())),
+                true=micros,
+            )
+        ],
+        default=cast(text, kind),
+    )
     if fraction:
         micros = cast(exp.Round(this=exp.Mul(this=micros, expression=num(10**6 / scale))), "BIGINT")
     elif scale > 10**6:

@@ -9,7 +9,7 @@ import sqlglot
 from sqlglot import exp
 
 from croctl.io import FileFormat
-from croctl.io.scan import EPOCH_UNITS, SPACED_ZONES
+from croctl.io.scan import EPOCH_UNITS, SPACED_ZONES, epoch_bounds
 from croctl.pipeline.bind import BoundPlan, BoundSource
 from croctl.pipeline.names import N_VARIANTS, START, UNIT, VARIANT, seg_col
 from croctl.pipeline.sqlexpr import (
@@ -73,7 +73,8 @@ class RowSql:
         assert source.scan is not None  # bound with its scan, which read the column's kind
         kind = source.scan.kinds[name]
         if kind.epoch is not None:
-            return epoch_time(col(name), EPOCH_UNITS[kind.epoch], kind.fraction, self.dialect)
+            scale, bounds = EPOCH_UNITS[kind.epoch], epoch_bounds(kind.epoch)
+            return epoch_time(col(name), scale, bounds, kind.fraction, self.dialect)
         if not kind.aware:
             local = cast(col(name), "TIMESTAMP")
             zone = exp.Literal.string(self.plan.timezone or "UTC")
