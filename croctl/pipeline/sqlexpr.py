@@ -69,23 +69,19 @@ def epoch_time(
     ANSI mode on, its default since 4.0).
     """
     kind = "DOUBLE" if fraction else "BIGINT"
-    micros: exp.Expression = cast(number, kind)
+    value = cast(number, kind)
     text = exp.DPipe(
         this=cast(number, "VARCHAR"),
         expression=exp.Literal.string(" is not in the epoch unit of the column's first values"),
     )
     in_span = exp.and_(
-        exp.GTE(this=micros.copy(), expression=num(bounds[0])),
-        exp.LT(this=micros.copy(), expression=num(bounds[1])),
+        exp.GTE(this=value.copy(), expression=num(bounds[0])),
+        exp.LT(this=value.copy(), expression=num(bounds[1])),
+        copy=False,
     )
-    micros = exp.Case(
-        ifs=[
-            exp.If(
-                this=exp.or_(in_span, exp.Is(this=micros.copy(), expression=exp.Null())),
-                true=micros,
-            )
-        ],
-        default=cast(text, kind),
+    usable = exp.or_(in_span, exp.Is(this=value.copy(), expression=exp.Null()), copy=False)
+    micros: exp.Expression = exp.Case(
+        ifs=[exp.If(this=usable, true=value)], default=cast(text, kind)
     )
     if fraction:
         micros = cast(exp.Round(this=exp.Mul(this=micros, expression=num(10**6 / scale))), "BIGINT")
