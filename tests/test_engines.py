@@ -18,6 +18,7 @@ from croctl.cli import app
 from croctl.errors import DataError
 from croctl.evaluate import evaluate
 from croctl.pipeline import bind_plan
+from croctl.pipeline.engines import spark_reason
 from croctl.pipeline.sql import DIALECTS, build_sql
 from croctl.plan import load_plan
 from tests.conftest import BASE_PLAN, ROOT, write_csv
@@ -25,6 +26,11 @@ from tests.test_golden import _close
 from tests.test_trust import Export
 
 PLANS = sorted((ROOT / "plans").glob("*.yaml"))
+SPARK = importlib.util.find_spec("pyspark") is not None and shutil.which("java") is not None
+ON_SPARK = [
+    pytest.mark.spark,
+    pytest.mark.skipif(not SPARK, reason="needs PySpark and Java (pip install 'croctl[spark]')"),
+]
 runner = CliRunner()
 
 
@@ -193,7 +199,7 @@ def test_epoch_timestamps_read_the_same_on_every_engine(tmp_path):
         _close(recoded, expected | {"plan_sha256": recoded["plan_sha256"]})
 
 
-@pytest.mark.parametrize("engine", ["polars", "duckdb"])
+@pytest.mark.parametrize("engine", ["polars", "duckdb", pytest.param("spark", marks=ON_SPARK)])
 def test_an_epoch_number_in_another_unit_fails_on_every_engine(engine):
     """Milliseconds, then one value in seconds past the sample: refused, not put in 1970."""
     plan = ROOT / "tests" / "bad_inputs" / "data_mixed_epoch_units_csv.yaml"
@@ -257,11 +263,24 @@ def test_stats_path_exits_with_the_verdict(tmp_path):
     assert result.exit_code == 1 and json.loads(result.stdout)["verdict"] == "do_not_ship"
 
 
-SPARK = importlib.util.find_spec("pyspark") is not None and shutil.which("java") is not None
+def test_a_spark_error_is_reported_by_its_root_cause():
+    """Through py4j the first line says nothing; the last error class is the cause."""
+    message = (
+        "An error occurred while calling o48.getResult.\n"
+        ": org.apache.spark.SparkException: Exception thrown in awaitResult: \n"
+        "\tat org.apache.spark.util.SparkThreadUtils$.awaitResult(SparkThreadUtils.scala:70)\n"
+        "Caused by: org.apache.spark.SparkException: [STAGE_MATERIALIZATION_MULTIPLE_FAILURES]"
+        " Multiple failures (2) in stage materialization: \n"
+        "  1. SparkNumberFormatException: [CAST_INVALID_INPUT] The value '17 is not in the epoch"
+        ' unit\' cannot be cast to "BIGINT". SQLSTATE: 22018\n'
+        "== SQL (line 53, position 14) ==\n"
+    )
+    assert spark_reason(message) == (
+        "[CAST_INVALID_INPUT] The value '17 is not in the epoch unit' cannot be cast to \"BIGINT\"."
+    )
+    assert spark_reason("Java gateway process exited\nmore") == "Java gateway process exited"
 
 
-@pytest.mark.spark
-@pytest.mark.skipif(not SPARK, reason="needs PySpark and Java (pip install 'croctl[spark]')")
-@pytest.mark.parametrize("plan", PLANS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("plan", [pytest.param(p, marks=ON_SPARK, id=p.stem) for p in PLANS])
 def test_spark_local_mode_agrees(plan):
     _close(_report(plan, engine="spark"), _report(plan))

@@ -7,6 +7,7 @@ Polars engine.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import polars as pl
@@ -18,6 +19,9 @@ from croctl.pipeline.collect import stats_from_frames
 from croctl.pipeline.table import frames_from_table, read_stats_table
 from croctl.plan import Plan
 from croctl.sufficient import SufficientStats
+
+_SPARK_ERROR_CLASS = re.compile(r"\[[A-Z][A-Z0-9_.]*\] [^\n]*")
+_SQLSTATE = re.compile(r" SQLSTATE: \w+$")
 
 
 def collect_with_duckdb(bound: BoundPlan) -> SufficientStats:
@@ -78,9 +82,23 @@ def collect_with_spark(bound: BoundPlan) -> SufficientStats:
     try:
         result = spark.sql(_sql(bound, "spark").rstrip().rstrip(";"))
         table = pl.DataFrame(pl.from_arrow(result.toArrow()))
-    except Exception as exc:  # Spark raises many unrelated types: report the first line
-        raise DataError(f"spark: {str(exc).splitlines()[0]}") from exc
+    except Exception as exc:  # Spark raises many unrelated types: report its reason
+        raise DataError(
+            f"spark: {spark_reason(str(exc))}", hint="try --engine polars for a located error"
+        ) from exc
     return stats_from_table(table, bound.plan, "spark")
+
+
+def spark_reason(message: str) -> str:
+    """The root cause in a Spark error's text: its last `[ERROR_CLASS] ...` line.
+
+    Through py4j the first line is only "An error occurred while calling o48.getResult."; the
+    error classes follow, the outermost (a stage failure) first and the cause last.
+    """
+    causes = _SPARK_ERROR_CLASS.findall(message)
+    if not causes:
+        return (message.strip().splitlines() or ["unknown error"])[0]
+    return _SQLSTATE.sub("", causes[-1]).strip()
 
 
 def stats_from_table(table: pl.DataFrame, plan: Plan, label: str) -> SufficientStats:
