@@ -215,4 +215,13 @@ def build_sql(
         )
     reads_files = dialect == "duckdb" if files is None else files
     query = SqlBuilder(bound, tables, files=reads_files, dialect=dialect).build()
-    return query.sql(dialect=dialect, pretty=True) + ";\n"
+    return _PREAMBLE.get(dialect, "") + query.sql(dialect=dialect, pretty=True) + ";\n"
+
+
+# PostgreSQL's planner cannot size the steps after the first exposures (a window's rank, counts
+# of variants: its default selectivities give one row), so it picks nested loops that take
+# hours; with them off the shipped plans' queries take seconds (tests/test_postgres.py).
+_PREAMBLE = {
+    "postgres": "-- PostgreSQL: run `SET enable_nestloop = off;` in the session first: the"
+    " planner cannot\n-- estimate this query's row counts and would pick nested-loop joins.\n"
+}
