@@ -1,6 +1,6 @@
 """Reading exports: file discovery, header sniffing, lazy typed scans, failure diagnosis."""
 
-from croctl.io.diagnose import diagnose_failure
+from croctl.io.diagnose import FailedExport, diagnose_failure
 from croctl.io.files import ExportFiles, FileFormat, inspect_export
 from croctl.io.scan import ColumnNeeds, ExportScan, scan_export
 
@@ -8,6 +8,7 @@ __all__ = [
     "ColumnNeeds",
     "ExportFiles",
     "ExportScan",
+    "FailedExport",
     "FileFormat",
     "diagnose_failure",
     "inspect_export",

@@ -5,18 +5,17 @@ from __future__ import annotations
 import codecs
 import csv
 import gzip
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import IO, cast
+from typing import IO, NamedTuple, cast
 
 import polars as pl
 
 from croctl.errors import DataError
 from croctl.io.files import ExportFiles, FileFormat
-from croctl.io.scan import ColumnNeeds, close_up_zone, epoch_bounds, sampled_epoch_unit
+from croctl.io.scan import EPOCH_HINT, ColumnNeeds, close_up_zone, epoch_bounds
 
 _TIMESTAMP_HINT = "use one form in the column: ISO 8601 (2026-10-01T12:00:00Z) or epoch numbers"
-_EPOCH_HINT = "export the whole column in one epoch unit; leave unknown times empty, not 0"
 _EPOCH_UNIT_NAMES = {
     "s": "seconds",
     "ms": "milliseconds",
@@ -34,14 +33,21 @@ _INPUT_ERRORS = (
 )
 
 
-def diagnose_failure(exports: list[tuple[ExportFiles, ColumnNeeds]], exc: Exception) -> Exception:
+class FailedExport(NamedTuple):
+    """An export the failed query read: its files, the columns read, and what its scan saw."""
+
+    files: ExportFiles
+    needs: ColumnNeeds
+    epoch_units: Mapping[str, str] = {}  # `ExportScan.epoch_units`: the query refuses others
+
+
+def diagnose_failure(exports: list[FailedExport], exc: Exception) -> Exception:
     """Find which file and line broke the query and say so.
 
     Returns a located `DataError`; when no input problem is found, a `DataError` with Polars'
     first line for input-type failures, or `exc` itself (a bug: exit 70) otherwise.
     """
-    for files, needs in exports:
-        units = {name: sampled_epoch_unit(files, name) for name in needs.timestamps}
+    for files, needs, units in exports:
         for path in files.paths:
             problem = _find_problem(path, files.format, needs, units)
             if problem is not None:
@@ -56,7 +62,7 @@ def diagnose_failure(exports: list[tuple[ExportFiles, ColumnNeeds]], exc: Except
 
 
 def _find_problem(
-    path: Path, fmt: FileFormat, needs: ColumnNeeds, units: dict[str, str | None]
+    path: Path, fmt: FileFormat, needs: ColumnNeeds, units: Mapping[str, str]
 ) -> DataError | None:
     if fmt is not FileFormat.PARQUET:
         problem = _csv_structure_problem(path, fmt)
@@ -123,7 +129,7 @@ def _strict_lines(raw: IO[bytes]) -> Iterator[str]:
 
 
 def _value_problem(
-    path: Path, fmt: FileFormat, needs: ColumnNeeds, units: dict[str, str | None]
+    path: Path, fmt: FileFormat, needs: ColumnNeeds, units: Mapping[str, str]
 ) -> DataError | None:
     """The first value of a number or timestamp column that does not parse.
 
@@ -166,7 +172,7 @@ def _unparsed(timestamp: bool, epoch_unit: str | None) -> tuple[str, str]:
     if epoch_unit is None:
         return "is not a timestamp", _TIMESTAMP_HINT
     unit = _EPOCH_UNIT_NAMES[epoch_unit]
-    return f"is not in {unit} since 1970, the unit of the column's first values", _EPOCH_HINT
+    return f"is not in {unit} since 1970, the unit of the column's first values", EPOCH_HINT
 
 
 def _parse(values: pl.Series, timestamp: bool) -> pl.Series:

@@ -28,6 +28,7 @@ _SPACED_ZONE = re.compile(r" (UTC|[+-]\d{2}:?\d{2})$")
 SPACED_ZONES = ((" UTC", "Z"), (" +", "+"), (" -", "-"))  # literal replacements, in order
 _Text = TypeVar("_Text", pl.Expr, pl.Series)
 _TIMESTAMP_FORMS = "export timestamps as ISO 8601 text, epoch numbers or a datetime type"
+EPOCH_HINT = "export the whole column in one epoch unit; leave unknown times empty, not 0"
 
 
 @dataclass(slots=True)
@@ -84,6 +85,11 @@ class ExportScan:
         if parsed & set(predicate.meta.root_names()):
             return self.frame.filter(predicate)
         return self.raw.filter(predicate).with_columns(self.times)
+
+    @property
+    def epoch_units(self) -> dict[str, str]:
+        """Each epoch timestamp column's unit (a key of EPOCH_UNITS), as its sample showed."""
+        return {name: kind.epoch for name, kind in self.kinds.items() if kind.epoch is not None}
 
     def by_inference(self) -> ExportScan:
         """The same scan with every text timestamp parsed value by value (any ISO layout)."""
@@ -251,22 +257,6 @@ def epoch_bounds(unit: str) -> tuple[int, int]:
     return _EPOCH_SPAN[0] * scale, _EPOCH_SPAN[1] * scale
 
 
-def sampled_epoch_unit(files: ExportFiles, name: str) -> str | None:
-    """The epoch unit the scan reads column `name` in, from the same sample (for a diagnosis).
-
-    None when the column does not hold epoch numbers, or its sample cannot be read.
-    """
-    try:
-        sample = _first_values(_scan_raw(files, ColumnNeeds(timestamps={name})), name)
-    except pl.exceptions.PolarsError:
-        return None
-    if sample.dtype == pl.String:
-        numeric = sample.len() > 0 and _EPOCH_TEXT.match(sample[0]) is not None
-    else:
-        numeric = sample.dtype.is_numeric()
-    return epoch_unit(sample) if numeric else None
-
-
 def _epoch_kind(files: ExportFiles, name: str, sample: pl.Series, fraction: bool) -> TimestampKind:
     unit = epoch_unit(sample)
     if unit is None:
@@ -294,7 +284,7 @@ def _refuse_mixed_units(files: ExportFiles, name: str) -> None:
     raise DataError(
         f"{files.label}: column '{name}' holds numbers from {low!r} to {high!r}: no one epoch"
         " unit (seconds to nanoseconds) puts them all between 2000 and 2100",
-        hint="export the whole column in one epoch unit; leave unknown times empty, not 0",
+        hint=EPOCH_HINT,
     )
 
 
@@ -323,16 +313,12 @@ def _parquet_bounds(files: ExportFiles, name: str) -> tuple[int | float, int | f
 def _sample(files: ExportFiles, raw: pl.LazyFrame, name: str) -> pl.Series:
     """The first non-null values of a text column."""
     try:
-        return _first_values(raw, name)
+        return raw.select(pl.col(name)).drop_nulls().head(_SAMPLE_ROWS).collect().to_series()
     except pl.exceptions.PolarsError as exc:
-        from croctl.io.diagnose import diagnose_failure  # diagnose imports this module
+        from croctl.io.diagnose import FailedExport, diagnose_failure  # it imports this module
 
         needs = ColumnNeeds(timestamps={name})
-        raise diagnose_failure([(files, needs)], exc) from exc
-
-
-def _first_values(raw: pl.LazyFrame, name: str) -> pl.Series:
-    return raw.select(pl.col(name)).drop_nulls().head(_SAMPLE_ROWS).collect().to_series()
+        raise diagnose_failure([FailedExport(files, needs)], exc) from exc
 
 
 def _localize(column: pl.Expr, files: ExportFiles, name: str, timezone: str | None) -> pl.Expr:

@@ -13,7 +13,7 @@ from pathlib import Path
 import polars as pl
 
 from croctl.errors import DataError
-from croctl.io.diagnose import diagnose_failure
+from croctl.io.diagnose import FailedExport, diagnose_failure
 from croctl.io.files import FileFormat, inspect_export
 from croctl.io.scan import ColumnNeeds, close_up_zone, epoch_unit, zone_in_text
 
@@ -45,7 +45,7 @@ def profile_export(path: Path) -> ExportProfile:
     try:
         sample = scan.head(SAMPLE_ROWS).collect()
     except (pl.exceptions.PolarsError, OSError) as exc:
-        raise diagnose_failure([(files, ColumnNeeds())], exc) from exc
+        raise diagnose_failure([FailedExport(files, ColumnNeeds())], exc) from exc
     kinds, naive = {}, False
     for name, dtype in sample.schema.items():
         kind = _kind(sample[name], dtype)

@@ -9,8 +9,8 @@ from typing import Any
 import polars as pl
 
 from croctl.errors import DataError
-from croctl.io import diagnose_failure
-from croctl.pipeline.bind import BoundPlan
+from croctl.io import FailedExport, diagnose_failure
+from croctl.pipeline.bind import BoundPlan, BoundSource
 from croctl.pipeline.build import build_query
 from croctl.pipeline.caps import capped_cells, sample_frames, thresholds_from_sample
 from croctl.pipeline.coverage import Bitmap, bitmap_of, id_span
@@ -40,8 +40,7 @@ def collect_query(bound: BoundPlan, covered: Mapping[str, Bitmap] | None = None)
             # (~10× slower) before calling the export malformed. Unit ids do not change, so
             # neither do the bitmaps.
             return collect_query(inferring, covered)
-        exports = [(s.files, s.needs) for s in bound.scans()]
-        raise diagnose_failure(exports, exc) from exc
+        raise diagnose_failure([_failed(s) for s in bound.scans()], exc) from exc
     plan, cells = bound.plan, results["cells"]
     for name in plan.used_sources:
         counts = [pl.col(check_col(name, c)).sum().alias(c) for c in source_counts(plan, name)]
@@ -192,5 +191,10 @@ def distinct_variants(bound: BoundPlan) -> set[str]:
     try:
         frame = query.collect(engine="streaming")
     except (pl.exceptions.PolarsError, OSError) as exc:
-        raise diagnose_failure([(bound.exposures.files, bound.exposures.needs)], exc) from exc
+        raise diagnose_failure([_failed(bound.exposures)], exc) from exc
     return {str(v) for v in frame[column] if v is not None}
+
+
+def _failed(source: BoundSource) -> FailedExport:
+    units = source.scan.epoch_units if source.scan is not None else {}
+    return FailedExport(source.files, source.needs, units)
