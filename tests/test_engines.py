@@ -207,6 +207,20 @@ def test_an_epoch_number_in_another_unit_fails_on_every_engine(engine):
         evaluate(plan, engine=engine)
 
 
+@pytest.mark.spark
+@pytest.mark.skipif(not SPARK, reason="needs PySpark and Java (pip install 'croctl[spark]')")
+def test_the_spark_engine_turns_ansi_mode_on_in_a_session_that_has_it_off():
+    """Without ANSI mode Spark's failing cast gives null, and the row would drop in silence."""
+    from pyspark.sql import SparkSession
+
+    spark = SparkSession.builder.master("local[*]").getOrCreate()
+    spark.conf.set("spark.sql.ansi.enabled", "false")
+    plan = ROOT / "tests" / "bad_inputs" / "data_mixed_epoch_units_csv.yaml"
+    with pytest.raises(DataError, match="1790985830"):
+        evaluate(plan, engine="spark")
+    assert spark.conf.get("spark.sql.ansi.enabled") == "true"
+
+
 @pytest.mark.parametrize(
     "layout", ["%Y-%m-%d %H:%M:%S%.6f UTC", "%Y-%m-%d %H:%M:%S%.6f +0000"], ids=["bq", "sf"]
 )

@@ -22,6 +22,7 @@ from croctl.sufficient import SufficientStats
 
 _SPARK_ERROR_CLASS = re.compile(r"\[[A-Z][A-Z0-9_.]*\] [^\n]*")
 _SQLSTATE = re.compile(r" SQLSTATE: \w+$")
+_SPARK_SESSION = {"spark.sql.session.timeZone": "UTC", "spark.sql.ansi.enabled": "true"}
 
 
 def collect_with_duckdb(bound: BoundPlan) -> SufficientStats:
@@ -66,12 +67,17 @@ def collect_with_spark(bound: BoundPlan) -> SufficientStats:
         raise PlanError(
             "--engine spark needs PySpark (and Java)", hint="pip install 'croctl[spark]'"
         ) from exc
-    builder = SparkSession.builder.appName("croctl").config("spark.sql.session.timeZone", "UTC")
+    builder = SparkSession.builder.appName("croctl")
     if os.environ.get("SPARK_REMOTE"):
         builder = builder.remote(os.environ["SPARK_REMOTE"])
     else:
         builder = builder.master(os.environ.get("SPARK_MASTER", "local[*]"))
     spark = builder.getOrCreate()
+    # Set on the session, not the builder: getOrCreate may return a session that already exists.
+    # ANSI mode makes the query's guards (an epoch number in another unit) fail it; without it
+    # the failing cast gives null and the row would be dropped in silence.
+    for key, value in _SPARK_SESSION.items():
+        spark.conf.set(key, value)
     for source in bound.scans():
         paths = [str(p) for p in source.files.paths]
         if source.files.format is FileFormat.PARQUET:

@@ -218,10 +218,16 @@ def build_sql(
     return _PREAMBLE.get(dialect, "") + query.sql(dialect=dialect, pretty=True) + ";\n"
 
 
-# PostgreSQL's planner cannot size the steps after the first exposures (a window's rank, counts
-# of variants: its default selectivities give one row), so it picks nested loops: the checkout
-# sample's query ran past ten minutes, and took 2.4 s with them off (tests/test_postgres.py).
+# Comments printed above the query: settings the session needs.
 _PREAMBLE = {
+    # PostgreSQL's planner cannot size the steps after the first exposures (a window's rank,
+    # counts of variants: its default selectivities give one row), so it picks nested loops:
+    # the checkout sample's query ran past ten minutes, and 2.4 s with them off
+    # (tests/test_postgres.py).
     "postgres": "-- PostgreSQL: run `SET enable_nestloop = off;` in the session first: the"
-    " planner cannot\n-- estimate this query's row counts and would pick nested-loop joins.\n"
+    " planner cannot\n-- estimate this query's row counts and would pick nested-loop joins.\n",
+    # The guards fail the query through a cast error, which only ANSI mode raises.
+    "spark": "-- Spark: run with spark.sql.ansi.enabled = true (the default since Spark 4.0):"
+    " without it,\n-- an epoch number in another unit becomes null and its row is dropped"
+    " instead of failing the query.\n",
 }
