@@ -7,6 +7,7 @@ every other role, so the analyst edits rather than types.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import re
@@ -52,7 +53,9 @@ def _exposures_first(profiles: list[ExportProfile]) -> list[ExportProfile]:
 
 
 def _source_name(profile: ExportProfile, taken: set[str]) -> str:
-    stem = profile.path.name.split(".")[0]
+    # the last plain part of the path: `events` for events.csv, events/*.csv, events/k=v/*.csv
+    plain = [p for p in profile.path.parts if not glob.has_magic(p) and "=" not in p]
+    stem = plain[-1].split(".")[0] if plain else ""
     name = re.sub(r"\W+", "_", stem).strip("_").lower() or "source"
     while name in taken or name == "exposures":
         name += "_2"

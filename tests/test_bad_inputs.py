@@ -44,6 +44,7 @@ CASES = {
     "data_directory": (3, "dir.csv: is a directory"),
     "data_empty_glob": (3, "glob matches no file"),
     "data_fifo": (3, "not a regular file"),
+    "data_partition_keys": (3, "partition directories kind=... differ from event_name=... in"),
     "plan_yaml_syntax": (2, "plan_yaml_syntax.yaml:4:"),
     "plan_duplicate_key": (2, "duplicate key 'metrics'"),
     "plan_alias_bomb": (2, "aliases (*name) are not allowed"),

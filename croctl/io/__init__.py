@@ -1,7 +1,7 @@
 """Reading exports: file discovery, header sniffing, lazy typed scans, failure diagnosis."""
 
 from croctl.io.diagnose import FailedExport, diagnose_failure
-from croctl.io.files import ExportFiles, FileFormat, inspect_export
+from croctl.io.files import ExportFiles, FileFormat, inspect_export, partition_base
 from croctl.io.scan import ColumnNeeds, ExportScan, scan_export
 
 __all__ = [
@@ -12,5 +12,6 @@ __all__ = [
     "FileFormat",
     "diagnose_failure",
     "inspect_export",
+    "partition_base",
     "scan_export",
 ]

@@ -5,17 +5,21 @@ from __future__ import annotations
 import csv
 import glob
 import gzip
+import re
 import stat
 from collections import Counter
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from urllib.parse import unquote
 
 import polars as pl
 
 from croctl.errors import DataError
 
 _HEAD_BYTES = 64 * 1024
+_PARTITION = re.compile(r"^[^=]+=.*$")  # a Hive partition directory: key=value
+_HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
 
 
 class FileFormat(StrEnum):
@@ -33,7 +37,26 @@ class ExportFiles:
     label: str
     paths: tuple[Path, ...]
     format: FileFormat
-    columns: tuple[str, ...]
+    columns: tuple[str, ...]  # the files' own columns, then `partitions`
+    partitions: tuple[str, ...] = ()  # keys of `key=value` directories, not in the files
+
+
+def partition_values(path: Path) -> dict[str, str | None]:
+    """A file's Hive-style `key=value` directories, outermost first.
+
+    Every such directory of the path counts, and values are decoded, as Polars, DuckDB and Spark
+    do: `%XX` escapes, and Hive's placeholder for null.
+    """
+    pairs = [part.split("=", 1) for part in path.parent.parts if _PARTITION.match(part)]
+    return {key: None if value == _HIVE_NULL else unquote(value) for key, value in pairs}
+
+
+def partition_base(path: Path) -> Path:
+    """The directory holding a file's outermost `key=value` directory (Spark's `basePath`)."""
+    for parent in reversed(path.parents):
+        if _PARTITION.match(parent.name):
+            return parent.parent
+    return path.parent
 
 
 def file_format(path: Path) -> FileFormat:
@@ -111,7 +134,27 @@ def inspect_export(path: Path) -> ExportFiles:
                 f"{other}: columns differ from {paths[0].name}",
                 hint="every file of a glob needs the same columns",
             )
-    return ExportFiles(label=str(path), paths=paths, format=fmt, columns=tuple(headers[0]))
+    keys = _shared_partition_keys(paths)
+    partitions = tuple(key for key in keys if key not in headers[0])
+    return ExportFiles(str(path), paths, fmt, (*headers[0], *partitions), partitions)
+
+
+def _shared_partition_keys(paths: tuple[Path, ...]) -> tuple[str, ...]:
+    """The keys of the files' `partition_values`: the same in every file, under one base."""
+    keys, base = tuple(partition_values(paths[0])), partition_base(paths[0])
+    for other in paths[1:]:
+        other_keys = tuple(partition_values(other))
+        if other_keys != keys or (keys and partition_base(other) != base):
+            raise DataError(
+                f"{other}: partition directories {_shown(other_keys)} differ from"
+                f" {_shown(keys)} in {paths[0]}",
+                hint="every file of a glob needs the same key=value directories, at one depth",
+            )
+    return keys
+
+
+def _shown(keys: tuple[str, ...]) -> str:
+    return "/".join(f"{key}=..." for key in keys) if keys else "(none)"
 
 
 def _parquet_columns(path: Path) -> list[str]:

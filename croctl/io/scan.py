@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TypeVar
 
 import polars as pl
 
 from croctl.errors import DataError
-from croctl.io.files import ExportFiles, FileFormat
+from croctl.io.files import ExportFiles, FileFormat, partition_values
 
 _OFFSET = re.compile(r"(Z|[+-]\d{2}:?\d{2})$", re.IGNORECASE)
 _SAMPLE_ROWS = 200
+_FILE = "__file"  # a CSV row's file path, for its partition values
 INFER_ROWS = 10_000
 # ISO 8601 layouts tried on a text timestamp column's sample (`%.f`: any or no fraction; `%#z`:
 # Z, +hh:mm or +hhmm). Parsing with a fixed format is ~10× faster than Polars' per-value inference.
@@ -123,17 +126,50 @@ def scan_export(files: ExportFiles, needs: ColumnNeeds, timezone: str | None) ->
 
 
 def _scan_raw(files: ExportFiles, needs: ColumnNeeds) -> pl.LazyFrame:
-    paths = [str(p) for p in files.paths]
-    if files.format is FileFormat.PARQUET:
-        return pl.scan_parquet(paths).select(needs.all())
     overrides: dict[str, pl.DataType] = {}
     for name in needs.keys | needs.timestamps:
         overrides[name] = pl.String()
     for name in needs.numbers:
         overrides[name] = pl.Float64()
-    return pl.scan_csv(
-        paths, schema_overrides=overrides, infer_schema_length=INFER_ROWS, raise_if_empty=True
-    ).select(needs.all())
+    return scan_files(files, overrides).select(needs.all())
+
+
+def scan_files(
+    files: ExportFiles,
+    csv_types: Mapping[str, pl.DataType] | None = None,
+    infer_rows: int = INFER_ROWS,
+) -> pl.LazyFrame:
+    """Every column of the files, with each partition directory's key as a text column.
+
+    `csv_types` and `infer_rows` type a CSV's columns (Parquet files carry their types).
+    """
+    paths = [str(p) for p in files.paths]
+    if files.format is FileFormat.PARQUET:
+        # Polars reads the directories itself, and skips files a filter on them rules out.
+        hive = dict.fromkeys(files.partitions, pl.String()) if files.partitions else None
+        return pl.scan_parquet(paths, hive_partitioning=bool(hive), hive_schema=hive)
+    overrides = {k: v for k, v in (csv_types or {}).items() if k not in files.partitions}
+    scan = pl.scan_csv(
+        paths,
+        schema_overrides=overrides,
+        infer_schema_length=infer_rows,
+        raise_if_empty=True,
+        include_file_paths=_FILE if files.partitions else None,
+    )
+    if not files.partitions:
+        return scan
+    return scan.with_columns(_csv_partitions(files, paths)).drop(_FILE)
+
+
+def _csv_partitions(files: ExportFiles, paths: list[str]) -> list[pl.Expr]:
+    """Each partition key's value, looked up by the row's file (Polars' CSV reader has no Hive)."""
+    values = [partition_values(Path(path)) for path in paths]
+    return [
+        pl.col(_FILE)
+        .replace_strict(paths, [v[key] for v in values], return_dtype=pl.String)
+        .alias(key)
+        for key in files.partitions
+    ]
 
 
 def _utc(

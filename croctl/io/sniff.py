@@ -15,7 +15,7 @@ import polars as pl
 from croctl.errors import DataError
 from croctl.io.diagnose import FailedExport, diagnose_failure
 from croctl.io.files import FileFormat, inspect_export
-from croctl.io.scan import ColumnNeeds, close_up_zone, epoch_unit, zone_in_text
+from croctl.io.scan import ColumnNeeds, close_up_zone, epoch_unit, scan_files, zone_in_text
 
 SAMPLE_ROWS = 20_000
 MAX_DISTINCT = 40  # text columns with at most this many values in the sample are categorical
@@ -27,7 +27,7 @@ _TIME_NAME = re.compile(r"(^|_)(ts|time|timestamp|at)$", re.IGNORECASE)
 class ExportProfile:
     """What `croctl init` needs to know about one export."""
 
-    path: Path
+    path: Path  # as given: a file or a glob
     format: FileFormat
     kinds: dict[str, str]  # column -> integer | number | text | timestamp | boolean
     values: dict[str, list[tuple[str, int]]] = field(default_factory=dict)  # categorical columns
@@ -41,7 +41,7 @@ def profile_export(path: Path) -> ExportProfile:
         DataError: the file is missing, empty or unreadable.
     """
     files = inspect_export(path)
-    scan = _scan(files.paths, files.format)
+    scan = scan_files(files, infer_rows=SAMPLE_ROWS)
     try:
         sample = scan.head(SAMPLE_ROWS).collect()
     except (pl.exceptions.PolarsError, OSError) as exc:
@@ -68,14 +68,7 @@ def profile_export(path: Path) -> ExportProfile:
             c: [(str(v), int(n)) for v, n in frame.iter_rows() if v is not None]
             for c, frame in zip(categorical, counts, strict=True)
         }
-    return ExportProfile(files.paths[0], files.format, kinds, values, naive)
-
-
-def _scan(paths: tuple[Path, ...], fmt: FileFormat) -> pl.LazyFrame:
-    names = [str(p) for p in paths]
-    if fmt is FileFormat.PARQUET:
-        return pl.scan_parquet(names)
-    return pl.scan_csv(names, infer_schema_length=SAMPLE_ROWS)
+    return ExportProfile(path, files.format, kinds, values, naive)
 
 
 def _kind(column: pl.Series, dtype: pl.DataType) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 import polars as pl
 
 from croctl.errors import DataError, PlanError
-from croctl.io import FileFormat
+from croctl.io import FileFormat, partition_base
 from croctl.pipeline.bind import BoundPlan
 from croctl.pipeline.collect import stats_from_frames
 from croctl.pipeline.table import frames_from_table, read_stats_table
@@ -22,7 +22,12 @@ from croctl.sufficient import SufficientStats
 
 _SPARK_ERROR_CLASS = re.compile(r"\[[A-Z][A-Z0-9_.]*\] [^\n]*")
 _SQLSTATE = re.compile(r" SQLSTATE: \w+$")
-_SPARK_SESSION = {"spark.sql.session.timeZone": "UTC", "spark.sql.ansi.enabled": "true"}
+_SPARK_SESSION = {
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.ansi.enabled": "true",
+    # partition directories' values stay text, as in the other engines
+    "spark.sql.sources.partitionColumnTypeInference.enabled": "false",
+}
 
 
 def collect_with_duckdb(bound: BoundPlan) -> SufficientStats:
@@ -79,11 +84,15 @@ def collect_with_spark(bound: BoundPlan) -> SufficientStats:
     for key, value in _SPARK_SESSION.items():
         spark.conf.set(key, value)
     for source in bound.scans():
-        paths = [str(p) for p in source.files.paths]
-        if source.files.format is FileFormat.PARQUET:
-            frame = spark.read.parquet(*paths)
+        files = source.files
+        paths = [str(p) for p in files.paths]
+        reader = spark.read
+        if files.partitions:  # Spark finds key=value directories below the base path
+            reader = reader.option("basePath", str(partition_base(files.paths[0])))
+        if files.format is FileFormat.PARQUET:
+            frame = reader.parquet(*paths)
         else:
-            frame = spark.read.option("header", True).csv(paths)
+            frame = reader.option("header", True).csv(paths)
         frame.createOrReplaceTempView(source.name)
     try:
         result = spark.sql(_sql(bound, "spark").rstrip().rstrip(";"))

@@ -49,10 +49,16 @@ class RowSql:
     def _relation(self, source: BoundSource) -> exp.Expression:
         if not self.files:
             return exp.to_table(self.tables.get(source.name, source.name))
-        paths = exp.Array(expressions=[exp.Literal.string(str(p)) for p in source.files.paths])
-        if source.files.format is FileFormat.PARQUET:
-            return exp.Anonymous(this="read_parquet", expressions=[paths])
-        text = sorted(source.needs.keys | source.needs.timestamps)
+        files = source.files
+        paths = exp.Array(expressions=[exp.Literal.string(str(p)) for p in files.paths])
+        partitioned = (  # key=value directories: their values are text, as in the Polars engine
+            [_option("hive_partitioning", exp.true()), _option("hive_types_autocast", exp.false())]
+            if files.partitions
+            else []
+        )
+        if files.format is FileFormat.PARQUET:
+            return exp.Anonymous(this="read_parquet", expressions=[paths, *partitioned])
+        text = sorted((source.needs.keys | source.needs.timestamps) - set(files.partitions))
         types = exp.Struct(
             expressions=[
                 exp.PropertyEQ(
@@ -61,11 +67,7 @@ class RowSql:
                 for c in text
             ]
         )
-        options = [
-            paths,
-            exp.PropertyEQ(this=exp.to_identifier("header"), expression=exp.true()),
-            exp.PropertyEQ(this=exp.to_identifier("types"), expression=types),
-        ]
+        options = [paths, _option("header", exp.true()), _option("types", types), *partitioned]
         return exp.Anonymous(this="read_csv", expressions=options)
 
     def _timestamp(self, source: BoundSource, name: str) -> exp.Expression:
@@ -362,3 +364,8 @@ class RowSql:
                 )
                 aggs.append(exp.alias_(sum_if(before, value), f"pre{i}", quoted=True))
         return exp.select(col(UNIT), *aggs).from_(rows).group_by(col(UNIT))
+
+
+def _option(name: str, value: exp.Expression) -> exp.Expression:
+    """A named argument of a DuckDB table function: `name = value`."""
+    return exp.PropertyEQ(this=exp.to_identifier(name), expression=value)
