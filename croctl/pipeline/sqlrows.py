@@ -96,7 +96,10 @@ class RowSql:
             if source.name == EXPOSURES
             else self.plan.sources[source.name].unit
         )
-        return exp.alias_(cast(col(name), "VARCHAR"), UNIT, quoted=True)
+        # the type the Polars engine joins on: integers when every export has them (a join on
+        # integer keys took DuckDB 9 s against 14 s on text at 3 M users), else text
+        key = "BIGINT" if self.bound.unit_dtype.is_integer() else "VARCHAR"
+        return exp.alias_(cast(col(name), key), UNIT, quoted=True)
 
     def _cte(self, name: str, query: exp.Expression) -> str:
         self.ctes.append((name, query))
