@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import TypeVar
 
 import polars as pl
@@ -158,12 +157,13 @@ def scan_files(
     )
     if not files.partitions:
         return scan
-    return scan.with_columns(_csv_partitions(files, paths)).drop(_FILE)
+    return scan.with_columns(_csv_partitions(files)).drop(_FILE)
 
 
-def _csv_partitions(files: ExportFiles, paths: list[str]) -> list[pl.Expr]:
+def _csv_partitions(files: ExportFiles) -> list[pl.Expr]:
     """Each partition key's value, looked up by the row's file (Polars' CSV reader has no Hive)."""
-    values = [partition_values(Path(path)) for path in paths]
+    paths = [str(p) for p in files.paths]  # as `include_file_paths` gives them
+    values = [partition_values(path) for path in files.paths]
     return [
         pl.col(_FILE)
         .replace_strict(paths, [v[key] for v in values], return_dtype=pl.String)
