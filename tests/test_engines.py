@@ -26,11 +26,13 @@ from tests.test_golden import _close
 from tests.test_trust import Export
 
 PLANS = sorted((ROOT / "plans").glob("*.yaml"))
+CHECKOUT = ROOT / "plans" / "checkout.yaml"
+SAMPLE = ROOT / "sample_data" / "checkout"
 SPARK = importlib.util.find_spec("pyspark") is not None and shutil.which("java") is not None
-ON_SPARK = [
-    pytest.mark.spark,
-    pytest.mark.skipif(not SPARK, reason="needs PySpark and Java (pip install 'croctl[spark]')"),
-]
+NEEDS_SPARK = pytest.mark.skipif(
+    not SPARK, reason="needs PySpark and Java (pip install 'croctl[spark]')"
+)
+ON_SPARK = [pytest.mark.spark, NEEDS_SPARK]
 runner = CliRunner()
 
 
@@ -59,6 +61,16 @@ def _assert_parity(plan_path, tmp_path):
         table = _stats_table(plan_path, tmp_path / f"stats{suffix}")
         _close(_report(plan_path, stats=table), polars)
     return polars
+
+
+def _checkout_over(tmp_path, exposures, events, **keys):
+    """The shipped checkout plan reading recoded exports in `tmp_path` (plus top-level `keys`)."""
+    plan = yaml.safe_load(CHECKOUT.read_text()) | keys
+    plan["exposures"]["path"] = exposures
+    plan["sources"]["events"]["path"] = events
+    path = tmp_path / "plan.yaml"
+    path.write_text(yaml.safe_dump(plan, sort_keys=False))
+    return path
 
 
 @pytest.mark.parametrize("plan", PLANS, ids=lambda p: p.stem)
@@ -147,12 +159,9 @@ def test_other_parquet_encodings_of_an_export_read_the_same(tmp_path):
     """Labels stored as categoricals (Parquet dictionaries, as pandas `category` writes them)
     and nanosecond naive timestamps in a plan time zone: the same report, on every engine, as
     the shipped export."""
-    shipped = ROOT / "plans" / "checkout.yaml"
-    plan = yaml.safe_load(shipped.read_text())
-    sample = ROOT / "sample_data" / "checkout"
     labels = pl.selectors.string() - pl.selectors.by_name("user_id", "event_id", require_all=False)
     for name in ("exposures", "events"):
-        frame = pl.read_parquet(sample / f"{name}.parquet").with_columns(
+        frame = pl.read_parquet(SAMPLE / f"{name}.parquet").with_columns(
             labels.cast(pl.Categorical),
             pl.selectors.datetime()
             .dt.convert_time_zone("America/New_York")
@@ -160,32 +169,26 @@ def test_other_parquet_encodings_of_an_export_read_the_same(tmp_path):
             .dt.cast_time_unit("ns"),
         )
         frame.write_parquet(tmp_path / f"{name}.parquet")
-    plan["timezone"] = "America/New_York"
-    plan["exposures"]["path"] = "exposures.parquet"
-    plan["sources"]["events"]["path"] = "events.parquet"
-    (tmp_path / "plan.yaml").write_text(yaml.safe_dump(plan, sort_keys=False))
-    recoded = _assert_parity(tmp_path / "plan.yaml", tmp_path)
-    _close(recoded, _report(shipped) | {"plan_sha256": recoded["plan_sha256"]})
+    plan = _checkout_over(
+        tmp_path, "exposures.parquet", "events.parquet", timezone="America/New_York"
+    )
+    recoded = _assert_parity(plan, tmp_path)
+    _close(recoded, _report(CHECKOUT) | {"plan_sha256": recoded["plan_sha256"]})
 
 
 @pytest.mark.parametrize("engine", ["duckdb", pytest.param("spark", marks=ON_SPARK)])
 def test_integer_unit_ids_give_the_report_of_text_ids_on_every_engine(tmp_path, engine):
     """Integer ids are joined as integers on every engine (faster than text), with the report
     of the same units under text ids."""
-    shipped = ROOT / "plans" / "checkout.yaml"
-    sample = ROOT / "sample_data" / "checkout"
-    frames = {name: pl.read_parquet(sample / f"{name}.parquet") for name in ("exposures", "events")}
+    frames = {name: pl.read_parquet(SAMPLE / f"{name}.parquet") for name in ("exposures", "events")}
     ids = pl.concat([f.get_column("user_id") for f in frames.values()]).unique().sort()
     number = pl.col("user_id").replace_strict(ids, range(10**12, 10**12 + ids.len()))  # > Int32
     for name, frame in frames.items():
         frame.with_columns(number).write_parquet(tmp_path / f"{name}.parquet")
-    plan = yaml.safe_load(shipped.read_text())
-    plan["exposures"]["path"] = "exposures.parquet"
-    plan["sources"]["events"]["path"] = "events.parquet"
-    (tmp_path / "plan.yaml").write_text(yaml.safe_dump(plan, sort_keys=False))
-    assert "AS BIGINT" in build_sql(bind_plan(load_plan(tmp_path / "plan.yaml")), engine)
-    recoded = _report(tmp_path / "plan.yaml", engine=engine)
-    _close(recoded, _report(shipped) | {"plan_sha256": recoded["plan_sha256"]})
+    plan = _checkout_over(tmp_path, "exposures.parquet", "events.parquet")
+    assert "AS BIGINT" in build_sql(bind_plan(load_plan(plan)), engine)
+    recoded = _report(plan, engine=engine)
+    _close(recoded, _report(CHECKOUT) | {"plan_sha256": recoded["plan_sha256"]})
 
 
 def _epoch_micros(column: str) -> pl.Expr:
@@ -196,12 +199,10 @@ def test_epoch_timestamps_read_the_same_on_every_engine(tmp_path):
     """Times as epoch numbers, as event pipelines often export them: exposures in microseconds
     (Parquet Int64), events in nanoseconds (Parquet) and as fractional seconds (CSV text). Each
     gives the shipped report on every engine."""
-    shipped = ROOT / "plans" / "checkout.yaml"
-    sample = ROOT / "sample_data" / "checkout"
-    exposures = pl.read_parquet(sample / "exposures.parquet")
+    exposures = pl.read_parquet(SAMPLE / "exposures.parquet")
     exposures = exposures.with_columns(_epoch_micros("exposed_at"))
     exposures.write_parquet(tmp_path / "exposures.parquet")
-    events = pl.read_parquet(sample / "events.parquet")
+    events = pl.read_parquet(SAMPLE / "events.parquet")
     events.with_columns(_epoch_micros("ts") * 1000).write_parquet(tmp_path / "events.parquet")
     seconds = pl.format(
         "{}.{}",
@@ -209,13 +210,10 @@ def test_epoch_timestamps_read_the_same_on_every_engine(tmp_path):
         (_epoch_micros("ts") % 10**6).cast(pl.String).str.zfill(6),
     )
     events.with_columns(seconds.alias("ts")).write_csv(tmp_path / "events.csv")
-    expected = _report(shipped)
+    expected = _report(CHECKOUT)
     for events_file in ("events.parquet", "events.csv"):
-        plan = yaml.safe_load(shipped.read_text())
-        plan["exposures"]["path"] = "exposures.parquet"
-        plan["sources"]["events"]["path"] = events_file
-        (tmp_path / "plan.yaml").write_text(yaml.safe_dump(plan, sort_keys=False))
-        recoded = _assert_parity(tmp_path / "plan.yaml", tmp_path)
+        plan = _checkout_over(tmp_path, "exposures.parquet", events_file)
+        recoded = _assert_parity(plan, tmp_path)
         _close(recoded, expected | {"plan_sha256": recoded["plan_sha256"]})
 
 
@@ -228,7 +226,7 @@ def test_an_epoch_number_in_another_unit_fails_on_every_engine(engine):
 
 
 @pytest.mark.spark
-@pytest.mark.skipif(not SPARK, reason="needs PySpark and Java (pip install 'croctl[spark]')")
+@NEEDS_SPARK
 def test_the_spark_engine_turns_ansi_mode_on_in_a_session_that_has_it_off():
     """Without ANSI mode Spark's failing cast gives null, and the row would drop in silence."""
     from pyspark.sql import SparkSession
@@ -247,17 +245,11 @@ def test_the_spark_engine_turns_ansi_mode_on_in_a_session_that_has_it_off():
 def test_warehouse_text_timestamps_read_the_same_on_every_engine(tmp_path, layout):
     """CSV exports as BigQuery (`... UTC`) and Snowflake (`... +0000`) write them: a space
     before the zone. Each gives the shipped report on every engine."""
-    shipped = ROOT / "plans" / "checkout.yaml"
-    sample = ROOT / "sample_data" / "checkout"
-    plan = yaml.safe_load(shipped.read_text())
     for name, column in (("exposures", "exposed_at"), ("events", "ts")):
-        frame = pl.read_parquet(sample / f"{name}.parquet")
+        frame = pl.read_parquet(SAMPLE / f"{name}.parquet")
         frame.with_columns(pl.col(column).dt.strftime(layout)).write_csv(tmp_path / f"{name}.csv")
-    plan["exposures"]["path"] = "exposures.csv"
-    plan["sources"]["events"]["path"] = "events.csv"
-    (tmp_path / "plan.yaml").write_text(yaml.safe_dump(plan, sort_keys=False))
-    recoded = _assert_parity(tmp_path / "plan.yaml", tmp_path)
-    _close(recoded, _report(shipped) | {"plan_sha256": recoded["plan_sha256"]})
+    recoded = _assert_parity(_checkout_over(tmp_path, "exposures.csv", "events.csv"), tmp_path)
+    _close(recoded, _report(CHECKOUT) | {"plan_sha256": recoded["plan_sha256"]})
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)

@@ -60,12 +60,7 @@ class RowSql:
             return exp.Anonymous(this="read_parquet", expressions=[paths, *partitioned])
         text = sorted((source.needs.keys | source.needs.timestamps) - set(files.partitions))
         types = exp.Struct(
-            expressions=[
-                exp.PropertyEQ(
-                    this=exp.to_identifier(c, quoted=True), expression=exp.Literal.string("VARCHAR")
-                )
-                for c in text
-            ]
+            expressions=[_option(c, exp.Literal.string("VARCHAR"), quoted=True) for c in text]
         )
         options = [paths, _option("header", exp.true()), _option("types", types), *partitioned]
         return exp.Anonymous(this="read_csv", expressions=options)
@@ -369,6 +364,6 @@ class RowSql:
         return exp.select(col(UNIT), *aggs).from_(rows).group_by(col(UNIT))
 
 
-def _option(name: str, value: exp.Expression) -> exp.Expression:
-    """A named argument of a DuckDB table function: `name = value`."""
-    return exp.PropertyEQ(this=exp.to_identifier(name), expression=value)
+def _option(name: str, value: exp.Expression, *, quoted: bool = False) -> exp.Expression:
+    """`name = value`: a named argument of a DuckDB table function, or a struct's field."""
+    return exp.PropertyEQ(this=exp.to_identifier(name, quoted=quoted), expression=value)
