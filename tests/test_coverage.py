@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from croctl.pipeline import bind_plan, collect_stats
-from croctl.pipeline.collect import coverage_bitmaps
-from croctl.pipeline.coverage import MIN_SPAN, Bitmap, id_span
+from croctl.pipeline.collect import coverage_bitmaps, exposure_span
+from croctl.pipeline.coverage import MIN_SPAN, Bitmap, Span, id_span
 from croctl.pipeline.engines import collect_with_duckdb
 from croctl.pipeline.names import UNIT
 from croctl.plan import load_plan
@@ -20,12 +20,18 @@ def _ids(values: list[int | None]) -> pl.LazyFrame:
     return pl.LazyFrame({UNIT: values}, schema={UNIT: pl.Int64})
 
 
+def _compact(values: list[int | None]) -> tuple[int, int] | None:
+    span = id_span(_ids(values))
+    return (span.lo, span.hi) if span is not None and span.compact else None
+
+
 def test_a_compact_range_gets_a_bitmap_and_a_sparse_one_does_not():
-    assert id_span(_ids([5, None, 9, 7])) == (5, 9)
+    assert _compact([5, None, 9, 7]) == (5, 9)
     assert id_span(_ids([None, None])) is None
-    assert id_span(_ids([0, MIN_SPAN - 1])) == (0, MIN_SPAN - 1)
-    assert id_span(_ids([0, 10**12])) is None  # hashed ids: one byte each would be 1 TB
-    assert id_span(_ids([-3, 2**63 - 1])) is None  # the width overflows no integer
+    assert _compact([0, MIN_SPAN - 1]) == (0, MIN_SPAN - 1)
+    assert _compact([0, 10**12]) is None  # hashed ids: one byte each would be 1 TB
+    assert _compact([-3, 2**63 - 1]) is None  # the width overflows no integer
+    assert id_span(_ids([5, None, 9, 7])) == Span(5, 9, rows=4)
 
 
 def test_a_null_id_is_never_covered():
@@ -75,7 +81,8 @@ def test_coverage_agrees_with_the_sql_engine(tmp_path, unit_ids, bitmap):
     logged = [int(u) for u in rng.choice(present, 200)]  # with repeats; some units never logged
     events = [*logged, None, min(present) - 1, max(present) + 1]  # outside the exposures' range
     plan = _write_export(tmp_path, unit_ids, events)
-    assert bool(coverage_bitmaps(bind_plan(plan))) is bitmap
+    bound = bind_plan(plan)
+    assert bool(coverage_bitmaps(bound, exposure_span(bound))) is bitmap
     covered = collect_stats(plan).sources["events"].covered
     assert covered == collect_with_duckdb(bind_plan(plan)).sources["events"].covered
     assert sum(covered.values()) == len(set(logged))
@@ -83,7 +90,7 @@ def test_coverage_agrees_with_the_sql_engine(tmp_path, unit_ids, bitmap):
 
 def test_text_ids_keep_the_hash_set(tmp_path):
     plan = _write_export(tmp_path, ["1", "2"], ["1"], dtype=pl.String)
-    assert coverage_bitmaps(bind_plan(plan)) == {}
+    assert exposure_span(bind_plan(plan)) is None
     assert collect_stats(plan).sources["events"].covered == {"treatment": 1}
 
 

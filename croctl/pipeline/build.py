@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import polars as pl
 
 from croctl.pipeline.bind import BoundPlan, BoundSource
-from croctl.pipeline.caps import candidate_key, caps_frame
+from croctl.pipeline.caps import caps_frame
+from croctl.pipeline.cells import cells_frame
 from croctl.pipeline.coverage import Bitmap
 from croctl.pipeline.keys import (
     coverage_key,
@@ -32,17 +33,12 @@ from croctl.pipeline.names import (
     UNIT,
     VARIANT,
     check_col,
-    metric_col,
     seg_col,
 )
 from croctl.pipeline.table import (
-    cap_columns,
-    cell_keys,
-    check_columns,
-    moment_columns,
     source_counts,
 )
-from croctl.plan import MeasureSpec, MetricSpec, MetricType, Plan
+from croctl.plan import MeasureSpec, MetricSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,11 +61,11 @@ def build_query(
     and left uncapped, for `caps.capped_cells`; without, the query takes the caps itself.
     """
     plan = bound.plan
-    exposures = _exposure_rows(bound)
+    exposures = exposure_rows(bound)
     units = _first_exposures(bound, exposures).cache()
     valid = units.filter(~pl.col(MULTIPLE)).drop(MULTIPLE)
     frames: dict[str, pl.LazyFrame] = {
-        "exposures": _exposure_counts(bound, exposures),
+        "exposures": exposure_counts(bound, exposures),
         "multiple_variants": units.select(
             pl.len().alias("units"),
             pl.col(MULTIPLE).sum().alias("multiple"),
@@ -95,17 +91,13 @@ def build_query(
             per_unit = per_unit.cache()
         per_units[name] = per_unit
         unit_table = unit_table.join(per_unit, on=UNIT, how="left")
-    unit_table = _uncapped_copies(plan, _metric_values(plan, unit_table.fill_null(0), columns))
     caps = caps_frame(plan, per_units, columns, valid) if thresholds is None else None
-    if caps is not None:
-        unit_table = _apply_caps(plan, unit_table.join(caps, how="cross"))
-    # The cells carry the caps (taken in the query) and the sources' check counts; `collect`
-    # splits them off.
-    frames["cells"] = _cells(bound, unit_table, thresholds)
+    frames["cells"] = cells_frame(bound, unit_table, columns, caps, thresholds)
     return Query(frames)
 
 
-def _exposure_rows(bound: BoundPlan) -> pl.LazyFrame:
+def exposure_rows(bound: BoundPlan) -> pl.LazyFrame:
+    """Every exposure row: unit key, variant and segment labels, start, covariates."""
     spec, plan = bound.plan.exposures, bound.plan
     assert bound.exposures.frame is not None
     segments = [
@@ -122,7 +114,8 @@ def _exposure_rows(bound: BoundPlan) -> pl.LazyFrame:
     )
 
 
-def _in_window(bound: BoundPlan) -> pl.Expr:
+def in_window(bound: BoundPlan) -> pl.Expr:
+    """An exposure row's start is in the experiment's window (and before `as_of`)."""
     experiment = bound.plan.experiment
     condition = pl.col(START).is_not_null()
     if experiment.start is not None:
@@ -134,7 +127,8 @@ def _in_window(bound: BoundPlan) -> pl.Expr:
     return condition
 
 
-def _exposure_counts(bound: BoundPlan, rows: pl.LazyFrame) -> pl.LazyFrame:
+def exposure_counts(bound: BoundPlan, rows: pl.LazyFrame) -> pl.LazyFrame:
+    """The `exposures` section: rows per variant, outside the window, without a time, NaN/inf."""
     experiment = bound.plan.experiment
     before = pl.lit(experiment.start) if experiment.start else None
     after = pl.lit(experiment.end) if experiment.end else None
@@ -167,7 +161,7 @@ def _first_exposures(bound: BoundPlan, rows: pl.LazyFrame) -> pl.LazyFrame:
         return f"__word{j}"
 
     firsts = (
-        rows.filter(_in_window(bound))
+        rows.filter(in_window(bound))
         .group_by(UNIT)
         .agg(
             # min/max of the codes, not n_unique: a per-group set costs memory on 10 M units
@@ -190,7 +184,7 @@ def _first_exposures(bound: BoundPlan, rows: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def _measures_on(bound: BoundPlan, source: str) -> list[tuple[int, str, MetricSpec, MeasureSpec]]:
+def measures_on(bound: BoundPlan, source: str) -> list[tuple[int, str, MetricSpec, MeasureSpec]]:
     """Every measure reading `source`: (metric index, side, metric, measure)."""
     return [
         (i, side, metric, m)
@@ -204,7 +198,7 @@ def _source_rows(bound: BoundPlan, source: BoundSource, valid: pl.LazyFrame) -> 
     """Rows some metric could use, tagged with their unit's variant and start (inner join)."""
     assert source.scan is not None
     filters = [
-        bound.filters.get((m.name, side)) for _, side, m, _ in _measures_on(bound, source.name)
+        bound.filters.get((m.name, side)) for _, side, m, _ in measures_on(bound, source.name)
     ]
     if filters and all(f is not None for f in filters):
         # Push every metric filter down: rows no metric uses (page views) drop at the scan,
@@ -296,7 +290,7 @@ def _per_unit(
             aggs[key] = expr.alias(name)
         columns[name] = aggs[key].meta.output_name()
 
-    for i, side, metric, measure in _measures_on(bound, source.name):
+    for i, side, metric, measure in measures_on(bound, source.name):
         condition = bound.filters.get((metric.name, side))
         condition = pl.lit(True) if condition is None else condition.fill_null(False)
         if spec.id:  # a repeated id counts once
@@ -322,66 +316,3 @@ def _measure_agg(measure: MeasureSpec, condition: pl.Expr) -> pl.Expr:
         # a count stays UInt32 in the per-unit table (half the memory of a float on 10 M units)
         return condition.sum()
     return pl.when(condition).then(pl.col(measure.value)).otherwise(0.0).fill_null(0.0).sum()
-
-
-def _metric_values(plan: Plan, units: pl.LazyFrame, columns: dict[str, str]) -> pl.LazyFrame:
-    """Per-unit metric values: y (and d for ratios, x for CUPED).
-
-    `columns` maps each metric side (`num3`, `den3`, `pre3`) to the per-unit sum holding it. A
-    funnel step's y is 1 when the unit did every step up to it (reach), else 0.
-    """
-
-    def sum_of(name: str) -> pl.Expr:
-        return pl.col(columns[name]).cast(pl.Float64)
-
-    exprs = []
-    for i, metric in enumerate(plan.measured):
-        value = sum_of(f"num{i}")
-        if chain := plan.reach_chain(i):
-            value = pl.all_horizontal([sum_of(f"num{j}") > 0 for j in chain]).cast(pl.Float64)
-        elif metric.type is MetricType.PROPORTION:
-            value = (value > 0).cast(pl.Float64)
-        exprs.append(value.alias(metric_col("y", i)))
-        if metric.type is MetricType.RATIO:
-            exprs.append(sum_of(f"den{i}").alias(metric_col("d", i)))
-        if metric.covariate is not None:
-            column = metric.covariate.column or ""  # a column when there is no lookback
-            pre = sum_of(f"pre{i}") if f"pre{i}" in columns else pl.col(column)
-            if metric.covariate.lookback and metric.type is MetricType.PROPORTION:
-                pre = (pre > 0).cast(pl.Float64)
-            exprs.append(pre.cast(pl.Float64).fill_null(0.0).alias(metric_col("x", i)))
-    return units.with_columns(exprs)
-
-
-def _uncapped_copies(plan: Plan, units: pl.LazyFrame) -> pl.LazyFrame:
-    """Keep each capped metric's value before the cap as r<i>."""
-    return units.with_columns(
-        *[pl.col(metric_col("y", i)).alias(metric_col("r", i)) for i in plan.capped]
-    )
-
-
-def _apply_caps(plan: Plan, units: pl.LazyFrame) -> pl.LazyFrame:
-    """Winsorize capped metrics at their cap column `cap<i>`."""
-    return units.with_columns(
-        *[pl.col(metric_col("y", i)).clip(upper_bound=pl.col(f"cap{i}")) for i in plan.capped]
-    )
-
-
-def _cells(
-    bound: BoundPlan, units: pl.LazyFrame, thresholds: dict[int, float] | None
-) -> pl.LazyFrame:
-    """Sums, squares and cross-products per (variant, segment values[, candidate unit]).
-
-    Sums are additive, so every coarser breakdown (overall, one dimension) is a sum of cells.
-    """
-    aggs = [pl.len().alias("n")]
-    for name, left, right in moment_columns(bound.plan):
-        term = pl.col(left) if right is None else pl.col(left) * pl.col(right)
-        aggs.append(term.sum().alias(name))
-    if thresholds is None:
-        aggs += [pl.col(c).first() for c in cap_columns(bound.plan)]
-    aggs += [pl.col(c).sum() for c in check_columns(bound.plan)]
-    keys: list[str | pl.Expr] = [*cell_keys(bound.plan)]
-    if thresholds is not None:
-        keys.append(candidate_key(thresholds))
-    return units.group_by(keys).agg(aggs)

@@ -10,10 +10,11 @@ import polars as pl
 
 from croctl.errors import DataError
 from croctl.io import FailedExport, diagnose_failure
+from croctl.pipeline import dense
 from croctl.pipeline.bind import BoundPlan, BoundSource
 from croctl.pipeline.build import build_query
 from croctl.pipeline.caps import capped_cells, sample_frames, thresholds_from_sample
-from croctl.pipeline.coverage import Bitmap, bitmap_of, id_span
+from croctl.pipeline.coverage import Bitmap, Span, bitmap_of, id_span
 from croctl.pipeline.keys import source_ids
 from croctl.pipeline.names import MOMENTS, VARIANT, check_col, seg_col
 from croctl.pipeline.table import cap_columns, check_columns, source_counts
@@ -32,7 +33,12 @@ def collect_query(bound: BoundPlan, covered: Mapping[str, Bitmap] | None = None)
         DataError: the exports cannot be read or parsed; located by `diagnose_failure`.
     """
     try:
-        covered = coverage_bitmaps(bound) if covered is None else covered
+        span = exposure_span(bound)
+        covered = coverage_bitmaps(bound, span) if covered is None else covered
+        if dense.applies(bound, span) and covered.keys() == bound.sources.keys():
+            assert span is not None
+            results = split_caps(dense.dense_results(bound, span, covered), bound.plan)
+            return stats_from_frames(results, bound.plan)
         results = _capped_results(bound, covered)
     except (pl.exceptions.PolarsError, OSError) as exc:
         if (inferring := bound.by_inference()) is not None:
@@ -65,8 +71,12 @@ def _capped_results(bound: BoundPlan, covered: Mapping[str, Bitmap]) -> dict[str
         if capped is not None:
             results["cells"], results["caps"] = capped
             return results
-    results = _collect(build_query(bound, covered).frames)
-    caps = cap_columns(bound.plan)
+    return split_caps(_collect(build_query(bound, covered).frames), bound.plan)
+
+
+def split_caps(results: dict[str, pl.DataFrame], plan: Plan) -> dict[str, pl.DataFrame]:
+    """Move the caps the cells carry (taken in the query) to a `caps` section of their own."""
+    caps = cap_columns(plan)
     results["caps"] = results["cells"].select(caps).head(1) if caps else pl.DataFrame()
     results["cells"] = results["cells"].drop(*caps)
     return results
@@ -83,17 +93,21 @@ def _collect(frames: dict[str, pl.LazyFrame]) -> dict[str, pl.DataFrame]:
     return dict(zip(frames, collected, strict=True))
 
 
-def coverage_bitmaps(bound: BoundPlan) -> dict[str, Bitmap]:
+def exposure_span(bound: BoundPlan) -> Span | None:
+    """The exposures' integer unit ids' range (None for text ids)."""
+    if not bound.unit_dtype.is_integer():
+        return None
+    return id_span(source_ids(bound, bound.exposures))
+
+
+def coverage_bitmaps(bound: BoundPlan, span: Span | None) -> dict[str, Bitmap]:
     """Per source, the unit ids it has rows for, when ids are integers in a compact range.
 
     A pass of its own over each source's id column, before the query (see `coverage`).
     """
-    if not bound.unit_dtype.is_integer():
+    if span is None or not span.compact:
         return {}
-    span = id_span(source_ids(bound, bound.exposures))
-    if span is None:
-        return {}
-    return {name: bitmap_of(source_ids(bound, s), *span) for name, s in bound.sources.items()}
+    return {name: bitmap_of(source_ids(bound, s), span) for name, s in bound.sources.items()}
 
 
 def stats_from_frames(results: dict[str, pl.DataFrame], plan: Plan) -> SufficientStats:

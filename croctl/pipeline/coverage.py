@@ -39,8 +39,27 @@ class Bitmap:
         return pl.col(UNIT).map_batches(self.covered, return_dtype=pl.Boolean, is_elementwise=True)
 
 
-def id_span(exposure_ids: pl.LazyFrame) -> tuple[int, int] | None:
-    """The exposures' lowest and highest unit id, or None when a bitmap would not pay.
+@dataclass(frozen=True, slots=True)
+class Span:
+    """The exposures' lowest and highest integer unit id, and how many exposure rows there are."""
+
+    lo: int
+    hi: int
+    rows: int
+
+    @property
+    def width(self) -> int:
+        """How many ids the range holds."""
+        return self.hi - self.lo + 1
+
+    @property
+    def compact(self) -> bool:
+        """Is a byte per id of the range (a bitmap) cheaper than a hash set of the ids?"""
+        return self.width <= MAX_SPAN and self.width <= max(SPAN_PER_ROW * self.rows, MIN_SPAN)
+
+
+def id_span(exposure_ids: pl.LazyFrame) -> Span | None:
+    """The exposures' id range, or None when they have no id.
 
     `exposure_ids` has one integer column `UNIT`. Only exposed units are counted as covered, so
     source ids outside this range can be ignored.
@@ -51,15 +70,13 @@ def id_span(exposure_ids: pl.LazyFrame) -> tuple[int, int] | None:
     lo, hi, rows = span.row(0)
     if lo is None or hi is None:
         return None
-    width = hi - lo + 1
-    if width > MAX_SPAN or width > max(SPAN_PER_ROW * rows, MIN_SPAN):
-        return None
-    return int(lo), int(hi)
+    return Span(int(lo), int(hi), int(rows))
 
 
-def bitmap_of(source_ids: pl.LazyFrame, lo: int, hi: int) -> Bitmap:
-    """Mark every id in [lo, hi] that `source_ids` (one integer column `UNIT`) has a row for."""
-    seen = np.zeros(hi - lo + 1, dtype=np.bool_)
+def bitmap_of(source_ids: pl.LazyFrame, span: Span) -> Bitmap:
+    """Mark every id in the span that `source_ids` (one integer column `UNIT`) has a row for."""
+    lo, hi = span.lo, span.hi
+    seen = np.zeros(span.width, dtype=np.bool_)
     offsets = source_ids.filter(pl.col(UNIT).is_between(lo, hi)).select(pl.col(UNIT) - lo)
     for batch in offsets.collect_batches(maintain_order=False, engine="streaming"):
         seen[batch.get_column(UNIT).to_numpy()] = True

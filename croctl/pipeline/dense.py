@@ -1,0 +1,226 @@
+"""The Polars engine's aggregation when unit ids are integers in a compact range: arrays, no joins.
+
+The hash query (`build`) keys every step by unit: a group-by for the first exposures, a join of
+the kept rows to the units, a duplicate flag, a per-unit group-by and a left join back, each a
+hash table of every unit. When the exposures' ids fill most of a range (ids numbered densely, as
+warehouse exports often are), unit `id` can live at `id - lo` in plain arrays instead:
+
+1. The exposure rows in the window stream through a compiled loop (`kernel.first_exposures`)
+   that keeps each unit's earliest start, segments and covariates, and its variant codes.
+2. Each source's rows are read once, filtered at the scan to the rows some metric uses, and
+   streamed through a second loop (`kernel.add_rows`) that flags repeated event ids and adds
+   every measure into a per-unit array.
+3. The arrays become the columns of a unit table (no copy), from which the query's last steps
+   (metric values, caps, cells) run as in `build`. Caps are exact: every unit's value is at hand.
+
+Same data rules, same statistics table; the parity tests run both paths on every plan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import polars as pl
+
+from croctl.pipeline import build
+from croctl.pipeline.bind import BoundPlan
+from croctl.pipeline.cells import cells_frame
+from croctl.pipeline.coverage import Bitmap, Span
+from croctl.pipeline.dense_rows import (
+    IDX,
+    MAX_FILTERS,
+    MAX_VALUES,
+    Measures,
+    matrix,
+    slot,
+    source_sums,
+)
+from croctl.pipeline.keys import packed_codes, unpacked_code
+from croctl.pipeline.names import MISSING_SEGMENT, START, VARIANT, seg_col
+from croctl.pipeline.table import source_counts
+from croctl.plan import Plan
+
+if TYPE_CHECKING:
+    from croctl.pipeline.kernel import F64, I64, U32, U64, Bools
+
+VALID = "__valid"
+SLOTS_PER_UNIT = 2  # arrays at most twice as long as there are exposure rows
+MIN_ROWS = 2_000_000  # fewer exposure rows: the hash query is as fast, without numba's start-up
+
+
+def applies(bound: BoundPlan, span: Span | None) -> bool:
+    """Use the arrays: integer ids filling most of their range, enough rows to pay for numba."""
+    if span is None or not span.compact or span.rows < MIN_ROWS:
+        return False
+    if span.width > SLOTS_PER_UNIT * span.rows:
+        return False
+    for name in bound.sources:
+        measures = Measures.of(bound, name)
+        if len(measures.filters) > MAX_FILTERS or len(bound.plan.source_values(name)) > MAX_VALUES:
+            return False
+    return True
+
+
+def dense_results(
+    bound: BoundPlan, span: Span, covered: Mapping[str, Bitmap]
+) -> dict[str, pl.DataFrame]:
+    """Every section of the statistics table, as `collect` hands them to `stats_from_frames`."""
+    plan = bound.plan
+    # Polars forgets its global categories once no data holds one, and would then read the
+    # codes the loops keep against a fresh mapping: this label holds them until the end.
+    anchor = pl.Series([MISSING_SEGMENT], dtype=pl.Categorical)
+    units = _Units.of(bound, span)
+    valid = units.valid
+    exposures = build.exposure_counts(bound, build.exposure_rows(bound))
+    results = {
+        "exposures": exposures.collect(engine="streaming"),
+        "multiple_variants": units.summary(),
+    }
+    columns: dict[str, str] = {}  # metric side (`num3`) -> the column of its per-unit sums
+    sums: dict[str, F64] = {}
+    table: dict[str, object] = {
+        VARIANT: units.low,
+        VALID: valid,
+        **{_word(k): units.words[k] for k in range(len(units.words))},
+        **{c: units.covariates[k] for k, c in enumerate(plan.covariate_columns)},
+    }
+    for name, source in bound.sources.items():
+        measures, checks, measured = source_sums(bound, source, span, units.first, units.low, valid)
+        for side, j in measured.items():
+            columns[side] = f"__sum:{name}:{j}"
+            sums[columns[side]] = measures[j]
+        results[f"rows:{name}"] = _per_variant(checks, source_counts(plan, name))
+        # the bitmap covers the exposures' range; the unit with a null id is never covered
+        table[f"__covered:{name}"] = np.append(covered[name].seen, False)
+    frame = pl.DataFrame(table | sums).lazy().filter(pl.col(VALID))
+    frame = frame.with_columns(
+        pl.col(VARIANT).cat.to(pl.Categorical),
+        *[unpacked_code(_word(k // 2), k % 2).alias(seg_col(k)) for k in range(len(plan.segments))],
+    )
+    frames = {
+        "cells": cells_frame(
+            bound, frame, columns, _caps(plan, sums, columns, valid), with_checks=False
+        ),
+        **{
+            f"coverage:{name}": frame.group_by(VARIANT).agg(
+                pl.col(f"__covered:{name}").sum().alias("covered")
+            )
+            for name in bound.sources
+        },
+    }
+    collected = pl.collect_all(list(frames.values()), engine="streaming")
+    del anchor
+    return results | dict(zip(frames, collected, strict=True))
+
+
+def _word(k: int) -> str:
+    return f"__word{k}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Units:
+    """Per slot (`id - lo`; the last one: a null id): the unit's first in-window exposure."""
+
+    first: I64  # earliest start, epoch microseconds (`kernel.UNSEEN`: no exposure in the window)
+    low: U32  # lowest variant code
+    high: U32  # highest variant code
+    words: U64  # [k, slot]: segment codes, two to a word (`keys.packed_codes`)
+    covariates: F64  # [c, slot]: the plan's covariate columns (null as 0)
+
+    @classmethod
+    def of(cls, bound: BoundPlan, span: Span) -> _Units:
+        from croctl.pipeline import kernel
+
+        plan = bound.plan
+        segments = [seg_col(i) for i in range(len(plan.segments))]
+        pairs = [segments[i : i + 2] for i in range(0, len(segments), 2)]
+        size = span.width + 1
+        units = cls(
+            np.full(size, kernel.UNSEEN, np.int64),
+            np.full(size, np.iinfo(np.uint32).max, np.uint32),
+            np.zeros(size, np.uint32),
+            np.zeros((len(pairs), size), np.uint64),
+            np.zeros((len(plan.covariate_columns), size), np.float64),
+        )
+        rows = build.exposure_rows(bound).filter(build.in_window(bound))
+        stream = rows.select(
+            slot(bound, span).fill_null(span.width).alias(IDX),
+            pl.col(START).dt.epoch("us"),
+            pl.col(VARIANT).to_physical().fill_null(0),
+            *[packed_codes(pair).alias(_word(k)) for k, pair in enumerate(pairs)],
+            *[pl.col(c).cast(pl.Float64).fill_null(0.0) for c in plan.covariate_columns],
+        )
+        for batch in stream.collect_batches(engine="streaming", maintain_order=False):
+            kernel.first_exposures(
+                batch.get_column(IDX).to_numpy(),
+                batch.get_column(START).to_numpy(),
+                batch.get_column(VARIANT).to_numpy(),
+                matrix(batch, [_word(k) for k in range(len(pairs))], np.uint64),
+                matrix(batch, plan.covariate_columns, np.float64),
+                units.first,
+                units.low,
+                units.high,
+                units.words,
+                units.covariates,
+            )
+        return units
+
+    @property
+    def present(self) -> Bools:
+        """Units with an exposure in the window."""
+        from croctl.pipeline.kernel import UNSEEN
+
+        present: Bools = self.first != UNSEEN
+        return present
+
+    @property
+    def valid(self) -> Bools:
+        """Units with an exposure in the window, all to one variant."""
+        valid: Bools = self.present & (self.low == self.high)
+        return valid
+
+    def summary(self) -> pl.DataFrame:
+        """The `multiple_variants` section (start times in epoch seconds)."""
+        present = self.present
+        starts = self.first[present] / 1e6
+        return pl.DataFrame(
+            {
+                "units": [int(present.sum())],
+                "multiple": [int((present & (self.low != self.high)).sum())],
+                "first_start": [float(starts.min()) if len(starts) else None],
+                "last_start": [float(starts.max()) if len(starts) else None],
+            },
+            schema_overrides={"first_start": pl.Float64, "last_start": pl.Float64},
+        )
+
+
+def _caps(
+    plan: Plan, sums: dict[str, F64], columns: dict[str, str], valid: Bools
+) -> pl.LazyFrame | None:
+    """Each capped metric's pooled quantile over the valid units, as `caps.padded_quantile`."""
+    if not plan.capped or not valid.any():
+        return None
+    caps = {}
+    for i, q in plan.capped.items():
+        values = sums[columns[f"num{i}"]][valid]
+        rank = (len(values) - 1) * q
+        low = int(np.floor(rank))
+        high = min(low + 1, len(values) - 1)
+        ordered = np.partition(values, [low, high])  # NaN last, as Polars sorts it
+        cap = ordered[low] + (rank - low) * (ordered[high] - ordered[low])
+        caps[f"cap{i}"] = [float(cap)]
+    return pl.LazyFrame(caps)
+
+
+def _per_variant(checks: I64, names: list[str]) -> pl.DataFrame:
+    """The `rows:<source>` section: each check count per variant code with kept rows."""
+    frame = pl.DataFrame(
+        {
+            VARIANT: pl.Series(np.arange(checks.shape[1]), dtype=pl.UInt32),
+            **{name: checks[k] for k, name in enumerate(names)},
+        }
+    )
+    return frame.filter(pl.col("rows") > 0).with_columns(pl.col(VARIANT).cat.to(pl.Categorical))

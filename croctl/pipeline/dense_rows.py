@@ -1,0 +1,218 @@
+"""A source's rows for the dense loop (`dense`): tagged, filtered at the scan, summed per unit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+import numpy as np
+import polars as pl
+
+from croctl.pipeline.bind import BoundPlan, BoundSource
+from croctl.pipeline.build import measures_on
+from croctl.pipeline.coverage import Span
+from croctl.pipeline.keys import unit_key
+from croctl.pipeline.names import UNIT
+from croctl.pipeline.table import source_counts
+from croctl.plan import MetricSpec
+
+if TYPE_CHECKING:
+    from croctl.pipeline.kernel import F64, I64, U32, Bools, MeasureSpans
+
+IDX = "__idx"  # a row's unit: its place in the per-unit arrays
+MAX_FILTERS = 32  # flag bits 0-31: one per distinct metric filter
+MAX_VALUES = 30  # flag bits 32-61: one per value column's NaN/inf (bit 62: a null event id)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def slot(bound: BoundPlan, span: Span) -> pl.Expr:
+    """`UNIT` as its place in the arrays (ids outside the exposures' range: null)."""
+    unit = pl.col(UNIT)
+    inside = unit.is_between(span.lo, span.hi)
+    return pl.when(inside).then((unit - pl.lit(span.lo, bound.unit_dtype)).cast(pl.Int64))
+
+
+def matrix(batch: pl.DataFrame, names: list[str], dtype: type[np.generic]) -> np.ndarray:
+    """The named columns of a batch as rows of one array (zero rows when there are none)."""
+    if not names:
+        return np.zeros((0, batch.height), dtype)
+    return np.stack([batch.get_column(c).to_numpy() for c in names])
+
+
+def source_sums(
+    bound: BoundPlan, source: BoundSource, span: Span, first: I64, variant: U32, valid: Bools
+) -> tuple[F64, I64, dict[str, int]]:
+    """Per measure and slot, the source's sums; per check and variant code, its counts.
+
+    `first`, `variant` and `valid`: per slot, the unit's start, variant code, and whether its
+    rows count (`dense._Units`).
+    """
+    from croctl.pipeline import kernel
+
+    spec = bound.plan.sources[source.name]
+    measures = Measures.of(bound, source.name)
+    values = bound.plan.source_values(source.name)
+    sums = np.zeros((len(measures.flag), span.width + 1))
+    variants = int(variant[valid].max(initial=0)) + 1
+    checks = np.zeros((len(source_counts(bound.plan, source.name)), variants), np.int64)
+    spans = measures.spans(values)
+    ids = kernel.IdSet(integer=_integer_ids(bound, source))
+    rows = _tagged_rows(bound, source, span, measures, values)
+    for batch in rows.collect_batches(engine="streaming", maintain_order=True):
+        flags = batch.get_column("__flags").to_numpy()
+        id_high = batch.get_column("__id_high").to_numpy()
+        ids.reserve(id_high, flags >> kernel.NULL_ID_BIT & 1 == 0)
+        kernel.add_rows(
+            batch.get_column(IDX).to_numpy(),
+            batch.get_column("__ts").to_numpy(),
+            flags,
+            id_high,
+            batch.get_column("__id_low").to_numpy(),
+            matrix(batch, values, np.float64),
+            valid,
+            first,
+            variant,
+            (spans.flag, spans.value, spans.since, spans.until, spans.before),
+            spec.timestamp is not None,
+            spec.id is not None,
+            ids.bits,
+            ids.keys,
+            ids.state,
+            sums,
+            checks,
+        )
+    return sums, checks, measures.columns
+
+
+@dataclass(slots=True)
+class Measures:
+    """A source's distinct measures, in the order of `kernel.MeasureSpans`."""
+
+    filters: list[pl.Expr]
+    unfiltered: bool  # some measure reads every row of the source
+    flag: list[int]
+    value: list[str | None]
+    since: list[int]
+    until: list[int]
+    before: list[int]
+    columns: dict[str, int]  # metric side (`num3`, `pre3`) -> its measure
+
+    @classmethod
+    def of(cls, bound: BoundPlan, name: str) -> Measures:
+        """The measures of every metric reading source `name`."""
+        from croctl.pipeline.kernel import NEVER
+
+        as_of = _micros(bound.plan.as_of) if bound.plan.as_of is not None else NEVER
+        found = cls([], False, [], [], [], [], [], {})
+        keys: dict[tuple[object, ...], int] = {}
+        filters: dict[str, int] = {}
+        for i, side, metric, measure in measures_on(bound, name):
+            condition = bound.filters.get((metric.name, side))
+            text = "" if condition is None else str(condition)
+            if text not in filters:
+                filters[text] = len(found.filters)
+                found.filters.append(pl.lit(True) if condition is None else condition)
+                found.unfiltered |= condition is None
+            bit = filters[text]
+            window = _span(measure.window) if measure.window is not None else NEVER
+            key = (measure.filter, measure.value, measure.window)
+            found.add(f"{side}{i}", key, (bit, measure.value, 0, window, as_of), keys)
+            lookback = _lookback(metric)
+            if side == "num" and lookback is not None and bound.plan.sources[name].timestamp:
+                pre = (bit, measure.value, -lookback, 0, NEVER)
+                found.add(f"pre{i}", ("pre", lookback, *key), pre, keys)
+        return found
+
+    def add(
+        self,
+        side: str,
+        key: tuple[object, ...],
+        span: tuple[int, str | None, int, int, int],
+        keys: dict[tuple[object, ...], int],
+    ) -> None:
+        """Name `side`'s measure; a measure several metrics share (same `key`) is summed once."""
+        if key not in keys:
+            keys[key] = len(self.flag)
+            self.flag.append(span[0])
+            self.value.append(span[1])
+            self.since.append(span[2])
+            self.until.append(span[3])
+            self.before.append(span[4])
+        self.columns[side] = keys[key]
+
+    def spans(self, values: list[str]) -> MeasureSpans:
+        """The arrays for `kernel.add_rows`; `values` orders the rows of its values matrix."""
+        from croctl.pipeline.kernel import MeasureSpans
+
+        order = {v: k for k, v in enumerate(values)}
+        return MeasureSpans(
+            np.array(self.flag, np.int64),
+            np.array([-1 if v is None else order[v] for v in self.value], np.int64),
+            np.array(self.since, np.int64),
+            np.array(self.until, np.int64),
+            np.array(self.before, np.int64),
+        )
+
+
+def _lookback(metric: MetricSpec) -> int | None:
+    if metric.covariate is None or metric.covariate.lookback is None:
+        return None
+    return _span(metric.covariate.lookback)
+
+
+def _span(delta: timedelta) -> int:
+    return delta // _MICROSECOND
+
+
+def _micros(moment: datetime) -> int:
+    return _span(moment - datetime(1970, 1, 1, tzinfo=UTC))
+
+
+def _integer_ids(bound: BoundPlan, source: BoundSource) -> bool:
+    spec = bound.plan.sources[source.name]
+    assert source.scan is not None
+    return bool(spec.id) and source.scan.raw.collect_schema()[spec.id or ""].is_integer()
+
+
+def _tagged_rows(
+    bound: BoundPlan, source: BoundSource, span: Span, measures: Measures, values: list[str]
+) -> pl.LazyFrame:
+    """The rows some metric could use: unit slot, time, flag bits, event id words, values."""
+    from croctl.pipeline.kernel import NO_TIME, NULL_ID_BIT
+
+    assert source.scan is not None
+    spec = bound.plan.sources[source.name]
+    if measures.unfiltered:
+        rows = source.scan.frame
+    else:  # rows no metric uses (page views) drop at the scan, before their times are parsed
+        rows = source.scan.filtered(pl.any_horizontal(measures.filters))
+    rows = rows.with_columns(unit_key(bound, source))
+    rows = rows.with_columns(slot(bound, span).alias(IDX)).filter(pl.col(IDX).is_not_null())
+    bits = [f.fill_null(False).cast(pl.UInt64) * (1 << b) for b, f in enumerate(measures.filters)]
+    bits += [
+        (~pl.col(v).is_finite()).fill_null(False).cast(pl.UInt64) * (1 << (32 + k))
+        for k, v in enumerate(values)
+    ]
+    high, low = pl.lit(0, pl.Int64), pl.lit(0, pl.Int64)
+    if spec.id:
+        ids = pl.col(spec.id)
+        bits.append(ids.is_null().cast(pl.UInt64) * (1 << NULL_ID_BIT))
+        if _integer_ids(bound, source):
+            dtype = source.scan.raw.collect_schema()[spec.id]
+            high = ids.reinterpret(signed=True) if dtype == pl.UInt64 else ids.cast(pl.Int64)
+        else:  # the two words of `keys.fingerprint`
+            text = ids.cast(pl.String)
+            high = text.hash(seed=0x5EED1).reinterpret(signed=True)
+            low = text.hash(seed=0x5EED2).reinterpret(signed=True)
+    ts = pl.lit(NO_TIME, pl.Int64)
+    if spec.timestamp:
+        ts = pl.col(spec.timestamp).dt.epoch("us").fill_null(NO_TIME)
+    return rows.select(
+        pl.col(IDX),
+        ts.alias("__ts"),
+        pl.sum_horizontal(bits).cast(pl.UInt64).alias("__flags"),
+        high.fill_null(0).alias("__id_high"),
+        low.fill_null(0).alias("__id_low"),
+        *[pl.col(v).cast(pl.Float64).fill_null(0.0) for v in values],
+    )

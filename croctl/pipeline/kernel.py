@@ -1,0 +1,244 @@
+"""Compiled loops over a dense unit index (numba), for `dense`.
+
+Unit `id` lives at `id - lo` in every per-unit array, so a row finds its unit by a subtraction
+instead of a hash table. Two loops fold the rows in, batch by batch, in any order:
+
+- `first_exposures`: each unit's earliest in-window exposure (start, segments, covariates) and
+  the lowest and highest variant code it was shown.
+- `add_rows`: a source's kept rows. For each row of a valid unit: count it for the trust checks;
+  is its event id the first of its kind (an `IdSet`); then, for every measure, does it count
+  (filter bit, first of its id, timestamp inside the measure's span of the unit's start), and if
+  so add 1 or its value to the unit's sum.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from numba import njit
+
+NO_TIME = np.iinfo(np.int64).min  # a row without a timestamp: it never counts where time matters
+NEVER = np.iinfo(np.int64).max // 2  # a span without an end (still safe to add a start to)
+UNSEEN = np.iinfo(np.int64).max  # the first start of a unit without in-window exposures
+NULL_ID_BIT = 62  # in a row's flags: its event id is null
+
+I64 = npt.NDArray[np.int64]
+U32 = npt.NDArray[np.uint32]
+U64 = npt.NDArray[np.uint64]
+F64 = npt.NDArray[np.float64]
+Bools = npt.NDArray[np.bool_]
+
+
+@njit(cache=True)
+def first_exposures(
+    unit: I64,
+    start: I64,
+    variant: U32,
+    words: U64,
+    covariates: F64,
+    first: I64,
+    low: U32,
+    high: U32,
+    word_of: U64,
+    covariate_of: F64,
+) -> None:  # pragma: no cover - compiled; run by every dense readout
+    """Fold a batch of in-window exposure rows into each unit's earliest one.
+
+    `first[u]` is the unit's earliest start (`UNSEEN` before any row), `low[u]`/`high[u]` its
+    lowest and highest variant code; `word_of[k, u]` and `covariate_of[c, u]` hold the packed
+    segment codes and covariates of its earliest row (`words[k, r]`, `covariates[c, r]`).
+    """
+    for r in range(len(unit)):
+        u = unit[r]
+        low[u] = min(low[u], variant[r])
+        high[u] = max(high[u], variant[r])
+        if start[r] < first[u]:
+            first[u] = start[r]
+            for k in range(words.shape[0]):
+                word_of[k, u] = words[k, r]
+            for c in range(covariates.shape[0]):
+                covariate_of[c, u] = covariates[c, r]
+
+
+@dataclass(frozen=True, slots=True)
+class MeasureSpans:
+    """Per measure j: which filter bit and value it reads, and when a row counts.
+
+    A row counts for measure j when its filter bit `flag[j]` is set, it is the first row of its
+    event id, and `start + since[j] <= ts < start + until[j]` and `ts < before[j]` (times in
+    microseconds; `since`/`until` relative to the unit's start). `value[j]` is the row of the
+    values matrix to add, or -1 to add 1.
+    """
+
+    flag: I64
+    value: I64
+    since: I64
+    until: I64
+    before: I64
+
+
+class IdSet:
+    """The event ids seen so far: a bitmap over a range of integer ids, else a hash table.
+
+    Integer ids usually are a dense range: one bit each (150 M ids: 19 MB) beats a hash table of
+    128-bit keys by an order of magnitude in memory, and memory is time here (every fresh page
+    costs a fault). The range grows as batches arrive; once it would hold more than `SPARSE`
+    bits per id, the ids move to the hash table. Text ids (by fingerprint) start there.
+
+    The hash table: `keys[slot]` holds (high, low, used); the slot is the high word modulo a
+    prime, so integer ids that arrive in order fill neighbouring slots and any stride spreads.
+    A text id's high word is already a hash.
+    """
+
+    SPARSE = 64
+    MIN_BITS = 1 << 26  # 8 MB: any range this small stays a bitmap
+
+    def __init__(self, integer: bool) -> None:
+        self.bits = np.zeros(0, np.uint64)
+        self.keys = np.zeros((0 if integer else _next_prime(1 << 16), 3), np.int64)
+        # ids held, a null id seen, 1 once hashed, the bitmap's first id
+        self.state = np.array([0, 0, 0 if integer else 1, 0], np.int64)
+
+    def reserve(self, ids: I64, present: Bools) -> None:
+        """Make room for a batch's ids (`high` words; `present`: not null)."""
+        if not self.state[2]:
+            if present.any():
+                self._cover(ids[present])
+            if not self.state[2]:
+                return
+        needed = 2 * (int(self.state[0]) + len(ids))
+        if needed <= len(self.keys):
+            return
+        keys = np.zeros((_next_prime(max(needed, 2 * len(self.keys))), 3), np.int64)
+        _rehash(self.keys, keys)
+        self.keys = keys
+
+    def _cover(self, ids: I64) -> None:
+        lo, hi = int(ids.min()), int(ids.max())
+        base, have = int(self.state[3]), 64 * len(self.bits)
+        if have:
+            lo, hi = min(lo, base), max(hi, base + have - 1)
+        lo -= lo % 64
+        width = hi - lo + 1
+        if width > max(self.SPARSE * (int(self.state[0]) + len(ids)), self.MIN_BITS):
+            self.keys = np.zeros((_next_prime(4 * (int(self.state[0]) + len(ids))), 3), np.int64)
+            _bits_to_keys(self.bits, np.int64(base), self.keys)
+            self.bits, self.state[2] = np.zeros(0, np.uint64), 1
+            return
+        if have and lo >= base and hi < base + have:
+            return
+        words = max(-(-width // 64), 2 * len(self.bits))  # room to grow upwards
+        bits = np.zeros(words, np.uint64)
+        shift = (base - lo) // 64 if have else 0
+        bits[shift : shift + len(self.bits)] = self.bits
+        self.bits, self.state[3] = bits, lo
+
+
+def _next_prime(n: int) -> int:
+    n |= 1
+    while any(n % d == 0 for d in range(3, int(n**0.5) + 1, 2)):
+        n += 2
+    return n
+
+
+@njit(cache=True)
+def _insert(keys: I64, high: np.int64, low: np.int64) -> bool:  # pragma: no cover - compiled
+    """Add the key; True when it was not there before."""
+    i = np.int64(np.uint64(high) % np.uint64(len(keys)))
+    while keys[i, 2]:
+        if keys[i, 0] == high and keys[i, 1] == low:
+            return False
+        i += 1
+        if i == len(keys):
+            i = np.int64(0)
+    keys[i, 0], keys[i, 1], keys[i, 2] = high, low, 1
+    return True
+
+
+@njit(cache=True)
+def _bits_to_keys(bits: U64, base: np.int64, keys: I64) -> None:  # pragma: no cover - compiled
+    for w in range(len(bits)):
+        for b in range(64):
+            if bits[w] >> np.uint64(b) & np.uint64(1):
+                _insert(keys, base + 64 * w + b, np.int64(0))
+
+
+@njit(cache=True)
+def _rehash(keys: I64, to: I64) -> None:  # pragma: no cover - compiled
+    for i in range(len(keys)):
+        if keys[i, 2]:
+            _insert(to, keys[i, 0], keys[i, 1])
+
+
+@njit(cache=True)
+def add_rows(
+    unit: I64,
+    ts: I64,
+    flags: U64,
+    id_high: I64,
+    id_low: I64,
+    values: F64,
+    valid: Bools,
+    start: I64,
+    variant: U32,
+    spans: tuple[I64, I64, I64, I64, I64],
+    has_time: bool,
+    has_id: bool,
+    id_bits: U64,
+    id_keys: I64,
+    id_state: I64,
+    sums: F64,
+    checks: I64,
+) -> None:  # pragma: no cover - compiled; run by every dense readout
+    """Add one batch of rows into `sums[j, unit]` and the per-variant `checks`.
+
+    Rows of units that are not `valid` are skipped, as the hash query's inner join drops them.
+    `flags` bit j is metric filter j; bit 32 + k: value column k is NaN or infinite; bit 62: a
+    null event id. `checks[k, variant]` counts rows, rows before exposure, repeated ids and each
+    value column's NaN/inf, in that order (the ones that apply).
+    """
+    flag, value, since, until, before = spans
+    one = np.uint64(1)
+    for r in range(len(unit)):
+        u = unit[r]
+        if not valid[u]:
+            continue
+        v = variant[u]
+        checks[0, v] += 1
+        k = 1
+        t = ts[r]
+        s = start[u]
+        timed = t != NO_TIME
+        if has_time:
+            if timed and t < s:
+                checks[k, v] += 1
+            k += 1
+        first = True
+        if has_id:
+            if flags[r] >> np.uint64(NULL_ID_BIT) & one:
+                first = id_state[1] == 0
+                id_state[1] = 1
+            elif id_state[2]:
+                first = _insert(id_keys, id_high[r], id_low[r])
+            else:
+                o = id_high[r] - id_state[3]
+                bit = one << np.uint64(o & 63)
+                first = not (id_bits[o >> 6] & bit)
+                id_bits[o >> 6] |= bit
+            id_state[0] += first
+            if not first:
+                checks[k, v] += 1
+            k += 1
+        for c in range(values.shape[0]):
+            if flags[r] >> np.uint64(32 + c) & one:
+                checks[k + c, v] += 1
+        if not first:
+            continue
+        for j in range(len(flag)):
+            if not (flags[r] >> np.uint64(flag[j]) & one):
+                continue
+            if has_time and not (timed and s + since[j] <= t < s + until[j] and t < before[j]):
+                continue
+            sums[j, u] += 1.0 if value[j] < 0 else values[value[j], r]

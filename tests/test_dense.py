@@ -1,0 +1,229 @@
+"""The dense arrays (`pipeline.dense`, integer unit ids in a compact range) give the hash query's
+statistics and verdict on every plan, and the compiled loops do what they say."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from croctl.errors import DataError
+from croctl.pipeline import bind_plan, dense, kernel
+from croctl.pipeline.collect import exposure_span
+from croctl.plan import load_plan
+from tests.conftest import BASE_PLAN, ROOT
+from tests.test_engines import FIXTURES, _report
+from tests.test_golden import _close
+
+PLANS = sorted((ROOT / "plans").glob("*.yaml"))
+
+
+def _read(path: Path) -> pl.DataFrame:
+    if ".parquet" in path.name:
+        return pl.read_parquet(path)
+    return pl.read_csv(path, infer_schema_length=None)
+
+
+def _integer_ids(plan_path: Path, folder: Path) -> Path:
+    """The plan over Parquet copies of its exports, unit ids recoded to integers from 1."""
+    plan = yaml.safe_load(plan_path.read_text())
+    exports = [plan["exposures"], *plan["sources"].values()]
+    frames = [_read(plan_path.parent / e["path"]) for e in exports]
+    units = [f.get_column(e["unit"]).cast(pl.String) for f, e in zip(frames, exports, strict=True)]
+    ids = pl.concat(units).drop_nulls().unique().sort()
+    for k, (frame, export) in enumerate(zip(frames, exports, strict=True)):
+        number = pl.col(export["unit"]).cast(pl.String).replace_strict(ids, range(1, len(ids) + 1))
+        frame.with_columns(number).write_parquet(folder / f"export{k}.parquet")
+        export["path"] = f"export{k}.parquet"
+    path = folder / "plan.yaml"
+    path.write_text(yaml.safe_dump(plan, sort_keys=False))
+    return path
+
+
+def _on_both(plan: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
+    """The report by the hash query; asserts the dense arrays give the same one."""
+    monkeypatch.setattr(dense, "MIN_ROWS", 10**18)
+    hashed = _report(plan)
+    runs = []
+    original = dense.dense_results
+
+    def spy(*args: object) -> object:
+        runs.append(args)
+        return original(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(dense, "MIN_ROWS", 0)
+    monkeypatch.setattr(dense, "dense_results", spy)
+    _close(_report(plan), hashed)
+    assert runs, "the dense arrays were not used"
+    return hashed
+
+
+@pytest.mark.parametrize("plan", PLANS, ids=lambda p: p.stem)
+def test_shipped_plans_give_the_hash_query_report(plan, tmp_path, monkeypatch):
+    _on_both(_integer_ids(plan, tmp_path), monkeypatch)
+
+
+@pytest.mark.parametrize("name", FIXTURES)
+def test_fixtures_give_the_hash_query_report(name, tmp_path, monkeypatch):
+    source = tmp_path / "csv"
+    source.mkdir()
+    _on_both(_integer_ids(FIXTURES[name].write(source), tmp_path), monkeypatch)
+
+
+def test_the_benchmark_export_gives_the_hash_query_report(tmp_path, monkeypatch):
+    """Integer ids as generated: caps, CUPED, ratios, two segments, every trust check."""
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    import generate  # type: ignore[import-not-found]
+
+    generate.generate(3000, 15, "parquet", tmp_path, shape="tidy")
+    report = _on_both(tmp_path / "plan.yaml", monkeypatch)
+    assert report["verdict"] != "invalid"
+
+
+def _edge_export(folder: Path, event_id: Callable[[int], object], nan: bool = False) -> Path:
+    """Units 1-60 with a null-id exposure, a unit shown both arms and events on ids outside the
+    exposures' range, a null id, rows logged twice (same event id, `event_id(i)` for row i), rows
+    before exposure (and with `nan`, NaN values); a lookback covariate, a window, a cap and a
+    funnel."""
+    units = [*range(1, 61), None, 7]
+    pl.DataFrame(
+        {
+            "user_id": pl.Series(units, dtype=pl.Int64),
+            "variant": ["control" if i % 2 else "treatment" for i in range(len(units))],
+            "exposed_at": [f"2026-10-0{2 + i % 4}T0{i % 9}:00:00Z" for i in range(len(units))],
+            "device": [["mobile", None, "desktop"][i % 3] for i in range(len(units))],
+        }
+    ).write_parquet(folder / "exposures.parquet")
+    rows = range(600)
+    events = pl.DataFrame(
+        {
+            "user_id": pl.Series([[0, *range(1, 62), None][i % 63] for i in rows], dtype=pl.Int64),
+            "event_id": [None if i == 5 else event_id(i) for i in rows],
+            "ts": [f"2026-{10 - (i % 5 == 0):02d}-0{1 + i % 7}T1{i % 10}:00:00Z" for i in rows],
+            "event_name": [["purchase", "cart", "page_view"][i % 3] for i in rows],
+            "revenue": [float("nan") if nan and i % 41 == 0 else i % 13 for i in rows],
+        }
+    )
+    pl.concat([events, events.gather_every(7)]).write_parquet(folder / "events.parquet")
+    purchase = "event_name = 'purchase'"
+    plan = {
+        **BASE_PLAN,
+        "exposures": {**BASE_PLAN["exposures"], "path": "exposures.parquet"},
+        "sources": {
+            "events": {
+                "path": "events.parquet",
+                "unit": "user_id",
+                "timestamp": "ts",
+                "id": "event_id",
+            },
+        },
+        "segments": {"device": "device"},
+        "metrics": {
+            "conv": {
+                "role": "primary",
+                "type": "proportion",
+                "source": "events",
+                "filter": purchase,
+                "window": "3d",
+                "covariate": {"lookback": "14d"},
+            },
+            "revenue": {
+                "role": "quality",
+                "type": "mean",
+                "source": "events",
+                "filter": purchase,
+                "value": "revenue",
+                "cap": 0.9,
+            },
+        },
+        "funnels": {
+            "buy": {
+                "source": "events",
+                "window": "5d",
+                "steps": {"cart": "event_name = 'cart'", "purchase": purchase},
+            },
+        },
+    }
+    path = folder / "plan.yaml"
+    path.write_text(yaml.safe_dump(plan, sort_keys=False))
+    return path
+
+
+@pytest.mark.parametrize(
+    "event_id",
+    [lambda i: i, lambda i: i * 10**15, lambda i: f"e{i}"],  # a bitmap, hashed, text
+    ids=["integer", "sparse", "text"],
+)
+def test_edge_cases_give_the_hash_query_report(tmp_path, monkeypatch, event_id):
+    report = _on_both(_edge_export(tmp_path, event_id), monkeypatch)
+    events = next(c for c in report["checks"] if c["name"] == "duplicate_events")  # type: ignore[index]
+    assert sum(events["counts"].values())
+
+
+def test_nan_values_fail_the_run_with_the_hash_query_error(tmp_path, monkeypatch):
+    plan = _edge_export(tmp_path, int, nan=True)
+    errors = []
+    for rows in (10**18, 0):
+        monkeypatch.setattr(dense, "MIN_ROWS", rows)
+        with pytest.raises(DataError) as error:
+            _report(plan)
+        errors.append(str(error.value))
+    assert errors[0] == errors[1]
+    assert "NaN or infinite" in errors[0]
+
+
+def test_only_compact_integer_ids_with_enough_rows_use_the_arrays(tmp_path, monkeypatch):
+    plan = load_plan(_edge_export(tmp_path, int))
+    bound = bind_plan(plan)
+    span = exposure_span(bound)
+    assert span is not None and span.rows == 62
+    assert not dense.applies(bound, span)  # small: the hash query
+    monkeypatch.setattr(dense, "MIN_ROWS", 0)
+    assert dense.applies(bound, span)
+    assert not dense.applies(bound, None)  # text ids
+    sparse = type(span)(span.lo, span.lo + 10 * span.rows, span.rows)
+    assert not dense.applies(bound, sparse)  # mostly empty slots
+
+
+def _duplicates(batches: list[list[int | None]]) -> int:
+    """Repeated ids `kernel.add_rows` counts over `batches` of event ids (one unit, no measure)."""
+    ids = kernel.IdSet(integer=True)
+    checks = np.zeros((2, 1), np.int64)
+    empty = np.zeros(0, np.int64)
+    for batch in batches:
+        high = np.array([0 if i is None else i for i in batch], np.int64)
+        flags = np.array([i is None for i in batch], np.uint64) << np.uint64(kernel.NULL_ID_BIT)
+        ids.reserve(high, np.array([i is not None for i in batch]))
+        zeros = np.zeros(len(batch), np.int64)
+        kernel.add_rows(
+            zeros, zeros, flags, high, zeros, np.zeros((0, len(batch))),
+            np.ones(1, np.bool_), np.zeros(1, np.int64), np.zeros(1, np.uint32),
+            (empty, empty, empty, empty, empty), False, True,
+            ids.bits, ids.keys, ids.state, np.zeros((0, 1)), checks,
+        )  # fmt: skip
+    return int(checks[1, 0])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.lists(
+            st.one_of(
+                st.none(),
+                st.integers(-200, 200),  # a bitmap, grown both ways
+                st.integers(-(2**63), 2**63 - 1),  # sparse: moves to the hash table
+            ),
+            max_size=40,
+        ),
+        max_size=6,
+    )
+)
+def test_repeated_event_ids_are_counted_as_a_set_would(batches):
+    flat = [i for batch in batches for i in batch]
+    assert _duplicates(batches) == len(flat) - len(set(flat))
