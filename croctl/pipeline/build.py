@@ -2,7 +2,8 @@
 
 The data rules of SPEC §4 live here: first exposure in the window defines a unit's variant, start
 and segments; multi-variant units are dropped; rows count from the unit's start (and within the
-metric's window); units without rows count as zero.
+metric's window); units without rows count as zero. `dense` applies the same rules over arrays
+when unit ids are compact integers; `tests/test_dense.py` holds the two to the same answers.
 """
 
 from __future__ import annotations
@@ -35,9 +36,7 @@ from croctl.pipeline.names import (
     check_col,
     seg_col,
 )
-from croctl.pipeline.table import (
-    source_counts,
-)
+from croctl.pipeline.table import source_counts
 from croctl.plan import MeasureSpec, MetricSpec
 
 
