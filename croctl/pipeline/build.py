@@ -20,10 +20,10 @@ from croctl.pipeline.coverage import Bitmap
 from croctl.pipeline.keys import (
     coverage_key,
     fingerprint,
-    packed_codes,
+    segment_words,
+    segments_from_words,
     source_ids,
     unit_key,
-    unpacked_code,
 )
 from croctl.pipeline.names import (
     EVENT_KEY,
@@ -154,11 +154,6 @@ def _first_exposures(bound: BoundPlan, rows: pl.LazyFrame) -> pl.LazyFrame:
     # Each `min_by` keeps its own copy of every unit's earliest start (~0.3 GiB at 10 M units),
     # so segment codes travel two to a word, and the variant needs none: a unit that keeps one
     # variant in the window has it on every row, and one that does not is dropped.
-    words = [segments[i : i + 2] for i in range(0, len(segments), 2)]
-
-    def word(j: int) -> str:  # the column of the j-th word
-        return f"__word{j}"
-
     firsts = (
         rows.filter(in_window(bound))
         .group_by(UNIT)
@@ -168,7 +163,7 @@ def _first_exposures(bound: BoundPlan, rows: pl.LazyFrame) -> pl.LazyFrame:
             (code.min() != code.max()).alias(MULTIPLE),
             # min_by is a streaming reduction; get(arg_min) gathers each group at twice the cost
             # (first() is worse still: it tracks row order)
-            *[packed_codes(pair).min_by(START).alias(word(j)) for j, pair in enumerate(words)],
+            *[word.min_by(START) for word in segment_words(len(segments))],
             *[pl.col(c).min_by(START) for c in covariates],
             pl.col(START).min(),
         )
@@ -178,7 +173,7 @@ def _first_exposures(bound: BoundPlan, rows: pl.LazyFrame) -> pl.LazyFrame:
         pl.col(VARIANT).cat.to(pl.Categorical),
         MULTIPLE,
         START,
-        *[unpacked_code(word(i // 2), i % 2).alias(c) for i, c in enumerate(segments)],
+        *segments_from_words(len(segments)),
         *covariates,
     )
 

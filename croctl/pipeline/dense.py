@@ -38,8 +38,8 @@ from croctl.pipeline.dense_rows import (
     slot,
     source_sums,
 )
-from croctl.pipeline.keys import packed_codes, unpacked_code
-from croctl.pipeline.names import MISSING_SEGMENT, START, VARIANT, seg_col
+from croctl.pipeline.keys import segment_words, segments_from_words
+from croctl.pipeline.names import MISSING_SEGMENT, START, VARIANT, word_col
 from croctl.pipeline.table import source_counts
 from croctl.plan import Plan
 
@@ -84,7 +84,7 @@ def dense_results(
     table: dict[str, object] = {
         VARIANT: units.low,
         VALID: valid,
-        **{_word(k): units.words[k] for k in range(len(units.words))},
+        **{word_col(k): units.words[k] for k in range(len(units.words))},
         **{c: units.covariates[k] for k, c in enumerate(plan.covariate_columns)},
     }
     for name, source in bound.sources.items():
@@ -98,7 +98,7 @@ def dense_results(
     frame = pl.DataFrame(table | sums).lazy().filter(pl.col(VALID))
     frame = frame.with_columns(
         pl.col(VARIANT).cat.to(pl.Categorical),
-        *[unpacked_code(_word(k // 2), k % 2).alias(seg_col(k)) for k in range(len(plan.segments))],
+        *segments_from_words(len(plan.segments)),
     )
     frames = {
         "cells": cells_frame(
@@ -116,10 +116,6 @@ def dense_results(
     return results | dict(zip(frames, collected, strict=True))
 
 
-def _word(k: int) -> str:
-    return f"__word{k}"
-
-
 @dataclass(frozen=True, slots=True)
 class _Units:
     """Per slot (`id - lo`; the last one: a null id): the unit's first in-window exposure."""
@@ -127,7 +123,7 @@ class _Units:
     first: I64  # earliest start, epoch microseconds (`kernel.UNSEEN`: no exposure in the window)
     low: U32  # lowest variant code
     high: U32  # highest variant code
-    words: U64  # [k, slot]: segment codes, two to a word (`keys.packed_codes`)
+    words: U64  # [k, slot]: segment codes, two to a word (`keys.segment_words`)
     covariates: F64  # [c, slot]: the plan's covariate columns (null as 0)
 
     @classmethod
@@ -135,14 +131,14 @@ class _Units:
         from croctl.pipeline import kernel
 
         plan = bound.plan
-        segments = [seg_col(i) for i in range(len(plan.segments))]
-        pairs = [segments[i : i + 2] for i in range(0, len(segments), 2)]
+        words = segment_words(len(plan.segments))
+        names = [word.meta.output_name() for word in words]
         size = span.width + 1
         units = cls(
             np.full(size, kernel.UNSEEN, np.int64),
             np.full(size, np.iinfo(np.uint32).max, np.uint32),
             np.zeros(size, np.uint32),
-            np.zeros((len(pairs), size), np.uint64),
+            np.zeros((len(words), size), np.uint64),
             np.zeros((len(plan.covariate_columns), size), np.float64),
         )
         rows = build.exposure_rows(bound).filter(build.in_window(bound))
@@ -150,7 +146,7 @@ class _Units:
             slot(bound, span).fill_null(span.width).alias(IDX),
             pl.col(START).dt.epoch("us"),
             pl.col(VARIANT).to_physical().fill_null(0),
-            *[packed_codes(pair).alias(_word(k)) for k, pair in enumerate(pairs)],
+            *words,
             *[pl.col(c).cast(pl.Float64).fill_null(0.0) for c in plan.covariate_columns],
         )
         for batch in stream.collect_batches(engine="streaming", maintain_order=False):
@@ -158,7 +154,7 @@ class _Units:
                 batch.get_column(IDX).to_numpy(),
                 batch.get_column(START).to_numpy(),
                 batch.get_column(VARIANT).to_numpy(),
-                matrix(batch, [_word(k) for k in range(len(pairs))], np.uint64),
+                matrix(batch, names, np.uint64),
                 matrix(batch, plan.covariate_columns, np.float64),
                 units.first,
                 units.low,

@@ -12,7 +12,7 @@ import polars as pl
 from croctl.pipeline.bind import BoundPlan, BoundSource
 from croctl.pipeline.build import measures_on
 from croctl.pipeline.coverage import Span
-from croctl.pipeline.keys import unit_key
+from croctl.pipeline.keys import fingerprint_words, unit_key
 from croctl.pipeline.names import UNIT
 from croctl.pipeline.table import source_counts
 from croctl.plan import MetricSpec
@@ -201,10 +201,8 @@ def _tagged_rows(
         if _integer_ids(bound, source):
             dtype = source.scan.raw.collect_schema()[spec.id]
             high = ids.reinterpret(signed=True) if dtype == pl.UInt64 else ids.cast(pl.Int64)
-        else:  # the two words of `keys.fingerprint`
-            text = ids.cast(pl.String)
-            high = text.hash(seed=0x5EED1).reinterpret(signed=True)
-            low = text.hash(seed=0x5EED2).reinterpret(signed=True)
+        else:
+            high, low = fingerprint_words(ids.cast(pl.String))
     ts = pl.lit(NO_TIME, pl.Int64)
     if spec.timestamp:
         ts = pl.col(spec.timestamp).dt.epoch("us").fill_null(NO_TIME)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import polars as pl
 
 from croctl.pipeline.bind import BoundPlan, BoundSource
-from croctl.pipeline.names import UNIT
+from croctl.pipeline.names import UNIT, seg_col, word_col
+
+_HIGH_SEED, _LOW_SEED = 0x5EED1, 0x5EED2  # the two hashes of `fingerprint`
 
 
 def unit_id(bound: BoundPlan, source: BoundSource) -> pl.Expr:
@@ -56,24 +58,44 @@ def fingerprint(text: pl.Expr) -> pl.Expr:
     ids), the bound ClickHouse's exact distinct count relies on for strings. Null stays null.
     """
     high = _high_word(text).cast(pl.Int128)
-    low = text.hash(seed=0x5EED2).cast(pl.Int128)
+    low = text.hash(seed=_LOW_SEED).cast(pl.Int128)
     return pl.when(text.is_not_null()).then(high * pl.lit(1 << 64, pl.Int128) + low)
+
+
+def fingerprint_words(text: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+    """`fingerprint`'s two hashes as signed 64-bit words (a pair of `Int64` keys, not null)."""
+    return _high_word(text), text.hash(seed=_LOW_SEED).reinterpret(signed=True)
 
 
 def _high_word(text: pl.Expr) -> pl.Expr:
     """The high 64 bits of `fingerprint`, signed (and not null for null text)."""
-    return text.hash(seed=0x5EED1).reinterpret(signed=True)
+    return text.hash(seed=_HIGH_SEED).reinterpret(signed=True)
 
 
-def packed_codes(columns: list[str]) -> pl.Expr:
-    """Up to two categorical columns' 32-bit codes in one 64-bit word (the first one low)."""
-    word = pl.col(columns[0]).to_physical().cast(pl.UInt64)
-    if len(columns) == 2:
-        word = word + pl.col(columns[1]).to_physical().cast(pl.UInt64) * (1 << 32)
+def segment_words(n: int) -> list[pl.Expr]:
+    """The n segment columns (`seg_col`) as their 32-bit codes, two to a 64-bit word (`word_col`).
+
+    The first exposures carry each unit's segments in these words (`build._first_exposures`
+    says why); `segments_from_words` unpacks them.
+    """
+    return [
+        _packed_codes(seg_col(j), seg_col(j + 1) if j + 1 < n else None).alias(word_col(j // 2))
+        for j in range(0, n, 2)
+    ]
+
+
+def segments_from_words(n: int) -> list[pl.Expr]:
+    """The n segment columns back from `segment_words`' words, as categoricals."""
+    return [_unpacked_code(word_col(i // 2), i % 2).alias(seg_col(i)) for i in range(n)]
+
+
+def _packed_codes(low: str, high: str | None) -> pl.Expr:
+    word = pl.col(low).to_physical().cast(pl.UInt64)
+    if high is not None:
+        word = word + pl.col(high).to_physical().cast(pl.UInt64) * (1 << 32)
     return word
 
 
-def unpacked_code(word: str, half: int) -> pl.Expr:
-    """The categorical packed into `half` (0: low, 1: high) of `packed_codes`' word."""
+def _unpacked_code(word: str, half: int) -> pl.Expr:
     code = pl.col(word) // (1 << 32) if half else pl.col(word) % (1 << 32)
     return code.cast(pl.UInt32).cat.to(pl.Categorical)

@@ -16,6 +16,11 @@ def seg_col(i: int) -> str:
     return f"__seg{i}"
 
 
+def word_col(j: int) -> str:
+    """Column of the j-th word of segment codes, two to a word (`keys.segment_words`)."""
+    return f"__word{j}"
+
+
 def check_col(source: str, count: str) -> str:
     """Per-unit column of a source's trust-check count (`rows`, `pre_exposure`, ...)."""
     return f"__{source}:{count}"
