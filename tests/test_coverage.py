@@ -9,7 +9,7 @@ import yaml
 
 from croctl.pipeline import bind_plan, collect_stats
 from croctl.pipeline.collect import coverage_bitmaps, exposure_span
-from croctl.pipeline.coverage import MIN_SPAN, Bitmap, Span, id_span
+from croctl.pipeline.coverage import MIN_SPAN, Bitmap, Span, bitmap_of, id_span
 from croctl.pipeline.engines import collect_with_duckdb
 from croctl.pipeline.names import UNIT
 from croctl.plan import load_plan
@@ -38,6 +38,25 @@ def test_a_null_id_is_never_covered():
     bitmap = Bitmap(10, np.array([True, False, True]))
     ids = pl.Series([10, 11, 12, None], dtype=pl.Int64)
     assert bitmap.covered(ids).to_list() == [True, False, True, False]
+
+
+
+@pytest.mark.parametrize(
+    ("dtype", "ids", "span"),
+    [
+        (pl.Int64, [7, None, 3, 9, 12, 2, 7], Span(3, 9, 4)),
+        (pl.Int32, [-4, None, -1, 0, 5], Span(-2, 4, 2)),
+        (pl.UInt64, [2**64 - 1, 2**63, 10, 11, None, 3], Span(8, 12, 2)),  # past Int64
+        (pl.UInt64, [2**64 - 1, 2**63 + 5, 2**63 + 2, None], Span(2**63 + 1, 2**63 + 6, 3)),
+    ],
+)
+def test_the_compiled_marker_marks_what_numpy_does(dtype, ids, span):
+    from croctl.pipeline.kernel import mark
+
+    frame = pl.LazyFrame({UNIT: ids}, schema={UNIT: dtype})
+    compiled, plain = bitmap_of(frame, span, mark), bitmap_of(frame, span)
+    expected = [u in ids for u in range(span.lo, span.hi + 1)]
+    assert compiled.seen.tolist() == plain.seen.tolist() == expected
 
 
 def _write_export(folder, unit_ids, event_ids, dtype=pl.Int64):

@@ -14,7 +14,7 @@ from croctl.pipeline import dense
 from croctl.pipeline.bind import BoundPlan, BoundSource
 from croctl.pipeline.build import build_query
 from croctl.pipeline.caps import capped_cells, sample_frames, thresholds_from_sample
-from croctl.pipeline.coverage import Bitmap, Span, bitmap_of, id_span
+from croctl.pipeline.coverage import Bitmap, Marker, Span, bitmap_of, id_span
 from croctl.pipeline.keys import source_ids
 from croctl.pipeline.names import MOMENTS, VARIANT, check_col, seg_col
 from croctl.pipeline.table import cap_columns, check_columns, source_counts
@@ -34,11 +34,14 @@ def collect_query(bound: BoundPlan, covered: Mapping[str, Bitmap] | None = None)
     """
     try:
         span = exposure_span(bound)
-        covered = coverage_bitmaps(bound, span) if covered is None else covered
-        if dense.applies(bound, span) and covered.keys() == bound.sources.keys():
+        if dense.applies(bound, span):
             assert span is not None
+            from croctl.pipeline.kernel import mark
+
+            covered = coverage_bitmaps(bound, span, mark) if covered is None else covered
             results = split_caps(dense.dense_results(bound, span, covered), bound.plan)
             return stats_from_frames(results, bound.plan)
+        covered = coverage_bitmaps(bound, span) if covered is None else covered
         results = _capped_results(bound, covered)
     except (pl.exceptions.PolarsError, OSError) as exc:
         if (inferring := bound.by_inference()) is not None:
@@ -100,14 +103,16 @@ def exposure_span(bound: BoundPlan) -> Span | None:
     return id_span(source_ids(bound, bound.exposures))
 
 
-def coverage_bitmaps(bound: BoundPlan, span: Span | None) -> dict[str, Bitmap]:
+def coverage_bitmaps(
+    bound: BoundPlan, span: Span | None, mark: Marker | None = None
+) -> dict[str, Bitmap]:
     """Per source, the unit ids it has rows for, when ids are integers in a compact range.
 
     A pass of its own over each source's id column, before the query (see `coverage`).
     """
     if span is None or not span.compact:
         return {}
-    return {name: bitmap_of(source_ids(bound, s), span) for name, s in bound.sources.items()}
+    return {name: bitmap_of(source_ids(bound, s), span, mark) for name, s in bound.sources.items()}
 
 
 def stats_from_frames(results: dict[str, pl.DataFrame], plan: Plan) -> SufficientStats:

@@ -9,6 +9,7 @@ ids) keep the hash set in the query (`build._coverage`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +18,7 @@ import polars as pl
 
 from croctl.pipeline.names import UNIT
 
+Marker = Callable[[npt.NDArray[np.bool_], npt.NDArray[np.int64], int, int], None]
 MAX_SPAN = 1 << 28  # ids in the range: one byte each, so at most 256 MiB
 SPAN_PER_ROW = 8  # a range wider than 8 ids per exposure row is too sparse to be worth it
 MIN_SPAN = 1 << 16  # small exports always qualify (64 KiB)
@@ -73,10 +75,22 @@ def id_span(exposure_ids: pl.LazyFrame) -> Span | None:
     return Span(int(lo), int(hi), int(rows))
 
 
-def bitmap_of(source_ids: pl.LazyFrame, span: Span) -> Bitmap:
-    """Mark every id in the span that `source_ids` (one integer column `UNIT`) has a row for."""
+def bitmap_of(source_ids: pl.LazyFrame, span: Span, mark: Marker | None = None) -> Bitmap:
+    """Mark every id in the span that `source_ids` (one integer column `UNIT`) has a row for.
+
+    `mark(seen, ids, lo, hi)`, when given, marks a batch of `Int64` ids in a compiled loop
+    (`kernel.mark`: ~0.3 s less than Polars and numpy at 150 M ids).
+    """
     lo, hi = span.lo, span.hi
     seen = np.zeros(span.width, dtype=np.bool_)
+    if mark is not None and hi <= np.iinfo(np.int64).max:
+        # ids past Int64 (UInt64 ones) become null, and are outside the span anyway
+        ids = source_ids.select(pl.col(UNIT).cast(pl.Int64, strict=False))
+        for batch in ids.collect_batches(maintain_order=False, engine="streaming"):
+            column = batch.to_series()
+            column = column.drop_nulls() if column.has_nulls() else column
+            mark(seen, column.to_numpy(), lo, hi)
+        return Bitmap(lo, seen)
     offsets = source_ids.filter(pl.col(UNIT).is_between(lo, hi)).select(pl.col(UNIT) - lo)
     for batch in offsets.collect_batches(maintain_order=False, engine="streaming"):
         seen[batch.get_column(UNIT).to_numpy()] = True
