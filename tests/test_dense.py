@@ -4,6 +4,8 @@ statistics and verdict on every plan, and the compiled loops do what they say.""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +18,7 @@ from hypothesis import strategies as st
 from croctl.errors import DataError
 from croctl.pipeline import bind_plan, dense, kernel
 from croctl.pipeline.collect import exposure_span
-from croctl.plan import load_plan
+from croctl.plan import Plan, load_plan
 from tests.conftest import BASE_PLAN, ROOT
 from tests.test_engines import FIXTURES, _report
 from tests.test_golden import _close
@@ -46,7 +48,7 @@ def _integer_ids(plan_path: Path, folder: Path) -> Path:
     return path
 
 
-def _on_both(plan: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
+def _on_both(plan: Path | Plan, monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
     """The report by the hash query; asserts the dense arrays give the same one."""
     monkeypatch.setattr(dense, "MIN_ROWS", 10**18)
     hashed = _report(plan)
@@ -86,18 +88,26 @@ def test_the_benchmark_export_gives_the_hash_query_report(tmp_path, monkeypatch)
     assert report["verdict"] != "invalid"
 
 
-def _edge_export(folder: Path, event_id: Callable[[int], object], nan: bool = False) -> Path:
-    """Units 1-60 with a null-id exposure, a unit shown both arms and events on ids outside the
-    exposures' range, a null id, rows logged twice (same event id, `event_id(i)` for row i), rows
-    before exposure (and with `nan`, NaN values); a lookback covariate, a window, a cap and a
-    funnel."""
-    units = [*range(1, 61), None, 7]
+def _edge_export(folder: Path, event_id: Callable[[int], object], bad: str = "") -> Path:
+    """Units 1-60 with a null-id exposure, a unit shown both arms, exposures outside the window
+    or without a time, and events on ids outside the exposures' range, a null id, rows logged
+    twice (same event id, `event_id(i)` for row i), rows before exposure; a lookback and a
+    column covariate, a window, a cap and a funnel. `bad`: "revenue" or "pre" with NaN values,
+    "variant" with a null variant."""
+    units = [*range(1, 61), None, 7, 61, 62, 63, 3]
+    times = [f"2026-10-0{2 + i % 4}T0{i % 9}:00:00Z" for i in range(len(units) - 4)]
+    times += ["2026-09-20T00:00:00Z", "2026-10-20T00:00:00Z", None, "2026-10-16T00:00:00Z"]
+    variants = ["control" if i % 2 else "treatment" for i in range(len(units))]
     pl.DataFrame(
         {
             "user_id": pl.Series(units, dtype=pl.Int64),
-            "variant": ["control" if i % 2 else "treatment" for i in range(len(units))],
-            "exposed_at": [f"2026-10-0{2 + i % 4}T0{i % 9}:00:00Z" for i in range(len(units))],
+            "variant": [None if bad == "variant" and i == 9 else v for i, v in enumerate(variants)],
+            "exposed_at": times,
             "device": [["mobile", None, "desktop"][i % 3] for i in range(len(units))],
+            "pre": [
+                float("nan") if bad == "pre" and i == 4 else None if i == 8 else i % 5 * 1.5
+                for i in range(len(units))
+            ],
         }
     ).write_parquet(folder / "exposures.parquet")
     rows = range(600)
@@ -107,7 +117,7 @@ def _edge_export(folder: Path, event_id: Callable[[int], object], nan: bool = Fa
             "event_id": [None if i == 5 else event_id(i) for i in rows],
             "ts": [f"2026-{10 - (i % 5 == 0):02d}-0{1 + i % 7}T1{i % 10}:00:00Z" for i in rows],
             "event_name": [["purchase", "cart", "page_view"][i % 3] for i in rows],
-            "revenue": [float("nan") if nan and i % 41 == 0 else i % 13 for i in rows],
+            "revenue": [float("nan") if bad == "revenue" and i % 41 == 0 else i % 13 for i in rows],
         }
     )
     pl.concat([events, events.gather_every(7)]).write_parquet(folder / "events.parquet")
@@ -140,6 +150,7 @@ def _edge_export(folder: Path, event_id: Callable[[int], object], nan: bool = Fa
                 "filter": purchase,
                 "value": "revenue",
                 "cap": 0.9,
+                "covariate": "pre",
             },
         },
         "funnels": {
@@ -166,8 +177,21 @@ def test_edge_cases_give_the_hash_query_report(tmp_path, monkeypatch, event_id):
     assert sum(events["counts"].values())
 
 
-def test_nan_values_fail_the_run_with_the_hash_query_error(tmp_path, monkeypatch):
-    plan = _edge_export(tmp_path, int, nan=True)
+def test_a_readout_as_of_a_moment_gives_the_hash_query_report(tmp_path, monkeypatch):
+    plan = load_plan(_edge_export(tmp_path, int))
+    _on_both(replace(plan, as_of=datetime(2026, 10, 4, 3, tzinfo=UTC)), monkeypatch)
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ("revenue", "NaN or infinite"),
+        ("pre", "NaN or infinite"),
+        ("variant", "no variant label"),
+    ],
+)
+def test_bad_values_fail_the_run_with_the_hash_query_error(tmp_path, monkeypatch, bad, message):
+    plan = _edge_export(tmp_path, int, bad)
     errors = []
     for rows in (10**18, 0):
         monkeypatch.setattr(dense, "MIN_ROWS", rows)
@@ -175,14 +199,14 @@ def test_nan_values_fail_the_run_with_the_hash_query_error(tmp_path, monkeypatch
             _report(plan)
         errors.append(str(error.value))
     assert errors[0] == errors[1]
-    assert "NaN or infinite" in errors[0]
+    assert message in errors[0]
 
 
 def test_only_compact_integer_ids_with_enough_rows_use_the_arrays(tmp_path, monkeypatch):
     plan = load_plan(_edge_export(tmp_path, int))
     bound = bind_plan(plan)
     span = exposure_span(bound)
-    assert span is not None and span.rows == 62
+    assert span is not None and span.rows == 66
     assert not dense.applies(bound, span)  # small: the hash query
     monkeypatch.setattr(dense, "MIN_ROWS", 0)
     assert dense.applies(bound, span)

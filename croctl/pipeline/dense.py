@@ -35,6 +35,7 @@ from croctl.pipeline.dense_rows import (
     MAX_VALUES,
     Measures,
     matrix,
+    micros,
     slot,
     source_sums,
 )
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
     from croctl.pipeline.kernel import F64, I64, U32, U64, Bools
 
 VALID = "__valid"
+_EXPOSURE_COUNTS = ("rows", "no_timestamp", "before_start", "after_end")
 SLOTS_PER_UNIT = 2  # arrays at most twice as long as there are exposure rows
 MIN_ROWS = 2_000_000  # fewer exposure rows: the hash query is as fast, without numba's start-up
 
@@ -73,11 +75,10 @@ def dense_results(
     # codes the loops keep against a fresh mapping: this label holds them until the end.
     anchor = pl.Series([MISSING_SEGMENT], dtype=pl.Categorical)
     units = _Units.of(bound, span)
-    valid = units.valid
-    exposures = build.exposure_counts(bound, build.exposure_rows(bound))
+    valid, summary = units.settle()
     results = {
-        "exposures": exposures.collect(engine="streaming"),
-        "multiple_variants": units.summary(),
+        "exposures": units.exposures(plan.covariate_columns),
+        "multiple_variants": summary,
     }
     columns: dict[str, str] = {}  # metric side (`num3`) -> the column of its per-unit sums
     sums: dict[str, F64] = {}
@@ -116,46 +117,63 @@ def dense_results(
     return results | dict(zip(frames, collected, strict=True))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Units:
-    """Per slot (`id - lo`; the last one: a null id): the unit's first in-window exposure."""
+    """Per slot (`id - lo`; the last one: a null id): the unit's first in-window exposure.
+
+    Built by one pass over every exposure row (`of`), which also counts the `exposures`
+    section's rows per variant code.
+    """
 
     first: I64  # earliest start, epoch microseconds (`kernel.UNSEEN`: no exposure in the window)
     low: U32  # lowest variant code
     high: U32  # highest variant code
     words: U64  # [k, slot]: segment codes, two to a word (`keys.segment_words`)
     covariates: F64  # [c, slot]: the plan's covariate columns (null as 0)
+    counts: I64  # [k, code]: the `exposures` section's counts (`kernel.first_exposures`)
 
     @classmethod
     def of(cls, bound: BoundPlan, span: Span) -> _Units:
-        from croctl.pipeline import kernel
+        from croctl.pipeline.kernel import NO_TIME, NULL_CODE, UNSEEN, first_exposures
 
         plan = bound.plan
         words = segment_words(len(plan.segments))
         names = [word.meta.output_name() for word in words]
         size = span.width + 1
         units = cls(
-            np.full(size, kernel.UNSEEN, np.int64),
+            np.full(size, UNSEEN, np.int64),
             np.full(size, np.iinfo(np.uint32).max, np.uint32),
             np.zeros(size, np.uint32),
             np.zeros((len(words), size), np.uint64),
             np.zeros((len(plan.covariate_columns), size), np.float64),
+            np.zeros((len(_EXPOSURE_COUNTS) + len(plan.covariate_columns), 1), np.int64),
         )
-        rows = build.exposure_rows(bound).filter(build.in_window(bound))
-        stream = rows.select(
+        experiment = plan.experiment
+        window = np.array(
+            [
+                NO_TIME if experiment.start is None else micros(experiment.start),
+                UNSEEN if experiment.end is None else micros(experiment.end),
+                UNSEEN if plan.as_of is None else micros(plan.as_of),
+            ]
+        )
+        stream = build.exposure_rows(bound).select(
             slot(bound, span).fill_null(span.width).alias(IDX),
-            pl.col(START).dt.epoch("us"),
-            pl.col(VARIANT).to_physical().fill_null(0),
+            pl.col(START).dt.epoch("us").fill_null(NO_TIME),
+            pl.col(VARIANT).to_physical().fill_null(NULL_CODE),
             *words,
             *[pl.col(c).cast(pl.Float64).fill_null(0.0) for c in plan.covariate_columns],
         )
         for batch in stream.collect_batches(engine="streaming", maintain_order=False):
-            kernel.first_exposures(
+            codes = batch.get_column(VARIANT).to_numpy()
+            units.make_room(codes)
+            first_exposures(
                 batch.get_column(IDX).to_numpy(),
                 batch.get_column(START).to_numpy(),
-                batch.get_column(VARIANT).to_numpy(),
+                codes,
                 matrix(batch, names, np.uint64),
                 matrix(batch, plan.covariate_columns, np.float64),
+                window,
+                units.counts,
                 units.first,
                 units.low,
                 units.high,
@@ -164,33 +182,48 @@ class _Units:
             )
         return units
 
-    @property
-    def present(self) -> Bools:
-        """Units with an exposure in the window."""
-        from croctl.pipeline.kernel import UNSEEN
+    def make_room(self, codes: U32) -> None:
+        """Widen `counts` to every variant code of a batch (the last column: a null variant)."""
+        from croctl.pipeline.kernel import NULL_CODE
 
-        present: Bools = self.first != UNSEEN
-        return present
+        top = int(codes.max(initial=0))
+        if top == NULL_CODE:
+            top = int(codes[codes != NULL_CODE].max(initial=0))
+        if top + 1 < self.counts.shape[1]:
+            return
+        counts = np.zeros((len(self.counts), top + 2), np.int64)
+        counts[:, : self.counts.shape[1] - 1] = self.counts[:, :-1]
+        counts[:, -1] = self.counts[:, -1]
+        self.counts = counts
 
-    @property
-    def valid(self) -> Bools:
-        """Units with an exposure in the window, all to one variant."""
-        valid: Bools = self.present & (self.low == self.high)
-        return valid
-
-    def summary(self) -> pl.DataFrame:
-        """The `multiple_variants` section (start times in epoch seconds)."""
-        present = self.present
-        starts = self.first[present] / 1e6
-        return pl.DataFrame(
+    def exposures(self, covariates: list[str]) -> pl.DataFrame:
+        """The `exposures` section: per variant (null last), its rows and their checks."""
+        codes = [*range(self.counts.shape[1] - 1), None]
+        names = [*_EXPOSURE_COUNTS, *(f"nonfinite:{c}" for c in covariates)]
+        frame = pl.DataFrame(
             {
-                "units": [int(present.sum())],
-                "multiple": [int((present & (self.low != self.high)).sum())],
-                "first_start": [float(starts.min()) if len(starts) else None],
-                "last_start": [float(starts.max()) if len(starts) else None],
+                VARIANT: pl.Series(codes, dtype=pl.UInt32),
+                **{name: self.counts[k] for k, name in enumerate(names)},
+            }
+        )
+        return frame.filter(pl.col("rows") > 0).with_columns(pl.col(VARIANT).cat.to(pl.Categorical))
+
+    def settle(self) -> tuple[Bools, pl.DataFrame]:
+        """The valid units (in the window, one variant), and the `multiple_variants` section."""
+        from croctl.pipeline.kernel import settle
+
+        valid = np.empty(len(self.first), np.bool_)
+        seen, multiple, earliest, latest = settle(self.first, self.low, self.high, valid)
+        summary = pl.DataFrame(
+            {
+                "units": [seen],
+                "multiple": [multiple],
+                "first_start": [earliest / 1e6 if seen else None],
+                "last_start": [latest / 1e6 if seen else None],
             },
             schema_overrides={"first_start": pl.Float64, "last_start": pl.Float64},
         )
+        return valid, summary
 
 
 def _caps(

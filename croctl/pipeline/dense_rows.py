@@ -103,7 +103,7 @@ class Measures:
         """The measures of every metric reading source `name`."""
         from croctl.pipeline.kernel import NEVER
 
-        as_of = _micros(bound.plan.as_of) if bound.plan.as_of is not None else NEVER
+        as_of = micros(bound.plan.as_of) if bound.plan.as_of is not None else NEVER
         found = cls([], False, [], [], [], [], [], {})
         keys: dict[tuple[object, ...], int] = {}
         filters: dict[str, int] = {}
@@ -165,7 +165,8 @@ def _span(delta: timedelta) -> int:
     return delta // _MICROSECOND
 
 
-def _micros(moment: datetime) -> int:
+def micros(moment: datetime) -> int:
+    """`moment` in epoch microseconds, as `dt.epoch("us")` gives a timestamp."""
     return _span(moment - datetime(1970, 1, 1, tzinfo=UTC))
 
 

@@ -23,6 +23,7 @@ NO_TIME = np.iinfo(np.int64).min  # a row without a timestamp: it never counts w
 NEVER = np.iinfo(np.int64).max // 2  # a span without an end (still safe to add a start to)
 UNSEEN = np.iinfo(np.int64).max  # the first start of a unit without in-window exposures
 NULL_ID_BIT = 62  # in a row's flags: its event id is null
+NULL_CODE = np.iinfo(np.uint32).max  # the variant code of a row without a variant
 
 I64 = npt.NDArray[np.int64]
 U32 = npt.NDArray[np.uint32]
@@ -38,28 +39,74 @@ def first_exposures(
     variant: U32,
     words: U64,
     covariates: F64,
+    window: I64,
+    counts: I64,
     first: I64,
     low: U32,
     high: U32,
     word_of: U64,
     covariate_of: F64,
 ) -> None:  # pragma: no cover - compiled; run by every dense readout
-    """Fold a batch of in-window exposure rows into each unit's earliest one.
+    """Fold a batch of exposure rows into the `exposures` counts and each unit's earliest one.
 
-    `first[u]` is the unit's earliest start (`UNSEEN` before any row), `low[u]`/`high[u]` its
-    lowest and highest variant code; `word_of[k, u]` and `covariate_of[c, u]` hold the packed
+    Every row counts in `counts[k, code]` (the last code: a null variant): k = 0 rows, 1 without
+    a start (`NO_TIME`), 2 before the window, 3 at or after its end, 4 + c covariate c NaN or
+    infinite. `window` holds the window's start and end and `as_of` (`NO_TIME`, `UNSEEN`,
+    `UNSEEN` when the plan has none). Rows in the window with a variant then fold into their
+    unit: `first[u]` is its earliest start (`UNSEEN` before any row), `low[u]`/`high[u]` its
+    lowest and highest variant code, `word_of[k, u]` and `covariate_of[c, u]` the packed
     segment codes and covariates of its earliest row (`words[k, r]`, `covariates[c, r]`).
     """
+    begin, end, as_of = window[0], window[1], window[2]
+    missing = counts.shape[1] - 1
     for r in range(len(unit)):
+        v = variant[r]
+        t = start[r]
+        code = missing if v == NULL_CODE else v
+        counts[0, code] += 1
+        if t == NO_TIME:
+            counts[1, code] += 1
+        elif t < begin:
+            counts[2, code] += 1
+        elif end != UNSEEN and t >= end:
+            counts[3, code] += 1
+        for c in range(covariates.shape[0]):
+            if not np.isfinite(covariates[c, r]):
+                counts[4 + c, code] += 1
+        if t == NO_TIME or t < begin or t >= end or t >= as_of or v == NULL_CODE:
+            continue
         u = unit[r]
-        low[u] = min(low[u], variant[r])
-        high[u] = max(high[u], variant[r])
-        if start[r] < first[u]:
-            first[u] = start[r]
+        low[u] = min(low[u], v)
+        high[u] = max(high[u], v)
+        if t < first[u]:
+            first[u] = t
             for k in range(words.shape[0]):
                 word_of[k, u] = words[k, r]
             for c in range(covariates.shape[0]):
                 covariate_of[c, u] = covariates[c, r]
+
+
+@njit(cache=True)
+def settle(
+    first: I64, low: U32, high: U32, valid: Bools
+) -> tuple[int, int, int, int]:  # pragma: no cover - compiled
+    """Mark the valid units; count the units seen and those shown several variants.
+
+    A unit is valid when it was seen in the window and shown one variant. Also returns the
+    earliest and latest first start (`UNSEEN` and `NO_TIME` when no unit was seen).
+    """
+    seen = multiple = 0
+    earliest, latest = UNSEEN, NO_TIME
+    for u in range(len(first)):
+        valid[u] = False
+        if first[u] == UNSEEN:
+            continue
+        seen += 1
+        valid[u] = low[u] == high[u]
+        multiple += not valid[u]
+        earliest = min(earliest, first[u])
+        latest = max(latest, first[u])
+    return seen, multiple, earliest, latest
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,7 +292,7 @@ def add_rows(
 
 
 @njit(cache=True)
-def mark(seen: Bools, ids: I64, lo: np.int64, hi: np.int64) -> None:  # pragma: no cover
+def mark(seen: Bools, ids: I64, lo: int, hi: int) -> None:  # pragma: no cover
     """`seen[id - lo] = True` for the ids in [lo, hi]: 5x numpy's filter and fancy assignment."""
     for i in range(len(ids)):
         if lo <= ids[i] <= hi:
