@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 import sys
@@ -191,3 +192,37 @@ def test_a_closed_stdout_is_not_an_error(fmt):
         stderr = proc.stderr.read().decode()
     assert proc.wait() == 1, stderr
     assert stderr == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (["evaluate", str(PLANS / "saas.yaml"), "-f", "json"], 4),
+        (["evaluate", str(PLANS / "missing.yaml")], 2),
+        (["--version"], 0),
+    ],
+)
+def test_the_console_script_leaves_with_the_command_s_code_and_whole_output(args, code):
+    """`main` skips Python's teardown (`os._exit`): the exit code and output must survive it."""
+    command = [sys.executable, "-m", "croctl", *args]
+    proc = subprocess.run(command, check=False, capture_output=True, text=True)
+    assert proc.returncode == code, proc.stderr
+    if args[0] == "evaluate" and code != 2:
+        assert json.loads(proc.stdout)["exit_code"] == code  # complete: it parses
+    if code == 2:
+        assert proc.stderr.startswith("croctl: plan error:") and proc.stdout == ""
+
+
+@pytest.mark.parametrize(("raised", "code"), [(None, 0), (3, 3), ("gone", 1)])
+def test_main_turns_any_system_exit_into_an_exit_code(monkeypatch, capsys, raised, code):
+    cli = importlib.import_module("croctl.cli.app")  # the module, not the Typer `app` it holds
+
+    def command() -> None:
+        raise SystemExit(raised)
+
+    left: list[int] = []
+    monkeypatch.setattr(cli, "app", command)
+    monkeypatch.setattr(cli.os, "_exit", left.append)
+    cli.main()
+    assert left == [code]
+    assert ("gone" in capsys.readouterr().err) is (raised == "gone")

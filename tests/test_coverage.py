@@ -40,7 +40,6 @@ def test_a_null_id_is_never_covered():
     assert bitmap.covered(ids).to_list() == [True, False, True, False]
 
 
-
 @pytest.mark.parametrize(
     ("dtype", "ids", "span"),
     [
