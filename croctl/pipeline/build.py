@@ -64,7 +64,7 @@ def build_query(
     units = _first_exposures(bound, exposures).cache()
     valid = units.filter(~pl.col(MULTIPLE)).drop(MULTIPLE)
     frames: dict[str, pl.LazyFrame] = {
-        "exposures": exposure_counts(bound, exposures),
+        "exposures": _exposure_counts(bound, exposures),
         "multiple_variants": units.select(
             pl.len().alias("units"),
             pl.col(MULTIPLE).sum().alias("multiple"),
@@ -113,7 +113,7 @@ def exposure_rows(bound: BoundPlan) -> pl.LazyFrame:
     )
 
 
-def in_window(bound: BoundPlan) -> pl.Expr:
+def _in_window(bound: BoundPlan) -> pl.Expr:
     """An exposure row's start is in the experiment's window (and before `as_of`)."""
     experiment = bound.plan.experiment
     condition = pl.col(START).is_not_null()
@@ -126,7 +126,7 @@ def in_window(bound: BoundPlan) -> pl.Expr:
     return condition
 
 
-def exposure_counts(bound: BoundPlan, rows: pl.LazyFrame) -> pl.LazyFrame:
+def _exposure_counts(bound: BoundPlan, rows: pl.LazyFrame) -> pl.LazyFrame:
     """The `exposures` section: rows per variant, outside the window, without a time, NaN/inf."""
     experiment = bound.plan.experiment
     before = pl.lit(experiment.start) if experiment.start else None
@@ -155,7 +155,7 @@ def _first_exposures(bound: BoundPlan, rows: pl.LazyFrame) -> pl.LazyFrame:
     # so segment codes travel two to a word, and the variant needs none: a unit that keeps one
     # variant in the window has it on every row, and one that does not is dropped.
     firsts = (
-        rows.filter(in_window(bound))
+        rows.filter(_in_window(bound))
         .group_by(UNIT)
         .agg(
             # min/max of the codes, not n_unique: a per-group set costs memory on 10 M units

@@ -36,7 +36,7 @@ def collect_query(bound: BoundPlan, covered: Mapping[str, Bitmap] | None = None)
         span = exposure_span(bound)
         if dense.applies(bound, span):
             assert span is not None
-            from croctl.pipeline.kernel import mark
+            from croctl.pipeline.kernel import mark  # numba loads for the dense path only
 
             covered = coverage_bitmaps(bound, span, mark) if covered is None else covered
             results = split_caps(dense.dense_results(bound, span, covered), bound.plan)

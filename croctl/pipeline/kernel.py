@@ -4,11 +4,14 @@ Unit `id` lives at `id - lo` in every per-unit array, so a row finds its unit by
 instead of a hash table. Two loops fold the rows in, batch by batch, in any order:
 
 - `first_exposures`: each unit's earliest in-window exposure (start, segments, covariates) and
-  the lowest and highest variant code it was shown.
+  the lowest and highest variant code it was shown; and the `exposures` section's counts.
+  `settle` then marks the valid units.
 - `add_rows`: a source's kept rows. For each row of a valid unit: count it for the trust checks;
   is its event id the first of its kind (an `IdSet`); then, for every measure, does it count
   (filter bit, first of its id, timestamp inside the measure's span of the unit's start), and if
   so add 1 or its value to the unit's sum.
+
+`mark` fills the coverage bitmaps (`coverage.bitmap_of`) for the same readouts.
 """
 
 from __future__ import annotations
