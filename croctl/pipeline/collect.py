@@ -34,14 +34,13 @@ def collect_query(bound: BoundPlan, covered: Mapping[str, Bitmap] | None = None)
     """
     try:
         span = exposure_span(bound)
-        if dense.applies(bound, span):
+        arrays = dense.applies(bound, span)
+        if covered is None:
+            covered = coverage_bitmaps(bound, span, _compiled_mark() if arrays else None)
+        if arrays:
             assert span is not None
-            from croctl.pipeline.kernel import mark  # numba loads for the dense path only
-
-            covered = coverage_bitmaps(bound, span, mark) if covered is None else covered
             results = split_caps(dense.dense_results(bound, span, covered), bound.plan)
             return stats_from_frames(results, bound.plan)
-        covered = coverage_bitmaps(bound, span) if covered is None else covered
         results = _capped_results(bound, covered)
     except (pl.exceptions.PolarsError, OSError) as exc:
         if (inferring := bound.by_inference()) is not None:
@@ -113,6 +112,12 @@ def coverage_bitmaps(
     if span is None or not span.compact:
         return {}
     return {name: bitmap_of(source_ids(bound, s), span, mark) for name, s in bound.sources.items()}
+
+
+def _compiled_mark() -> Marker:
+    from croctl.pipeline.kernel import mark  # numba loads for the dense path only
+
+    return mark
 
 
 def stats_from_frames(results: dict[str, pl.DataFrame], plan: Plan) -> SufficientStats:

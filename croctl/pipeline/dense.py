@@ -198,15 +198,8 @@ class _Units:
 
     def exposures(self, covariates: list[str]) -> pl.DataFrame:
         """The `exposures` section: per variant (null last), its rows and their checks."""
-        codes = [*range(self.counts.shape[1] - 1), None]
         names = [*_EXPOSURE_COUNTS, *(f"nonfinite:{c}" for c in covariates)]
-        frame = pl.DataFrame(
-            {
-                VARIANT: pl.Series(codes, dtype=pl.UInt32),
-                **{name: self.counts[k] for k, name in enumerate(names)},
-            }
-        )
-        return frame.filter(pl.col("rows") > 0).with_columns(pl.col(VARIANT).cat.to(pl.Categorical))
+        return _per_variant(self.counts, names, null_last=True)
 
     def settle(self) -> tuple[Bools, pl.DataFrame]:
         """The valid units (in the window, one variant), and the `multiple_variants` section."""
@@ -244,12 +237,18 @@ def _caps(
     return pl.LazyFrame(caps)
 
 
-def _per_variant(checks: I64, names: list[str]) -> pl.DataFrame:
-    """The `rows:<source>` section: each check count per variant code with kept rows."""
+def _per_variant(counts: I64, names: list[str], *, null_last: bool = False) -> pl.DataFrame:
+    """A section of counts per variant code with rows: `counts[k, code]`, named `names[k]`.
+
+    With `null_last`, the last code stands for rows without a variant.
+    """
+    codes: list[int | None] = list(range(counts.shape[1]))
+    if null_last:
+        codes[-1] = None
     frame = pl.DataFrame(
         {
-            VARIANT: pl.Series(np.arange(checks.shape[1]), dtype=pl.UInt32),
-            **{name: checks[k] for k, name in enumerate(names)},
+            VARIANT: pl.Series(codes, dtype=pl.UInt32),
+            **{name: counts[k] for k, name in enumerate(names)},
         }
     )
     return frame.filter(pl.col("rows") > 0).with_columns(pl.col(VARIANT).cat.to(pl.Categorical))
