@@ -6,6 +6,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+import polars as pl
 import pytest
 import yaml
 from hypothesis import settings
@@ -16,6 +17,29 @@ ROOT = Path(__file__).resolve().parent.parent
 settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI"):
     settings.load_profile("ci")
+
+
+def integer_ids(plan_path: Path, folder: Path, first: int = 1) -> Path:
+    """The plan over Parquet copies of its exports, unit ids recoded to integers from `first`."""
+    plan = yaml.safe_load(plan_path.read_text())
+    exports = [plan["exposures"], *plan["sources"].values()]
+    frames = [_read_export(plan_path.parent / e["path"]) for e in exports]
+    units = [f.get_column(e["unit"]).cast(pl.String) for f, e in zip(frames, exports, strict=True)]
+    ids = pl.concat(units).drop_nulls().unique().sort()
+    numbers = range(first, first + len(ids))
+    for k, (frame, export) in enumerate(zip(frames, exports, strict=True)):
+        number = pl.col(export["unit"]).cast(pl.String).replace_strict(ids, numbers)
+        frame.with_columns(number).write_parquet(folder / f"export{k}.parquet")
+        export["path"] = f"export{k}.parquet"
+    path = folder / "plan.yaml"
+    path.write_text(yaml.safe_dump(plan, sort_keys=False))
+    return path
+
+
+def _read_export(path: Path) -> pl.DataFrame:
+    if ".parquet" in path.name:
+        return pl.read_parquet(path)
+    return pl.read_csv(path, infer_schema_length=None)
 
 
 def write_csv(path: Path, header: str, rows: list[str]) -> Path:

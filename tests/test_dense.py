@@ -19,33 +19,11 @@ from croctl.errors import DataError
 from croctl.pipeline import bind_plan, dense, kernel
 from croctl.pipeline.collect import exposure_span
 from croctl.plan import Plan, load_plan
-from tests.conftest import BASE_PLAN, ROOT
+from tests.conftest import BASE_PLAN, ROOT, integer_ids
 from tests.test_engines import FIXTURES, _report
 from tests.test_golden import _close
 
 PLANS = sorted((ROOT / "plans").glob("*.yaml"))
-
-
-def _read(path: Path) -> pl.DataFrame:
-    if ".parquet" in path.name:
-        return pl.read_parquet(path)
-    return pl.read_csv(path, infer_schema_length=None)
-
-
-def _integer_ids(plan_path: Path, folder: Path) -> Path:
-    """The plan over Parquet copies of its exports, unit ids recoded to integers from 1."""
-    plan = yaml.safe_load(plan_path.read_text())
-    exports = [plan["exposures"], *plan["sources"].values()]
-    frames = [_read(plan_path.parent / e["path"]) for e in exports]
-    units = [f.get_column(e["unit"]).cast(pl.String) for f, e in zip(frames, exports, strict=True)]
-    ids = pl.concat(units).drop_nulls().unique().sort()
-    for k, (frame, export) in enumerate(zip(frames, exports, strict=True)):
-        number = pl.col(export["unit"]).cast(pl.String).replace_strict(ids, range(1, len(ids) + 1))
-        frame.with_columns(number).write_parquet(folder / f"export{k}.parquet")
-        export["path"] = f"export{k}.parquet"
-    path = folder / "plan.yaml"
-    path.write_text(yaml.safe_dump(plan, sort_keys=False))
-    return path
 
 
 def _on_both(plan: Path | Plan, monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
@@ -68,14 +46,14 @@ def _on_both(plan: Path | Plan, monkeypatch: pytest.MonkeyPatch) -> dict[str, ob
 
 @pytest.mark.parametrize("plan", PLANS, ids=lambda p: p.stem)
 def test_shipped_plans_give_the_hash_query_report(plan, tmp_path, monkeypatch):
-    _on_both(_integer_ids(plan, tmp_path), monkeypatch)
+    _on_both(integer_ids(plan, tmp_path), monkeypatch)
 
 
 @pytest.mark.parametrize("name", FIXTURES)
 def test_fixtures_give_the_hash_query_report(name, tmp_path, monkeypatch):
     source = tmp_path / "csv"
     source.mkdir()
-    _on_both(_integer_ids(FIXTURES[name].write(source), tmp_path), monkeypatch)
+    _on_both(integer_ids(FIXTURES[name].write(source), tmp_path), monkeypatch)
 
 
 def test_the_benchmark_export_gives_the_hash_query_report(tmp_path, monkeypatch):

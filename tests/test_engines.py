@@ -21,7 +21,7 @@ from croctl.pipeline import bind_plan
 from croctl.pipeline.engines import spark_reason
 from croctl.pipeline.sql import DIALECTS, build_sql
 from croctl.plan import load_plan
-from tests.conftest import BASE_PLAN, ROOT, write_csv
+from tests.conftest import BASE_PLAN, ROOT, integer_ids, write_csv
 from tests.test_golden import _close
 from tests.test_trust import Export
 
@@ -180,12 +180,7 @@ def test_other_parquet_encodings_of_an_export_read_the_same(tmp_path):
 def test_integer_unit_ids_give_the_report_of_text_ids_on_every_engine(tmp_path, engine):
     """Integer ids are joined as integers on every engine (faster than text), with the report
     of the same units under text ids."""
-    frames = {name: pl.read_parquet(SAMPLE / f"{name}.parquet") for name in ("exposures", "events")}
-    ids = pl.concat([f.get_column("user_id") for f in frames.values()]).unique().sort()
-    number = pl.col("user_id").replace_strict(ids, range(10**12, 10**12 + ids.len()))  # > Int32
-    for name, frame in frames.items():
-        frame.with_columns(number).write_parquet(tmp_path / f"{name}.parquet")
-    plan = _checkout_over(tmp_path, "exposures.parquet", "events.parquet")
+    plan = integer_ids(CHECKOUT, tmp_path, first=10**12)  # past Int32
     assert "AS BIGINT" in build_sql(bind_plan(load_plan(plan)), engine)
     recoded = _report(plan, engine=engine)
     _close(recoded, _report(CHECKOUT) | {"plan_sha256": recoded["plan_sha256"]})
