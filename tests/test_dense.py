@@ -18,9 +18,10 @@ from hypothesis import strategies as st
 from croctl.errors import DataError
 from croctl.pipeline import bind_plan, dense, kernel
 from croctl.pipeline.collect import exposure_span
+from croctl.pipeline.slots import KeyedSlots, RangeSlots
 from croctl.plan import Plan, load_plan
 from tests.conftest import BASE_PLAN, ROOT, integer_ids
-from tests.test_engines import FIXTURES, _report
+from tests.test_engines import FIXTURES, _assert_parity, _report
 from tests.test_golden import _close
 
 PLANS = sorted((ROOT / "plans").glob("*.yaml"))
@@ -66,19 +67,25 @@ def test_the_benchmark_export_gives_the_hash_query_report(tmp_path, monkeypatch)
     assert report["verdict"] != "invalid"
 
 
-def _edge_export(folder: Path, event_id: Callable[[int], object], bad: str = "") -> Path:
+def _edge_export(
+    folder: Path,
+    event_id: Callable[[int], object],
+    bad: str = "",
+    unit_id: tuple[Callable[[int], object], pl.DataType] = (int, pl.Int64()),
+) -> Path:
     """Units 1-60 with a null-id exposure, a unit shown both arms, exposures outside the window
     or without a time, and events on ids outside the exposures' range, a null id, rows logged
     twice (same event id, `event_id(i)` for row i), rows before exposure; a lookback and a
     column covariate, a window, a cap and a funnel. `bad`: "revenue" or "pre" with NaN values,
-    "variant" with a null variant."""
+    "variant" with a null variant. `unit_id`: unit i's id, and the column's type."""
+    unit, dtype = unit_id
     units = [*range(1, 61), None, 7, 61, 62, 63, 3]
     times = [f"2026-10-0{2 + i % 4}T0{i % 9}:00:00Z" for i in range(len(units) - 4)]
     times += ["2026-09-20T00:00:00Z", "2026-10-20T00:00:00Z", None, "2026-10-16T00:00:00Z"]
     variants = ["control" if i % 2 else "treatment" for i in range(len(units))]
     pl.DataFrame(
         {
-            "user_id": pl.Series(units, dtype=pl.Int64),
+            "user_id": pl.Series([None if u is None else unit(u) for u in units], dtype=dtype),
             "variant": [None if bad == "variant" and i == 9 else v for i, v in enumerate(variants)],
             "exposed_at": times,
             "device": [["mobile", None, "desktop"][i % 3] for i in range(len(units))],
@@ -91,7 +98,9 @@ def _edge_export(folder: Path, event_id: Callable[[int], object], bad: str = "")
     rows = range(600)
     events = pl.DataFrame(
         {
-            "user_id": pl.Series([[0, *range(1, 62), None][i % 63] for i in rows], dtype=pl.Int64),
+            "user_id": pl.Series(
+                [None if i % 63 == 62 else unit(i % 63) for i in rows], dtype=dtype
+            ),
             "event_id": [None if i == 5 else event_id(i) for i in rows],
             "ts": [f"2026-{10 - (i % 5 == 0):02d}-0{1 + i % 7}T1{i % 10}:00:00Z" for i in rows],
             "event_name": [["purchase", "cart", "page_view"][i % 3] for i in rows],
@@ -155,6 +164,17 @@ def test_edge_cases_give_the_hash_query_report(tmp_path, monkeypatch, event_id):
     assert sum(events["counts"].values())
 
 
+@pytest.mark.parametrize("dtype", [pl.Int64(), pl.UInt64()], ids=["int64", "uint64"])
+def test_edge_cases_agree_on_every_engine(tmp_path, dtype):
+    """A null-id exposure is no unit in any engine; ids past 2^63 join as UInt64."""
+    folder = tmp_path / "export"
+    folder.mkdir()
+    ids = (int, dtype) if dtype == pl.Int64 else (lambda i: 2**64 - 1 - 7 * i, dtype)
+    report = _assert_parity(_edge_export(folder, int, unit_id=ids), tmp_path)
+    srm = next(c for c in report["checks"] if c["name"] == "srm")  # type: ignore[index]
+    assert srm["counts"] == {"control": 30, "treatment": 29}
+
+
 def test_a_readout_as_of_a_moment_gives_the_hash_query_report(tmp_path, monkeypatch):
     plan = load_plan(_edge_export(tmp_path, int))
     _on_both(replace(plan, as_of=datetime(2026, 10, 4, 3, tzinfo=UTC)), monkeypatch)
@@ -180,17 +200,54 @@ def test_bad_values_fail_the_run_with_the_hash_query_error(tmp_path, monkeypatch
     assert message in errors[0]
 
 
-def test_only_compact_integer_ids_with_enough_rows_use_the_arrays(tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "unit_id",
+    [
+        (lambda i: f"u{i:03d}", pl.String()),
+        (lambda i: -(2**63) if i == 1 else i * 10**12, pl.Int64()),  # 1: the table's EMPTY word
+        (lambda i: 2**64 - 1 - 7 * i, pl.UInt64()),
+    ],
+    ids=["text", "sparse", "uint64"],
+)
+def test_ids_by_key_give_the_hash_query_report(tmp_path, monkeypatch, unit_id):
+    spied = []
+    original = dense.slots_for
+    monkeypatch.setattr(dense, "slots_for", lambda *a: spied.append(original(*a)) or spied[-1])
+    report = _on_both(_edge_export(tmp_path, int, unit_id=unit_id), monkeypatch)
+    assert [type(s).__name__ for s in spied] == ["KeyedSlots"]
+    assert report["verdict"] != "invalid"
+
+
+@pytest.mark.parametrize("plan", PLANS, ids=lambda p: p.stem)
+def test_shipped_plans_by_key_give_the_hash_query_report(plan, monkeypatch):
+    _on_both(plan, monkeypatch)
+
+
+def test_the_realistic_benchmark_export_gives_the_hash_query_report(tmp_path, monkeypatch):
+    """Hex ids, several exposure rows per user, events scattered: caps, CUPED, two segments."""
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    import generate  # type: ignore[import-not-found]
+
+    generate.generate(3000, 15, "parquet", tmp_path, shape="realistic")
+    report = _on_both(tmp_path / "plan.yaml", monkeypatch)
+    assert report["verdict"] != "invalid"
+
+
+def test_slots_by_range_for_compact_integer_ids_else_by_key(tmp_path, monkeypatch):
     plan = load_plan(_edge_export(tmp_path, int))
     bound = bind_plan(plan)
     span = exposure_span(bound)
     assert span is not None and span.rows == 66
     assert not dense.applies(bound, span)  # small: the hash query
-    monkeypatch.setattr(dense, "MIN_ROWS", 0)
+    monkeypatch.setattr(dense, "MIN_ROWS", 66)
     assert dense.applies(bound, span)
-    assert not dense.applies(bound, None)  # text ids
+    assert dense.applies(bound, None)  # text ids: rows counted
+    monkeypatch.setattr(dense, "MIN_ROWS", 67)
+    assert not dense.applies(bound, None)
+    assert isinstance(dense.slots_for(bound, span, dict), RangeSlots)
     sparse = type(span)(span.lo, span.lo + 10 * span.rows, span.rows)
-    assert not dense.applies(bound, sparse)  # mostly empty slots
+    assert isinstance(dense.slots_for(bound, sparse, dict), KeyedSlots)  # mostly empty slots
+    assert isinstance(dense.slots_for(bound, None, dict), KeyedSlots)
 
 
 def _duplicates(batches: list[list[int | None]]) -> int:

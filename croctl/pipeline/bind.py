@@ -88,14 +88,22 @@ def bind_plan(plan: Plan, *, scan: bool = True) -> BoundPlan:
 
 
 def _common_unit_dtype(bound: BoundPlan) -> pl.DataType:
-    """Integers when every export stores unit ids as integers, else text (joins need one type)."""
+    """Integers when every export stores unit ids as integers, else text (joins need one type).
+
+    Integers are compared as Int64, or as UInt64 when every export stores them so (hashed ids
+    past 2^63 fit no signed type); a mix of UInt64 and other integers compares as text.
+    """
     units = [bound.plan.exposures.unit, *(bound.plan.sources[n].unit for n in bound.sources)]
     dtypes = {
         source.frame.collect_schema()[unit]
         for source, unit in zip(bound.scans(), units, strict=True)
         if source.frame is not None
     }
-    return pl.Int64() if all(d.is_integer() for d in dtypes) else pl.String()
+    if not all(d.is_integer() for d in dtypes):
+        return pl.String()
+    if pl.UInt64() in dtypes:
+        return pl.UInt64() if len(dtypes) == 1 else pl.String()
+    return pl.Int64()
 
 
 def _require(bound: BoundSource, column: str, key: str, errors: list[PlanError]) -> bool:

@@ -95,8 +95,11 @@ def build_query(
     return Query(frames)
 
 
-def exposure_rows(bound: BoundPlan) -> pl.LazyFrame:
-    """Every exposure row: unit key, variant and segment labels, start, covariates."""
+def exposure_rows(bound: BoundPlan, keys: list[pl.Expr] | None = None) -> pl.LazyFrame:
+    """Every exposure row: unit key, variant and segment labels, start, covariates.
+
+    `keys`: the unit's columns, if not the key `UNIT` (`slots` hands its own).
+    """
     spec, plan = bound.plan.exposures, bound.plan
     assert bound.exposures.frame is not None
     segments = [
@@ -105,7 +108,7 @@ def exposure_rows(bound: BoundPlan) -> pl.LazyFrame:
     ]
     covariates = plan.covariate_columns
     return bound.exposures.frame.select(
-        unit_key(bound, bound.exposures),
+        *(keys or [unit_key(bound, bound.exposures)]),
         pl.col(spec.variant).cast(pl.String).cast(pl.Categorical).alias(VARIANT),
         pl.col(spec.timestamp).alias(START),
         *segments,
@@ -155,7 +158,8 @@ def _first_exposures(bound: BoundPlan, rows: pl.LazyFrame) -> pl.LazyFrame:
     # so segment codes travel two to a word, and the variant needs none: a unit that keeps one
     # variant in the window has it on every row, and one that does not is dropped.
     firsts = (
-        rows.filter(_in_window(bound))
+        # an exposure row without a unit id is no unit (as a join on the id never matches it)
+        rows.filter(_in_window(bound) & pl.col(UNIT).is_not_null())
         .group_by(UNIT)
         .agg(
             # min/max of the codes, not n_unique: a per-group set costs memory on 10 M units

@@ -34,13 +34,14 @@ def collect_query(bound: BoundPlan, covered: Mapping[str, Bitmap] | None = None)
     """
     try:
         span = exposure_span(bound)
-        arrays = dense.applies(bound, span)
-        if covered is None:
-            covered = coverage_bitmaps(bound, span, _compiled_mark() if arrays else None)
-        if arrays:
-            assert span is not None
-            results = split_caps(dense.dense_results(bound, span, covered), bound.plan)
+        if dense.applies(bound, span):
+            slots = dense.slots_for(
+                bound, span, lambda: covered or coverage_bitmaps(bound, span, _compiled_mark())
+            )
+            results = split_caps(dense.dense_results(bound, slots), bound.plan)
             return stats_from_frames(results, bound.plan)
+        if covered is None:
+            covered = coverage_bitmaps(bound, span)
         results = _capped_results(bound, covered)
     except (pl.exceptions.PolarsError, OSError) as exc:
         if (inferring := bound.by_inference()) is not None:

@@ -18,7 +18,7 @@ Same data rules, same statistics table; the parity tests run both paths on every
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -26,21 +26,20 @@ import numpy as np
 import polars as pl
 
 from croctl.pipeline import build
-from croctl.pipeline.bind import BoundPlan
+from croctl.pipeline.bind import BoundPlan, BoundSource
 from croctl.pipeline.cells import cells_frame
 from croctl.pipeline.coverage import Bitmap, Span
 from croctl.pipeline.dense_rows import (
-    IDX,
     MAX_FILTERS,
     MAX_VALUES,
     Measures,
     matrix,
     micros,
-    slot,
     source_sums,
 )
 from croctl.pipeline.keys import segment_words, segments_from_words
 from croctl.pipeline.names import MISSING_SEGMENT, START, VARIANT, word_col
+from croctl.pipeline.slots import KeyedSlots, RangeSlots, Slots
 from croctl.pipeline.table import source_counts
 from croctl.plan import Plan
 
@@ -54,10 +53,12 @@ MIN_ROWS = 2_000_000  # fewer exposure rows: the hash query is as fast, without 
 
 
 def applies(bound: BoundPlan, span: Span | None) -> bool:
-    """Use the arrays: integer ids filling most of their range, enough rows to pay for numba."""
-    if span is None or not span.compact or span.rows < MIN_ROWS:
-        return False
-    if span.width > SLOTS_PER_UNIT * span.rows:
+    """Use the arrays: enough exposure rows to pay for numba, and filters the loop can flag.
+
+    `span`: the exposures' integer id range (None for text ids, whose rows are counted here).
+    """
+    rows = span.rows if span is not None else _row_count(bound.exposures)
+    if rows < MIN_ROWS:
         return False
     for name in bound.sources:
         measures = Measures.of(bound, name)
@@ -66,15 +67,25 @@ def applies(bound: BoundPlan, span: Span | None) -> bool:
     return True
 
 
-def dense_results(
-    bound: BoundPlan, span: Span, covered: Mapping[str, Bitmap]
-) -> dict[str, pl.DataFrame]:
+def slots_for(
+    bound: BoundPlan, span: Span | None, bitmaps: Callable[[], Mapping[str, Bitmap]]
+) -> Slots:
+    """Slots by subtraction when the ids fill most of a range, else by key.
+
+    `bitmaps` builds the range's coverage bitmaps (`collect.coverage_bitmaps`).
+    """
+    if span is not None and span.compact and span.width <= SLOTS_PER_UNIT * span.rows:
+        return RangeSlots(bound, span, bitmaps())
+    return KeyedSlots(bound)
+
+
+def dense_results(bound: BoundPlan, slots: Slots) -> dict[str, pl.DataFrame]:
     """Every section of the statistics table, as `collect` hands them to `stats_from_frames`."""
     plan = bound.plan
     # Polars forgets its global categories once no data holds one, and would then read the
     # codes the loops keep against a fresh mapping: this label holds them until the end.
     anchor = pl.Series([MISSING_SEGMENT], dtype=pl.Categorical)
-    units = _Units.of(bound, span)
+    units = _Units.of(bound, slots)
     valid, summary = units.settle()
     results = {
         "exposures": units.exposures(plan.covariate_columns),
@@ -89,13 +100,13 @@ def dense_results(
         **{c: units.covariates[k] for k, c in enumerate(plan.covariate_columns)},
     }
     for name, source in bound.sources.items():
-        measures, checks, measured = source_sums(bound, source, span, units.first, units.low, valid)
+        first, low = units.first, units.low
+        measures, checks, measured = source_sums(bound, source, slots, first, low, valid)
         for side, j in measured.items():
             columns[side] = f"__sum:{name}:{j}"
             sums[columns[side]] = measures[j]
         results[f"rows:{name}"] = _per_variant(checks, source_counts(plan, name))
-        # the bitmap covers the exposures' range; the unit with a null id is never covered
-        table[f"__covered:{name}"] = np.append(covered[name].seen, False)
+        table[f"__covered:{name}"] = slots.covered(name)
     frame = pl.DataFrame(table | sums).lazy().filter(pl.col(VALID))
     frame = frame.with_columns(
         pl.col(VARIANT).cat.to(pl.Categorical),
@@ -133,21 +144,13 @@ class _Units:
     counts: I64  # [k, code]: the `exposures` section's counts (`kernel.first_exposures`)
 
     @classmethod
-    def of(cls, bound: BoundPlan, span: Span) -> _Units:
+    def of(cls, bound: BoundPlan, slots: Slots) -> _Units:
         from croctl.pipeline.kernel import NO_TIME, NULL_CODE, UNSEEN, first_exposures
 
         plan = bound.plan
         words = segment_words(len(plan.segments))
         names = [word.meta.output_name() for word in words]
-        size = span.width + 1
-        units = cls(
-            np.full(size, UNSEEN, np.int64),
-            np.full(size, np.iinfo(np.uint32).max, np.uint32),
-            np.zeros(size, np.uint32),
-            np.zeros((len(words), size), np.uint64),
-            np.zeros((len(plan.covariate_columns), size), np.float64),
-            np.zeros((len(_EXPOSURE_COUNTS) + len(plan.covariate_columns), 1), np.int64),
-        )
+        units = cls.empty(len(words), len(plan.covariate_columns), slots.size)
         experiment = plan.experiment
         window = np.array(
             [
@@ -156,8 +159,8 @@ class _Units:
                 UNSEEN if plan.as_of is None else micros(plan.as_of),
             ]
         )
-        stream = build.exposure_rows(bound).select(
-            slot(bound, span).fill_null(span.width).alias(IDX),
+        stream = build.exposure_rows(bound, slots.columns(bound.exposures)).select(
+            *slots.names,
             pl.col(START).dt.epoch("us").fill_null(NO_TIME),
             pl.col(VARIANT).to_physical().fill_null(NULL_CODE),
             *words,
@@ -166,8 +169,10 @@ class _Units:
         for batch in stream.collect_batches(engine="streaming", maintain_order=False):
             codes = batch.get_column(VARIANT).to_numpy()
             units.make_room(codes)
+            unit = slots.of(batch, exposures=True)
+            units.grow(slots.size)
             first_exposures(
-                batch.get_column(IDX).to_numpy(),
+                unit,
                 batch.get_column(START).to_numpy(),
                 codes,
                 matrix(batch, names, np.uint64),
@@ -180,7 +185,42 @@ class _Units:
                 units.words,
                 units.covariates,
             )
-        return units
+        return units.trimmed(slots.size)
+
+    @classmethod
+    def empty(cls, words: int, covariates: int, size: int) -> _Units:
+        """Room for `size` units, none seen yet."""
+        from croctl.pipeline.kernel import UNSEEN
+
+        return cls(
+            np.full(size, UNSEEN, np.int64),
+            np.full(size, np.iinfo(np.uint32).max, np.uint32),
+            np.zeros(size, np.uint32),
+            np.zeros((words, size), np.uint64),
+            np.zeros((covariates, size), np.float64),
+            np.zeros((len(_EXPOSURE_COUNTS) + covariates, 1), np.int64),
+        )
+
+    def grow(self, size: int) -> None:
+        """Room for at least `size` units (doubling, as keyed slots arrive batch by batch)."""
+        have = len(self.first)
+        if size <= have:
+            return
+        wider = _Units.empty(len(self.words), len(self.covariates), max(size, 2 * have))
+        for name in ("first", "low", "high", "words", "covariates"):
+            getattr(wider, name)[..., :have] = getattr(self, name)
+            setattr(self, name, getattr(wider, name))
+
+    def trimmed(self, size: int) -> _Units:
+        """The first `size` slots (views)."""
+        return _Units(
+            self.first[:size],
+            self.low[:size],
+            self.high[:size],
+            self.words[:, :size],
+            self.covariates[:, :size],
+            self.counts,
+        )
 
     def make_room(self, codes: U32) -> None:
         """Widen `counts` to every variant code of a batch (the last column: a null variant)."""
@@ -217,6 +257,12 @@ class _Units:
             schema_overrides={"first_start": pl.Float64, "last_start": pl.Float64},
         )
         return valid, summary
+
+
+def _row_count(exposures: BoundSource) -> int:
+    """The exposure rows (Parquet: from the footer; CSV: a count of its lines)."""
+    assert exposures.scan is not None
+    return int(exposures.scan.raw.select(pl.len()).collect().item())
 
 
 def _caps(

@@ -11,26 +11,17 @@ import polars as pl
 
 from croctl.pipeline.bind import BoundPlan, BoundSource
 from croctl.pipeline.build import measures_on
-from croctl.pipeline.coverage import Span
-from croctl.pipeline.keys import fingerprint_words, unit_key
-from croctl.pipeline.names import UNIT
+from croctl.pipeline.keys import fingerprint_words
+from croctl.pipeline.slots import Slots
 from croctl.pipeline.table import source_counts
 from croctl.plan import MetricSpec
 
 if TYPE_CHECKING:
     from croctl.pipeline.kernel import F64, I64, U32, Bools, MeasureSpans
 
-IDX = "__idx"  # a row's unit: its place in the per-unit arrays
 MAX_FILTERS = 32  # flag bits 0-31: one per distinct metric filter
 MAX_VALUES = 30  # flag bits 32-61: one per value column's NaN/inf (bit 62: a null event id)
 _MICROSECOND = timedelta(microseconds=1)
-
-
-def slot(bound: BoundPlan, span: Span) -> pl.Expr:
-    """`UNIT` as its place in the arrays (ids outside the exposures' range: null)."""
-    unit = pl.col(UNIT)
-    inside = unit.is_between(span.lo, span.hi)
-    return pl.when(inside).then((unit - pl.lit(span.lo, bound.unit_dtype)).cast(pl.Int64))
 
 
 def matrix(batch: pl.DataFrame, names: list[str], dtype: type[np.generic]) -> np.ndarray:
@@ -41,7 +32,7 @@ def matrix(batch: pl.DataFrame, names: list[str], dtype: type[np.generic]) -> np
 
 
 def source_sums(
-    bound: BoundPlan, source: BoundSource, span: Span, first: I64, variant: U32, valid: Bools
+    bound: BoundPlan, source: BoundSource, slots: Slots, first: I64, variant: U32, valid: Bools
 ) -> tuple[F64, I64, dict[str, int]]:
     """Per measure and slot, the source's sums; per check and variant code, its counts.
 
@@ -53,18 +44,18 @@ def source_sums(
     spec = bound.plan.sources[source.name]
     measures = Measures.of(bound, source.name)
     values = bound.plan.source_values(source.name)
-    sums = np.zeros((len(measures.flag), span.width + 1))
+    sums = np.zeros((len(measures.flag), len(first)))
     variants = int(variant[valid].max(initial=0)) + 1
     checks = np.zeros((len(source_counts(bound.plan, source.name)), variants), np.int64)
     spans = measures.spans(values)
     ids = kernel.IdSet(integer=_integer_ids(bound, source))
-    rows = _tagged_rows(bound, source, span, measures, values)
+    rows = _tagged_rows(bound, source, slots, measures, values)
     for batch in rows.collect_batches(engine="streaming", maintain_order=True):
         flags = batch.get_column("__flags").to_numpy()
         id_high = batch.get_column("__id_high").to_numpy()
         ids.reserve(id_high, flags >> kernel.NULL_ID_BIT & 1 == 0)
         kernel.add_rows(
-            batch.get_column(IDX).to_numpy(),
+            slots.of(batch),
             batch.get_column("__ts").to_numpy(),
             flags,
             id_high,
@@ -177,9 +168,9 @@ def _integer_ids(bound: BoundPlan, source: BoundSource) -> bool:
 
 
 def _tagged_rows(
-    bound: BoundPlan, source: BoundSource, span: Span, measures: Measures, values: list[str]
+    bound: BoundPlan, source: BoundSource, slots: Slots, measures: Measures, values: list[str]
 ) -> pl.LazyFrame:
-    """The rows some metric could use: unit slot, time, flag bits, event id words, values."""
+    """The rows some metric could use: unit (`slots`), time, flag bits, event id words, values."""
     from croctl.pipeline.kernel import NO_TIME, NULL_ID_BIT
 
     assert source.scan is not None
@@ -188,8 +179,7 @@ def _tagged_rows(
         rows = source.scan.frame
     else:  # rows no metric uses (page views) drop at the scan, before their times are parsed
         rows = source.scan.filtered(pl.any_horizontal(measures.filters))
-    rows = rows.with_columns(unit_key(bound, source))
-    rows = rows.with_columns(slot(bound, span).alias(IDX)).filter(pl.col(IDX).is_not_null())
+    rows = rows.with_columns(slots.columns(source)).filter(slots.keep())
     bits = [f.fill_null(False).cast(pl.UInt64) * (1 << b) for b, f in enumerate(measures.filters)]
     bits += [
         (~pl.col(v).is_finite()).fill_null(False).cast(pl.UInt64) * (1 << (32 + k))
@@ -208,7 +198,7 @@ def _tagged_rows(
     if spec.timestamp:
         ts = pl.col(spec.timestamp).dt.epoch("us").fill_null(NO_TIME)
     return rows.select(
-        pl.col(IDX),
+        *slots.names,
         ts.alias("__ts"),
         pl.sum_horizontal(bits).cast(pl.UInt64).alias("__flags"),
         high.fill_null(0).alias("__id_high"),

@@ -55,10 +55,11 @@ def first_exposures(
     Every row counts in `counts[k, code]` (the last code: a null variant): k = 0 rows, 1 without
     a start (`NO_TIME`), 2 before the window, 3 at or after its end, 4 + c covariate c NaN or
     infinite. `window` holds the window's start and end and `as_of` (`NO_TIME`, `UNSEEN`,
-    `UNSEEN` when the plan has none). Rows in the window with a variant then fold into their
-    unit: `first[u]` is its earliest start (`UNSEEN` before any row), `low[u]`/`high[u]` its
-    lowest and highest variant code, `word_of[k, u]` and `covariate_of[c, u]` the packed
-    segment codes and covariates of its earliest row (`words[k, r]`, `covariates[c, r]`).
+    `UNSEEN` when the plan has none). Rows in the window with a variant and a unit (a slot `u`
+    not negative) then fold into it: `first[u]` is its earliest start (`UNSEEN` before any
+    row), `low[u]`/`high[u]` its lowest and highest variant code, `word_of[k, u]` and
+    `covariate_of[c, u]` the packed segment codes and covariates of its earliest row
+    (`words[k, r]`, `covariates[c, r]`).
     """
     begin, end, as_of = window[0], window[1], window[2]
     missing = counts.shape[1] - 1
@@ -76,9 +77,9 @@ def first_exposures(
         for c in range(covariates.shape[0]):
             if not np.isfinite(covariates[c, r]):
                 counts[4 + c, code] += 1
-        if t == NO_TIME or t < begin or t >= end or t >= as_of or v == NULL_CODE:
-            continue
         u = unit[r]
+        if t == NO_TIME or t < begin or t >= end or t >= as_of or v == NULL_CODE or u < 0:
+            continue
         low[u] = min(low[u], v)
         high[u] = max(high[u], v)
         if t < first[u]:
@@ -244,7 +245,8 @@ def add_rows(
 ) -> None:  # pragma: no cover - compiled; run by every dense readout
     """Add one batch of rows into `sums[j, unit]` and the per-variant `checks`.
 
-    Rows of units that are not `valid` are skipped, as the hash query's inner join drops them.
+    Rows without a unit (a negative slot) or of units that are not `valid` are skipped, as the
+    hash query's inner join drops them.
     `flags` bit j is metric filter j; bit 32 + k: value column k is NaN or infinite; bit 62: a
     null event id. `checks[k, variant]` counts rows, rows before exposure, repeated ids and each
     value column's NaN/inf, in that order (the ones that apply).
@@ -253,7 +255,7 @@ def add_rows(
     one = np.uint64(1)
     for r in range(len(unit)):
         u = unit[r]
-        if not valid[u]:
+        if u < 0 or not valid[u]:
             continue
         v = variant[u]
         checks[0, v] += 1

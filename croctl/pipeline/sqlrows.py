@@ -5,6 +5,7 @@ The same data rules, in the same order, as the Polars query in `build.py`.
 
 from __future__ import annotations
 
+import polars as pl
 import sqlglot
 from sqlglot import exp
 
@@ -94,6 +95,8 @@ class RowSql:
         # the type the Polars engine joins on: integers when every export has them (a join on
         # integer keys took DuckDB 5.5 s against 7 s on text at 3 M users), else text
         key = "BIGINT" if self.bound.unit_dtype.is_integer() else "VARCHAR"
+        if self.bound.unit_dtype == pl.UInt64:
+            key = "DECIMAL(20, 0)"  # ids past 2^63 (hashed ones): every dialect has this type
         return exp.alias_(cast(col(name), key), UNIT, quoted=True)
 
     def _cte(self, name: str, query: exp.Expression) -> str:

@@ -1,0 +1,129 @@
+"""Where a unit lives in the dense arrays (`dense`): at `id - lo`, or at its key's slot.
+
+- `RangeSlots`: integer ids filling most of a range. The slot is a subtraction in the scan,
+  rows outside the range drop there, and coverage comes from the bitmaps (`coverage`).
+- `KeyedSlots`: any other ids (text, or integers spread wide). The scan hands each row's key
+  words over, and a `unit_index.UnitIndex` numbers the exposures' keys and finds the rows' ones.
+
+A null unit id has no slot (a negative one): an exposure row without an id is no unit, and a
+source's row without one belongs to none, as in the hash query's joins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import polars as pl
+
+from croctl.pipeline.bind import BoundPlan, BoundSource
+from croctl.pipeline.coverage import Bitmap, Span
+from croctl.pipeline.keys import fingerprint_words, source_ids, unit_id
+from croctl.pipeline.names import UNIT
+
+if TYPE_CHECKING:
+    from croctl.pipeline.kernel import I64, Bools
+    from croctl.pipeline.unit_index import UnitIndex
+
+IDX = "__idx"  # a row's unit: its place in the per-unit arrays
+_HIGH, _LOW, _NULL = "__key_high", "__key_low", "__key_null"
+
+
+@dataclass(slots=True)
+class RangeSlots:
+    """Unit `id` at `id - lo`."""
+
+    bound: BoundPlan
+    span: Span
+    bitmaps: Mapping[str, Bitmap]
+
+    names = (IDX,)  # the columns `columns` adds
+
+    @property
+    def size(self) -> int:
+        """How many slots there are (fixed by the range)."""
+        return self.span.width
+
+    def columns(self, source: BoundSource) -> list[pl.Expr]:
+        """The columns a batch of the source's rows carries for `of`."""
+        ids = unit_id(self.bound, source)
+        inside = ids.is_between(self.span.lo, self.span.hi)
+        place = pl.when(inside).then(ids - pl.lit(self.span.lo, self.bound.unit_dtype))
+        if source is self.bound.exposures:  # every exposure row counts in its section
+            return [place.fill_null(-1).cast(pl.Int64).alias(IDX)]
+        return [place.cast(pl.Int64).alias(IDX)]
+
+    def keep(self) -> pl.Expr:
+        """The source rows whose unit has a slot."""
+        return pl.col(IDX).is_not_null()
+
+    def of(self, batch: pl.DataFrame, exposures: bool = False) -> I64:
+        """The slot of each row of a batch."""
+        return batch.get_column(IDX).to_numpy()
+
+    def covered(self, name: str) -> Bools:
+        """Per slot: has source `name` a row for the unit?"""
+        return self.bitmaps[name].seen
+
+
+@dataclass(slots=True)
+class KeyedSlots:
+    """Slots numbered by a `UnitIndex`: the exposures' keys in order of first sight."""
+
+    bound: BoundPlan
+    index: UnitIndex = field(init=False)
+
+    def __post_init__(self) -> None:
+        from croctl.pipeline.unit_index import UnitIndex  # numba loads for the dense path only
+
+        self.index = UnitIndex()
+
+    names = (_HIGH, _LOW, _NULL)  # the columns `columns` adds
+
+    @property
+    def size(self) -> int:
+        """How many slots the exposures have given so far."""
+        return self.index.size
+
+    def columns(self, source: BoundSource) -> list[pl.Expr]:
+        """The columns a batch of the source's rows carries for `of`: its key words."""
+        ids = unit_id(self.bound, source)
+        if self.bound.unit_dtype.is_integer():
+            high, low = _integer_word(ids, self.bound.unit_dtype), pl.lit(0, pl.Int64)
+        else:
+            high, low = fingerprint_words(ids)
+        return [
+            high.fill_null(0).alias(_HIGH),
+            low.fill_null(0).alias(_LOW),
+            ids.is_null().alias(_NULL),
+        ]
+
+    def keep(self) -> pl.Expr:
+        """Every row: those without a slot are skipped in the loop."""
+        return pl.lit(True)
+
+    def of(self, batch: pl.DataFrame, exposures: bool = False) -> I64:
+        """The slot of each row of a batch (new keys get one in the exposures), or `NO_SLOT`."""
+        words = [batch.get_column(c).to_numpy() for c in (_HIGH, _LOW, _NULL)]
+        return self.index.assign(*words) if exposures else self.index.find(*words)
+
+    def covered(self, name: str) -> Bools:
+        """Per slot: has source `name` a row for the unit? A pass over its unit ids."""
+        ids = source_ids(self.bound, self.bound.sources[name])
+        if self.bound.unit_dtype.is_integer():
+            ids = ids.select(_integer_word(pl.col(UNIT), self.bound.unit_dtype).alias(UNIT))
+        places = self.index.places()
+        for batch in ids.collect_batches(maintain_order=False, engine="streaming"):
+            column = batch.to_series()
+            column = column.drop_nulls() if column.has_nulls() else column
+            self.index.mark(places, column.to_numpy())
+        return self.index.covered(places)
+
+
+Slots = RangeSlots | KeyedSlots
+
+
+def _integer_word(ids: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    """An integer id as one signed 64-bit word (UInt64 ones by their bits)."""
+    return ids.reinterpret(signed=True) if dtype == pl.UInt64 else ids.cast(pl.Int64)
