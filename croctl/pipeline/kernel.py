@@ -146,9 +146,10 @@ class IdSet:
     SPARSE = 64
     MIN_BITS = 1 << 26  # 8 MB: any range this small stays a bitmap
 
-    def __init__(self, integer: bool) -> None:
+    def __init__(self, integer: bool, rows: int = 0) -> None:
+        """`rows`: how many ids to expect, if known (the table then never grows)."""
         self.bits = np.zeros(0, np.uint64)
-        self.keys = np.zeros((0 if integer else _next_prime(1 << 16), 3), np.int64)
+        self.keys = np.zeros((0 if integer else _next_prime(max(1 << 16, 2 * rows)), 3), np.int64)
         # ids held, a null id seen, 1 once hashed, the bitmap's first id
         self.state = np.array([0, 0, 0 if integer else 1, 0], np.int64)
 

@@ -39,6 +39,7 @@ class RangeSlots:
     bitmaps: Mapping[str, Bitmap]
 
     names = (IDX,)  # the columns `columns` adds
+    scattered = False  # a unit's rows usually come together (ids numbered as they were written)
 
     @property
     def size(self) -> int:
@@ -80,6 +81,7 @@ class KeyedSlots:
         self.index = UnitIndex()
 
     names = (_HIGH, _LOW, _NULL)  # the columns `columns` adds
+    scattered = True  # a unit's rows may be anywhere (slots follow first sight, not the rows)
 
     @property
     def size(self) -> int:
@@ -113,12 +115,11 @@ class KeyedSlots:
         ids = source_ids(self.bound, self.bound.sources[name])
         if self.bound.unit_dtype.is_integer():
             ids = ids.select(_integer_word(pl.col(UNIT), self.bound.unit_dtype).alias(UNIT))
-        places = self.index.places()
+        marker = self.index.marker()
         for batch in ids.collect_batches(maintain_order=False, engine="streaming"):
             column = batch.to_series()
-            column = column.drop_nulls() if column.has_nulls() else column
-            self.index.mark(places, column.to_numpy())
-        return self.index.covered(places)
+            marker.add((column.drop_nulls() if column.has_nulls() else column).to_numpy())
+        return marker.covered()
 
 
 Slots = RangeSlots | KeyedSlots
