@@ -1,4 +1,4 @@
-"""The dense arrays (`pipeline.dense`, integer unit ids in a compact range) give the hash query's
+"""The dense arrays (`pipeline.dense`, slots by id range or by key) give the hash query's
 statistics and verdict on every plan, and the compiled loops do what they say."""
 
 from __future__ import annotations

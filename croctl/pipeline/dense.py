@@ -1,9 +1,10 @@
-"""The Polars engine's aggregation when unit ids are integers in a compact range: arrays, no joins.
+"""The Polars engine's aggregation over per-unit arrays, no joins, from 2 M exposure rows.
 
 The hash query (`build`) keys every step by unit: a group-by for the first exposures, a join of
 the kept rows to the units, a duplicate flag, a per-unit group-by and a left join back, each a
-hash table of every unit. When the exposures' ids fill most of a range (ids numbered densely, as
-warehouse exports often are), unit `id` can live at `id - lo` in plain arrays instead:
+hash table of every unit. Here each unit has a slot in plain arrays instead: `id - lo` when the
+exposures' ids fill most of a range (ids numbered densely, as warehouse exports often are), else
+a number a compiled hash table gives each exposed id (`slots`):
 
 1. The exposure rows in the window stream through a compiled loop (`kernel.first_exposures`)
    that keeps each unit's earliest start, segments and covariates, and its variant codes.
