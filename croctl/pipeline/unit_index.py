@@ -50,13 +50,17 @@ class UnitIndex:
         """Each row's slot, giving new keys the next ones (`null`: the row's id is null)."""
         self._reserve(len(high))
         slots = np.empty(len(high), np.int64)
-        _assign(self.table, self.slots, self.lows, self.state, self.bits, high, low, null, slots)
+        _slots(
+            self.table, self.slots, self.lows, self.state, self.bits, high, low, null, True, slots
+        )
         return slots
 
     def find(self, high: I64, low: I64, null: Bools) -> I64:
         """Each row's slot, or `NO_SLOT` for a key no exposure has and for a null id."""
         slots = np.empty(len(high), np.int64)
-        _find(self.table, self.slots, self.lows, self.state, self.bits, high, low, null, slots)
+        _slots(
+            self.table, self.slots, self.lows, self.state, self.bits, high, low, null, False, slots
+        )
         return slots
 
     def marker(self) -> Marker:
@@ -129,10 +133,11 @@ def _place(high: np.int64, bits: int) -> np.int64:  # pragma: no cover - compile
 
 
 @njit(cache=True)
-def _assign(
+def _slots(
     table: I64, slots: I64, lows: I64, state: I64, bits: int,
-    high: I64, low: I64, null: Bools, out: I64,
+    high: I64, low: I64, null: Bools, insert: bool, out: I64,
 ) -> None:  # fmt: skip  # pragma: no cover - compiled
+    """Each row's slot (`NO_SLOT`: a null id, or a new key when not `insert`ing)."""
     mask = len(table) - 1
     for r in range(len(high)):
         h, lo = high[r], low[r]
@@ -140,7 +145,7 @@ def _assign(
             out[r] = NO_SLOT
             continue
         if h == EMPTY:
-            if state[_ASIDE] == NO_SLOT:
+            if insert and state[_ASIDE] == NO_SLOT:
                 state[_ASIDE] = state[0]
                 state[0] += 1
             out[r] = state[_ASIDE]
@@ -148,30 +153,10 @@ def _assign(
         i = _place(h, bits)
         while table[i] != EMPTY and not (table[i] == h and lows[slots[i]] == lo):
             i = (i + 1) & mask
-        if table[i] == EMPTY:
+        if table[i] == EMPTY and insert:
             table[i], slots[i] = h, state[0]
             lows[state[0]] = lo
             state[0] += 1
-        out[r] = slots[i]
-
-
-@njit(cache=True)
-def _find(
-    table: I64, slots: I64, lows: I64, state: I64, bits: int,
-    high: I64, low: I64, null: Bools, out: I64,
-) -> None:  # fmt: skip  # pragma: no cover - compiled
-    mask = len(table) - 1
-    for r in range(len(high)):
-        h, lo = high[r], low[r]
-        if null[r]:
-            out[r] = NO_SLOT
-            continue
-        if h == EMPTY:
-            out[r] = state[_ASIDE]
-            continue
-        i = _place(h, bits)
-        while table[i] != EMPTY and not (table[i] == h and lows[slots[i]] == lo):
-            i = (i + 1) & mask
         out[r] = NO_SLOT if table[i] == EMPTY else slots[i]
 
 
