@@ -218,6 +218,12 @@ def test_ids_by_key_give_the_hash_query_report(tmp_path, monkeypatch, unit_id):
     assert report["verdict"] != "invalid"
 
 
+def test_uint64_ids_in_a_range_give_the_hash_query_report(tmp_path, monkeypatch):
+    """Ids past 2^63 numbered densely: slots by subtraction, the bitmaps by numpy."""
+    ids = (lambda i: 2**64 - 100 + i, pl.UInt64())
+    _on_both(_edge_export(tmp_path, int, unit_id=ids), monkeypatch)
+
+
 @pytest.mark.parametrize("plan", PLANS, ids=lambda p: p.stem)
 def test_shipped_plans_by_key_give_the_hash_query_report(plan, monkeypatch):
     _on_both(plan, monkeypatch)

@@ -2,8 +2,8 @@
 
 The data rules of SPEC §4 live here: first exposure in the window defines a unit's variant, start
 and segments; multi-variant units are dropped; rows count from the unit's start (and within the
-metric's window); units without rows count as zero. `dense` applies the same rules over arrays
-when unit ids are compact integers; `tests/test_dense.py` holds the two to the same answers.
+metric's window); units without rows count as zero. `dense` applies the same rules over per-unit
+arrays from 2 M exposure rows; `tests/test_dense.py` holds the two to the same answers.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ ids) keep the hash set in the query (`build._coverage`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -75,6 +75,13 @@ def id_span(exposure_ids: pl.LazyFrame) -> Span | None:
     return Span(int(lo), int(hi), int(rows))
 
 
+def id_batches(ids: pl.LazyFrame) -> Iterator[npt.NDArray[np.int64]]:
+    """The non-null values of `ids` (one integer column), streamed batch by batch."""
+    for batch in ids.collect_batches(maintain_order=False, engine="streaming"):
+        column = batch.to_series()
+        yield (column.drop_nulls() if column.has_nulls() else column).to_numpy()
+
+
 def bitmap_of(source_ids: pl.LazyFrame, span: Span, mark: Marker | None = None) -> Bitmap:
     """Mark every id in the span that `source_ids` (one integer column `UNIT`) has a row for.
 
@@ -85,11 +92,8 @@ def bitmap_of(source_ids: pl.LazyFrame, span: Span, mark: Marker | None = None) 
     seen = np.zeros(span.width, dtype=np.bool_)
     if mark is not None and hi <= np.iinfo(np.int64).max:
         # ids past Int64 (UInt64 ones) become null, and are outside the span anyway
-        ids = source_ids.select(pl.col(UNIT).cast(pl.Int64, strict=False))
-        for batch in ids.collect_batches(maintain_order=False, engine="streaming"):
-            column = batch.to_series()
-            column = column.drop_nulls() if column.has_nulls() else column
-            mark(seen, column.to_numpy(), lo, hi)
+        for ids in id_batches(source_ids.select(pl.col(UNIT).cast(pl.Int64, strict=False))):
+            mark(seen, ids, lo, hi)
         return Bitmap(lo, seen)
     offsets = source_ids.filter(pl.col(UNIT).is_between(lo, hi)).select(pl.col(UNIT) - lo)
     for batch in offsets.collect_batches(maintain_order=False, engine="streaming"):

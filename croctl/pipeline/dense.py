@@ -27,7 +27,7 @@ import numpy as np
 import polars as pl
 
 from croctl.pipeline import build
-from croctl.pipeline.bind import BoundPlan, BoundSource
+from croctl.pipeline.bind import BoundPlan
 from croctl.pipeline.cells import cells_frame
 from croctl.pipeline.coverage import Bitmap, Span
 from croctl.pipeline.dense_rows import (
@@ -36,6 +36,7 @@ from croctl.pipeline.dense_rows import (
     Measures,
     matrix,
     micros,
+    row_count,
     source_sums,
 )
 from croctl.pipeline.keys import segment_words, segments_from_words
@@ -58,7 +59,9 @@ def applies(bound: BoundPlan, span: Span | None) -> bool:
 
     `span`: the exposures' integer id range (None for text ids, whose rows are counted here).
     """
-    rows = span.rows if span is not None else _row_count(bound.exposures)
+    assert bound.exposures.scan is not None
+    # text ids: Parquet counts from the footer, a CSV by its lines
+    rows = span.rows if span is not None else row_count(bound.exposures.scan.raw)
     if rows < MIN_ROWS:
         return False
     for name in bound.sources:
@@ -101,8 +104,9 @@ def dense_results(bound: BoundPlan, slots: Slots) -> dict[str, pl.DataFrame]:
         **{c: units.covariates[k] for k, c in enumerate(plan.covariate_columns)},
     }
     for name, source in bound.sources.items():
-        first, low = units.first, units.low
-        measures, checks, measured = source_sums(bound, source, slots, first, low, valid)
+        measures, checks, measured = source_sums(
+            bound, source, slots, units.first, units.low, valid
+        )
         for side, j in measured.items():
             columns[side] = f"__sum:{name}:{j}"
             sums[columns[side]] = measures[j]
@@ -131,7 +135,7 @@ def dense_results(bound: BoundPlan, slots: Slots) -> dict[str, pl.DataFrame]:
 
 @dataclass(slots=True)
 class _Units:
-    """Per slot (`id - lo`; the last one: a null id): the unit's first in-window exposure.
+    """Per slot (`slots`): the unit's first in-window exposure.
 
     Built by one pass over every exposure row (`of`), which also counts the `exposures`
     section's rows per variant code.
@@ -258,12 +262,6 @@ class _Units:
             schema_overrides={"first_start": pl.Float64, "last_start": pl.Float64},
         )
         return valid, summary
-
-
-def _row_count(exposures: BoundSource) -> int:
-    """The exposure rows (Parquet: from the footer; CSV: a count of its lines)."""
-    assert exposures.scan is not None
-    return int(exposures.scan.raw.select(pl.len()).collect().item())
 
 
 def _caps(

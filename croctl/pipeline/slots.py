@@ -1,12 +1,13 @@
 """Where a unit lives in the dense arrays (`dense`): at `id - lo`, or at its key's slot.
 
-- `RangeSlots`: integer ids filling most of a range. The slot is a subtraction in the scan,
-  rows outside the range drop there, and coverage comes from the bitmaps (`coverage`).
+- `RangeSlots`: integer ids filling most of a range. The slot is a subtraction in the scan
+  (ids outside the range: none), and coverage comes from the bitmaps (`coverage`).
 - `KeyedSlots`: any other ids (text, or integers spread wide). The scan hands each row's key
   words over, and a `unit_index.UnitIndex` numbers the exposures' keys and finds the rows' ones.
 
 A null unit id has no slot (a negative one): an exposure row without an id is no unit, and a
-source's row without one belongs to none, as in the hash query's joins.
+source's row without one belongs to none, as in the hash query's joins. The loops skip rows
+without a slot.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from croctl.pipeline.bind import BoundPlan, BoundSource
-from croctl.pipeline.coverage import Bitmap, Span
+from croctl.pipeline.coverage import Bitmap, Span, id_batches
 from croctl.pipeline.keys import fingerprint_words, source_ids, unit_id
 from croctl.pipeline.names import UNIT
 
@@ -51,13 +52,7 @@ class RangeSlots:
         ids = unit_id(self.bound, source)
         inside = ids.is_between(self.span.lo, self.span.hi)
         place = pl.when(inside).then(ids - pl.lit(self.span.lo, self.bound.unit_dtype))
-        if source is self.bound.exposures:  # every exposure row counts in its section
-            return [place.fill_null(-1).cast(pl.Int64).alias(IDX)]
-        return [place.cast(pl.Int64).alias(IDX)]
-
-    def keep(self) -> pl.Expr:
-        """The source rows whose unit has a slot."""
-        return pl.col(IDX).is_not_null()
+        return [place.cast(pl.Int64).fill_null(-1).alias(IDX)]
 
     def of(self, batch: pl.DataFrame, exposures: bool = False) -> I64:
         """The slot of each row of a batch."""
@@ -75,13 +70,13 @@ class KeyedSlots:
     bound: BoundPlan
     index: UnitIndex = field(init=False)
 
+    names = (_HIGH, _LOW, _NULL)  # the columns `columns` adds
+    scattered = True  # a unit's rows may be anywhere (slots follow first sight, not the rows)
+
     def __post_init__(self) -> None:
         from croctl.pipeline.unit_index import UnitIndex  # numba loads for the dense path only
 
         self.index = UnitIndex()
-
-    names = (_HIGH, _LOW, _NULL)  # the columns `columns` adds
-    scattered = True  # a unit's rows may be anywhere (slots follow first sight, not the rows)
 
     @property
     def size(self) -> int:
@@ -101,10 +96,6 @@ class KeyedSlots:
             ids.is_null().alias(_NULL),
         ]
 
-    def keep(self) -> pl.Expr:
-        """Every row: those without a slot are skipped in the loop."""
-        return pl.lit(True)
-
     def of(self, batch: pl.DataFrame, exposures: bool = False) -> I64:
         """The slot of each row of a batch (new keys get one in the exposures), or `NO_SLOT`."""
         words = [batch.get_column(c).to_numpy() for c in (_HIGH, _LOW, _NULL)]
@@ -116,9 +107,8 @@ class KeyedSlots:
         if self.bound.unit_dtype.is_integer():
             ids = ids.select(_integer_word(pl.col(UNIT), self.bound.unit_dtype).alias(UNIT))
         marker = self.index.marker()
-        for batch in ids.collect_batches(maintain_order=False, engine="streaming"):
-            column = batch.to_series()
-            marker.add((column.drop_nulls() if column.has_nulls() else column).to_numpy())
+        for batch in id_batches(ids):
+            marker.add(batch)
         return marker.covered()
 
 

@@ -9,8 +9,8 @@ the hash query joins on), or an integer id and 0 (exact). A null id has no slot.
 The table is open addressing with linear probing: `table[place]` holds a key's high word at a
 place picked from it by Fibonacci hashing (which also spreads integer ids numbered in order),
 `slots[place]` its slot, and `lows[slot]` its low word. Coverage reads every row of a source
-(150 M at 10 M users) and compares the high word only (`mark`): one random read per row, as for
-a hash set. A key whose high word equals `EMPTY` is kept aside, in a slot of its own, whatever
+(150 M at 10 M users) and compares the high word only, as the hash query's coverage does
+(`Marker`). A key whose high word equals `EMPTY` is kept aside, in a slot of its own, whatever
 its low word: exact for integers (low word 0), and two text ids would share it only if both
 hashed to `EMPTY` (2^-64 each).
 """
@@ -49,23 +49,22 @@ class UnitIndex:
     def assign(self, high: I64, low: I64, null: Bools) -> I64:
         """Each row's slot, giving new keys the next ones (`null`: the row's id is null)."""
         self._reserve(len(high))
-        slots = np.empty(len(high), np.int64)
-        _slots(
-            self.table, self.slots, self.lows, self.state, self.bits, high, low, null, True, slots
-        )
-        return slots
+        return self._slots(high, low, null, insert=True)
 
     def find(self, high: I64, low: I64, null: Bools) -> I64:
         """Each row's slot, or `NO_SLOT` for a key no exposure has and for a null id."""
-        slots = np.empty(len(high), np.int64)
-        _slots(
-            self.table, self.slots, self.lows, self.state, self.bits, high, low, null, False, slots
-        )
-        return slots
+        return self._slots(high, low, null, insert=False)
 
     def marker(self) -> Marker:
         """A fresh `Marker` of the keys a source has."""
         return Marker(self)
+
+    def _slots(self, high: I64, low: I64, null: Bools, *, insert: bool) -> I64:
+        out = np.empty(len(high), np.int64)
+        _slots(
+            self.table, self.slots, self.lows, self.state, self.bits, high, low, null, insert, out
+        )
+        return out
 
     def _reserve(self, rows: int) -> None:
         """Room for `rows` more keys: a wider table, and more low words."""
