@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from croctl.errors import DataError
+from croctl.io.iso import iso_values
 from croctl.pipeline import bind_plan, collect_stats
 from croctl.pipeline.keys import fingerprint
 from croctl.plan import load_plan
@@ -317,7 +318,59 @@ def test_text_timestamps_are_parsed_in_the_layout_their_sample_shows(tmp_path, m
     write_csv(tmp_path / "events.csv", "user_id,ts,event_name", [f"a,{value},purchase"])
     scan = bind_plan(load_plan(make_plan(timezone="Europe/Paris"))).exposures.scan
     assert scan is not None and scan.inferred is not None  # a fixed layout, not inference
+    assert scan.kinds["exposed_at"].iso  # read by Arrow's ISO 8601 parser
     assert scan.frame.collect().equals(scan.by_inference().frame.collect())
+
+
+def test_nanosecond_text_is_parsed_by_its_layout_not_arrow(tmp_path, make_plan):
+    """Arrow's ISO 8601 parser refuses a seventh fraction digit in microseconds; the layout
+    truncates it, as inference does. The sample shows it, so the layout is kept."""
+    value = "2026-10-02T00:00:00.123456789Z"
+    write_csv(tmp_path / "exposures.csv", EXPOSURE_HEADER, [f"a,control,{value}"])
+    write_csv(tmp_path / "events.csv", "user_id,ts,event_name", [f"a,{value},purchase"])
+    scan = bind_plan(load_plan(make_plan())).exposures.scan
+    assert scan is not None and scan.kinds["exposed_at"].layout is not None
+    assert not scan.kinds["exposed_at"].iso
+    assert scan.frame.collect().equals(scan.by_inference().frame.collect())
+
+
+_OFFSETS = st.sampled_from(["Z", "+00:00", "+0200", "-05:30", "+1400", "-1200", "+0000"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    moments=st.lists(
+        st.tuples(
+            st.datetimes(datetime(1970, 1, 2), datetime(2099, 12, 30)),
+            st.integers(0, 6),  # fraction digits
+            st.sampled_from("T "),
+            _OFFSETS,
+        ),
+        min_size=1,
+        max_size=20,
+    ),
+    aware=st.booleans(),
+)
+def test_arrow_reads_iso_text_as_polars_layouts_do(moments, aware):
+    """`iso_values` (Arrow) against Polars' chrono parse of the sniffed layouts, value by value."""
+    texts = []
+    for moment, digits, separator, offset in moments:
+        fraction = f".{moment.microsecond:06d}"[: digits + 1] if digits else ""
+        texts.append(moment.strftime(f"%Y-%m-%d{separator}%H:%M:%S") + fraction)
+        if aware:
+            texts[-1] += offset
+    text = pl.Series("ts", texts)
+    zone = "UTC" if aware else None
+    expected = text.str.to_datetime(time_unit="us", time_zone=zone, strict=True)
+    assert iso_values(text, aware).equals(expected)
+
+
+def test_arrow_refuses_what_the_layout_refuses():
+    """A naive value in an aware column (and the reverse) fails, so the query falls back."""
+    with pytest.raises(pl.exceptions.ComputeError, match="2026-10-02T00:00:00"):
+        iso_values(pl.Series("ts", ["2026-10-02T00:00:00Z", "2026-10-02T00:00:00"]), True)
+    with pytest.raises(pl.exceptions.ComputeError):
+        iso_values(pl.Series("ts", ["2026-10-02T00:00:00+02:00"]), False)
 
 
 def test_a_layout_the_sample_did_not_show_is_still_read(tmp_path, make_plan):

@@ -5,12 +5,14 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import TypeVar
 
 import polars as pl
 
 from croctl.errors import DataError
 from croctl.io.files import ExportFiles, FileFormat, partition_values
+from croctl.io.iso import iso_reads, iso_values
 
 _OFFSET = re.compile(r"(Z|[+-]\d{2}:?\d{2})$", re.IGNORECASE)
 _SAMPLE_ROWS = 200
@@ -56,6 +58,7 @@ class TimestampKind:
     epoch: str | None = None  # a key of EPOCH_UNITS: numbers since 1970-01-01 UTC
     fraction: bool = False  # epoch numbers with a fraction (read as Float64, not Int64)
     spaced_zone: bool = False  # text with a space before its zone (SPACED_ZONES closes it up)
+    iso: bool = False  # text in a layout that Arrow's ISO 8601 parser reads too (`iso_values`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,10 +86,15 @@ class ExportScan:
 
     def filtered(self, predicate: pl.Expr) -> pl.LazyFrame:
         """Rows matching `predicate`, with timestamps parsed after the filter when it allows."""
+        rows, times = self.before(predicate)
+        return rows.filter(predicate).with_columns(times)
+
+    def before(self, predicate: pl.Expr) -> tuple[pl.LazyFrame, tuple[pl.Expr, ...]]:
+        """The rows `predicate` can run on, and the parsing left for the rows it keeps."""
         parsed = {t.meta.output_name() for t in self.times}
         if parsed & set(predicate.meta.root_names()):
-            return self.frame.filter(predicate)
-        return self.raw.filter(predicate).with_columns(self.times)
+            return self.frame, ()
+        return self.raw, self.times
 
     @property
     def epoch_units(self) -> dict[str, str]:
@@ -114,7 +122,7 @@ def scan_export(files: ExportFiles, needs: ColumnNeeds, timezone: str | None) ->
             kind = kinds[name] = _timestamp_kind(files, raw, name, schema[name])
             sampled |= kind.layout is not None
             times.append(_utc(files, name, schema[name], kind, timezone).alias(name))
-            per_value = replace(kind, layout=None)
+            per_value = replace(kind, layout=None, iso=False)
             inferred.append(_utc(files, name, schema[name], per_value, timezone).alias(name))
         elif name in needs.numbers:
             column = column.cast(pl.Float64, strict=True)
@@ -185,6 +193,12 @@ def _utc(
         return _localize(column.cast(pl.Datetime("us")), files, name, timezone)
     if kind.spaced_zone:
         column = close_up_zone(column)
+    if kind.iso:
+        dtype = pl.Datetime("us", "UTC" if kind.aware else None)
+        parsed = column.map_batches(
+            partial(iso_values, aware=kind.aware), return_dtype=dtype, is_elementwise=True
+        )
+        return parsed if kind.aware else _localize(parsed, files, name, timezone)
     # cache=False: the cache pays for columns of few distinct values, not for event times
     if kind.aware:
         return column.str.to_datetime(
@@ -258,7 +272,7 @@ def _timestamp_kind(
     for layout in (f"{layout}%#z" if aware else layout for layout in _LAYOUTS):
         parsed = sample.str.to_datetime(layout, time_unit="us", time_zone=zone, strict=False)
         if parsed.null_count() == 0 and parsed.equals(inferred):
-            return TimestampKind(aware, layout, spaced_zone=spaced)
+            return TimestampKind(aware, layout, spaced_zone=spaced, iso=iso_reads(sample, parsed))
     return TimestampKind(aware, spaced_zone=spaced)
 
 
