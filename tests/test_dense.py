@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from croctl.errors import DataError
-from croctl.pipeline import bind_plan, dense, kernel
+from croctl.pipeline import bind_plan, dense, dense_rows, kernel
 from croctl.pipeline.collect import exposure_span
 from croctl.pipeline.slots import KeyedSlots, RangeSlots
 from croctl.plan import Plan, load_plan
@@ -235,6 +235,34 @@ def test_the_realistic_benchmark_export_gives_the_hash_query_report(tmp_path, mo
     import generate  # type: ignore[import-not-found]
 
     generate.generate(3000, 15, "parquet", tmp_path, shape="realistic")
+    report = _on_both(tmp_path / "plan.yaml", monkeypatch)
+    assert report["verdict"] != "invalid"
+
+
+@pytest.mark.parametrize("chunk", [100, 10**6], ids=["chunk-per-batch", "one-chunk-at-the-end"])
+def test_a_csv_read_once_gives_the_hash_query_report(tmp_path, monkeypatch, chunk):
+    """Text ids in CSV: every row marks coverage, and kept rows are tagged a chunk at a time."""
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    import generate  # type: ignore[import-not-found]
+
+    generate.generate(3000, 15, "csv", tmp_path, shape="tidy")
+    monkeypatch.setattr(dense_rows, "CHUNK_ROWS", chunk)
+    passes = []
+    original = dense_rows._one_pass
+    monkeypatch.setattr(dense_rows, "_one_pass", lambda *a: passes.append(a) or original(*a))
+    report = _on_both(tmp_path / "plan.yaml", monkeypatch)
+    assert passes and report["verdict"] != "invalid"
+
+
+def test_a_csv_read_once_runs_a_filter_on_a_timestamp_after_the_parse(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    import generate  # type: ignore[import-not-found]
+
+    generate.generate(3000, 15, "csv", tmp_path, shape="tidy")
+    plan = yaml.safe_load((tmp_path / "plan.yaml").read_text())
+    afternoon = "event_name = 'purchase' AND EXTRACT(hour FROM ts) >= 12"
+    plan["metrics"]["conversion"]["filter"] = afternoon
+    (tmp_path / "plan.yaml").write_text(yaml.safe_dump(plan))
     report = _on_both(tmp_path / "plan.yaml", monkeypatch)
     assert report["verdict"] != "invalid"
 

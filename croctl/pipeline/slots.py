@@ -25,7 +25,7 @@ from croctl.pipeline.names import UNIT
 
 if TYPE_CHECKING:
     from croctl.pipeline.kernel import I64, Bools
-    from croctl.pipeline.unit_index import UnitIndex
+    from croctl.pipeline.unit_index import Marker, UnitIndex
 
 IDX = "__idx"  # a row's unit: its place in the per-unit arrays
 _HIGH, _LOW, _NULL = "__key_high", "__key_low", "__key_null"
@@ -69,6 +69,7 @@ class KeyedSlots:
 
     bound: BoundPlan
     index: UnitIndex = field(init=False)
+    markers: dict[str, Marker] = field(init=False, default_factory=dict)
 
     names = (_HIGH, _LOW, _NULL)  # the columns `columns` adds
     scattered = True  # a unit's rows may be anywhere (slots follow first sight, not the rows)
@@ -101,8 +102,16 @@ class KeyedSlots:
         words = [batch.get_column(c).to_numpy() for c in (_HIGH, _LOW, _NULL)]
         return self.index.assign(*words) if exposures else self.index.find(*words)
 
+    def mark(self, name: str, batch: pl.DataFrame) -> None:
+        """Mark the units a batch of source `name`'s rows (with `columns`) has rows for."""
+        marker = self.markers.get(name) or self.markers.setdefault(name, self.index.marker())
+        high, null = batch.get_column(_HIGH).to_numpy(), batch.get_column(_NULL).to_numpy()
+        marker.add(high[~null] if null.any() else high)
+
     def covered(self, name: str) -> Bools:
-        """Per slot: has source `name` a row for the unit? A pass over its unit ids."""
+        """Per slot: has source `name` a row for the unit? `mark`ed, else a pass over its ids."""
+        if name in self.markers:
+            return self.markers.pop(name).covered()
         ids = source_ids(self.bound, self.bound.sources[name])
         if self.bound.unit_dtype.is_integer():
             ids = ids.select(_integer_word(pl.col(UNIT), self.bound.unit_dtype).alias(UNIT))
