@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -226,3 +227,16 @@ def test_main_turns_any_system_exit_into_an_exit_code(monkeypatch, capsys, raise
     cli.main()
     assert left == [code]
     assert ("gone" in capsys.readouterr().err) is (raised == "gone")
+
+
+@pytest.mark.parametrize("preset", [None, "4"])
+def test_the_command_keeps_blas_to_one_thread_unless_told(preset):
+    """OpenBLAS threads would spin beside the engine's; a user's own setting wins."""
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    if preset is not None:
+        env["OPENBLAS_NUM_THREADS"] = preset
+    code = "import os, croctl.cli, numpy; print(os.environ['OPENBLAS_NUM_THREADS'])"
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == (preset or "1")
