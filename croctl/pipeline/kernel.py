@@ -12,6 +12,9 @@ instead of a hash table. Two loops fold the rows in, batch by batch, in any orde
   so add 1 or its value to the unit's sum.
 
 `mark` fills the coverage bitmaps (`coverage.bitmap_of`) for the same readouts.
+
+Every loop releases the GIL (`nogil`): they touch arrays only, and the thread that imports the
+statistics (`croctl.evaluate`) can then run beside them instead of waiting for the next batch.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ F64 = npt.NDArray[np.float64]
 Bools = npt.NDArray[np.bool_]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def first_exposures(
     unit: I64,
     start: I64,
@@ -90,7 +93,7 @@ def first_exposures(
                 covariate_of[c, u] = covariates[c, r]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def settle(
     first: I64, low: U32, high: U32, valid: Bools
 ) -> tuple[int, int, int, int]:  # pragma: no cover - compiled
@@ -195,7 +198,7 @@ def _next_prime(n: int) -> int:
     return n
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _insert(keys: I64, high: np.int64, low: np.int64) -> bool:  # pragma: no cover - compiled
     """Add the key; True when it was not there before."""
     i = np.int64(np.uint64(high) % np.uint64(len(keys)))
@@ -209,7 +212,7 @@ def _insert(keys: I64, high: np.int64, low: np.int64) -> bool:  # pragma: no cov
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _bits_to_keys(bits: U64, base: np.int64, keys: I64) -> None:  # pragma: no cover - compiled
     for w in range(len(bits)):
         for b in range(64):
@@ -217,14 +220,14 @@ def _bits_to_keys(bits: U64, base: np.int64, keys: I64) -> None:  # pragma: no c
                 _insert(keys, base + 64 * w + b, np.int64(0))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _rehash(keys: I64, to: I64) -> None:  # pragma: no cover - compiled
     for i in range(len(keys)):
         if keys[i, 2]:
             _insert(to, keys[i, 0], keys[i, 1])
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def add_rows(
     unit: I64,
     ts: I64,
@@ -297,7 +300,7 @@ def add_rows(
             sums[j, u] += 1.0 if value[j] < 0 else values[value[j], r]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def mark(seen: Bools, ids: I64, lo: int, hi: int) -> None:  # pragma: no cover
     """`seen[id - lo] = True` for the ids in [lo, hi]: 5x numpy's filter and fancy assignment."""
     for i in range(len(ids)):

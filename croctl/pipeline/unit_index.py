@@ -131,7 +131,7 @@ def _place(high: np.int64, bits: int) -> np.int64:  # pragma: no cover - compile
     return np.int64((np.uint64(high) * _MULTIPLIER) >> np.uint64(64 - bits))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _slots(
     table: I64, slots: I64, lows: I64, state: I64, bits: int,
     high: I64, low: I64, null: Bools, insert: bool, out: I64,
@@ -169,7 +169,7 @@ def _is_set(places: U64, i: np.int64) -> bool:  # pragma: no cover - compiled
     return bool(places[i >> 6] >> np.uint64(i & 63) & np.uint64(1))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _mark(table: I64, bits: int, high: I64, grouped: I64, places: U64) -> None:  # pragma: no cover
     """Set the place bit of each key in `high`, group by group of neighbouring places.
 
@@ -199,7 +199,7 @@ def _mark(table: I64, bits: int, high: I64, grouped: I64, places: U64) -> None: 
             i = (i + 1) & mask
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _harvest(slots: I64, state: I64, places: U64, covered: Bools) -> None:  # pragma: no cover
     for i in range(len(slots)):
         if _is_set(places, np.int64(i)):
@@ -208,7 +208,7 @@ def _harvest(slots: I64, state: I64, places: U64, covered: Bools) -> None:  # pr
         covered[state[_ASIDE]] = True
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _rehash(table: I64, slots: I64, to: I64, to_slots: I64, bits: int) -> None:  # pragma: no cover
     mask = len(to) - 1
     for k in range(len(table)):
