@@ -104,7 +104,9 @@ class KeyedSlots:
 
     def mark(self, name: str, batch: pl.DataFrame) -> None:
         """Mark the units a batch of source `name`'s rows (with `columns`) has rows for."""
-        marker = self.markers.get(name) or self.markers.setdefault(name, self.index.marker())
+        if name not in self.markers:
+            self.markers[name] = self.index.marker()
+        marker = self.markers[name]
         high, null = batch.get_column(_HIGH).to_numpy(), batch.get_column(_NULL).to_numpy()
         marker.add(high[~null] if null.any() else high)
 
