@@ -193,19 +193,18 @@ def _utc(
         return _localize(column.cast(pl.Datetime("us")), files, name, timezone)
     if kind.spaced_zone:
         column = close_up_zone(column)
+    zone = "UTC" if kind.aware else None
     if kind.iso:
-        dtype = pl.Datetime("us", "UTC" if kind.aware else None)
         parsed = column.map_batches(
-            partial(iso_values, aware=kind.aware), return_dtype=dtype, is_elementwise=True
+            partial(iso_values, aware=kind.aware),
+            return_dtype=pl.Datetime("us", zone),
+            is_elementwise=True,
         )
-        return parsed if kind.aware else _localize(parsed, files, name, timezone)
-    # cache=False: the cache pays for columns of few distinct values, not for event times
-    if kind.aware:
-        return column.str.to_datetime(
-            kind.layout, time_zone="UTC", time_unit="us", strict=True, cache=False
+    else:  # cache=False: the cache pays for columns of few distinct values, not event times
+        parsed = column.str.to_datetime(
+            kind.layout, time_zone=zone, time_unit="us", strict=True, cache=False
         )
-    parsed = column.str.to_datetime(kind.layout, time_unit="us", strict=True, cache=False)
-    return _localize(parsed, files, name, timezone)
+    return parsed if kind.aware else _localize(parsed, files, name, timezone)
 
 
 def _from_epoch(column: pl.Expr, kind: TimestampKind) -> pl.Expr:

@@ -14,7 +14,7 @@ from croctl.pipeline import dense
 from croctl.pipeline.bind import BoundPlan, BoundSource
 from croctl.pipeline.build import build_query
 from croctl.pipeline.caps import capped_cells, sample_frames, thresholds_from_sample
-from croctl.pipeline.coverage import Bitmap, Marker, Span, bitmap_of, id_span
+from croctl.pipeline.coverage import Bitmap, MarkIds, Span, bitmap_of, id_span
 from croctl.pipeline.keys import source_ids
 from croctl.pipeline.names import MOMENTS, VARIANT, check_col, seg_col
 from croctl.pipeline.table import cap_columns, check_columns, source_counts
@@ -104,7 +104,7 @@ def exposure_span(bound: BoundPlan) -> Span | None:
 
 
 def coverage_bitmaps(
-    bound: BoundPlan, span: Span | None, mark: Marker | None = None
+    bound: BoundPlan, span: Span | None, mark: MarkIds | None = None
 ) -> dict[str, Bitmap]:
     """Per source, the unit ids it has rows for, when ids are integers in a compact range.
 
@@ -115,7 +115,7 @@ def coverage_bitmaps(
     return {name: bitmap_of(source_ids(bound, s), span, mark) for name, s in bound.sources.items()}
 
 
-def _compiled_mark() -> Marker:
+def _compiled_mark() -> MarkIds:
     from croctl.pipeline.kernel import mark  # numba loads for the dense path only
 
     return mark

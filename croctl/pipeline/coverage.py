@@ -18,7 +18,8 @@ import polars as pl
 
 from croctl.pipeline.names import UNIT
 
-Marker = Callable[[npt.NDArray[np.bool_], npt.NDArray[np.int64], int, int], None]
+# `mark(seen, ids, lo, hi)`: a batch of ids into a bitmap (`kernel.mark`)
+MarkIds = Callable[[npt.NDArray[np.bool_], npt.NDArray[np.int64], int, int], None]
 MAX_SPAN = 1 << 28  # ids in the range: one byte each, so at most 256 MiB
 SPAN_PER_ROW = 8  # a range wider than 8 ids per exposure row is too sparse to be worth it
 MIN_SPAN = 1 << 16  # small exports always qualify (64 KiB)
@@ -82,7 +83,7 @@ def id_batches(ids: pl.LazyFrame) -> Iterator[npt.NDArray[np.int64]]:
         yield (column.drop_nulls() if column.has_nulls() else column).to_numpy()
 
 
-def bitmap_of(source_ids: pl.LazyFrame, span: Span, mark: Marker | None = None) -> Bitmap:
+def bitmap_of(source_ids: pl.LazyFrame, span: Span, mark: MarkIds | None = None) -> Bitmap:
     """Mark every id in the span that `source_ids` (one integer column `UNIT`) has a row for.
 
     `mark(seen, ids, lo, hi)`, when given, marks a batch of `Int64` ids in a compiled loop

@@ -1,7 +1,8 @@
 """Compiled loops over a dense unit index (numba), for `dense`.
 
-Unit `id` lives at `id - lo` in every per-unit array, so a row finds its unit by a subtraction
-instead of a hash table. Two loops fold the rows in, batch by batch, in any order:
+Each unit has a slot in every per-unit array (`slots`: `id - lo`, or a number given by key), so
+a row finds its unit without a hash table per step. Two loops fold the rows in, batch by batch,
+in any order:
 
 - `first_exposures`: each unit's earliest in-window exposure (start, segments, covariates) and
   the lowest and highest variant code it was shown; and the `exposures` section's counts.
