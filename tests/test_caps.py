@@ -198,3 +198,18 @@ def test_csv_sources_take_the_caps_in_the_query(tmp_path, make_plan):
     metrics = {"rev": {"role": "primary", "type": "mean", "source": "events", "value": "revenue",
                        "filter": "event_name = 'purchase'", "cap": 0.99}}  # fmt: skip
     assert caps.sample_frames(bind_plan(load_plan(make_plan(metrics=metrics)))) is None
+
+
+@pytest.mark.parametrize("sampled", [2000, 1], ids=["caps-in-the-query", "caps-from-the-tail"])
+def test_a_capped_metric_no_unit_has_a_row_for_caps_at_zero(tmp_path, monkeypatch, sampled):
+    """Every event a page view: the cap is the quantile of zeros (it was null, and crashed)."""
+    from tests.test_dense import _edge_export
+    from tests.test_engines import _report
+    from tests.test_golden import _close
+
+    plan = _edge_export(tmp_path, int)
+    events = pl.read_parquet(tmp_path / "events.parquet")
+    events.with_columns(event_name=pl.lit("page_view")).write_parquet(tmp_path / "events.parquet")
+    monkeypatch.setattr(caps, "MIN_SAMPLED", sampled)
+    report = _report(plan)
+    _close(report, _report(plan, engine="duckdb"))

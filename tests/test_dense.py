@@ -240,18 +240,20 @@ def test_the_realistic_benchmark_export_gives_the_hash_query_report(tmp_path, mo
 
 
 @pytest.mark.parametrize("chunk", [100, 10**6], ids=["chunk-per-batch", "one-chunk-at-the-end"])
-def test_a_csv_read_once_gives_the_hash_query_report(tmp_path, monkeypatch, chunk):
-    """Text ids in CSV: every row marks coverage, and kept rows are tagged a chunk at a time."""
+@pytest.mark.parametrize("shape", ["tidy", "realistic"])  # slots by range, by key
+def test_a_csv_read_once_gives_the_hash_query_report(tmp_path, monkeypatch, chunk, shape):
+    """Every row marks coverage, and kept rows are tagged a chunk at a time."""
     monkeypatch.syspath_prepend(str(ROOT / "bench"))
     import generate  # type: ignore[import-not-found]
 
-    generate.generate(3000, 15, "csv", tmp_path, shape="tidy")
+    generate.generate(3000, 15, "csv", tmp_path, shape=shape)
     monkeypatch.setattr(dense_rows, "CHUNK_ROWS", chunk)
     passes = []
     original = dense_rows._one_pass
     monkeypatch.setattr(dense_rows, "_one_pass", lambda *a: passes.append(a) or original(*a))
     report = _on_both(tmp_path / "plan.yaml", monkeypatch)
     assert passes and report["verdict"] != "invalid"
+    assert isinstance(passes[0][2], RangeSlots if shape == "tidy" else KeyedSlots)
 
 
 def test_a_csv_read_once_runs_a_filter_on_a_timestamp_after_the_parse(tmp_path, monkeypatch):
@@ -278,10 +280,12 @@ def test_slots_by_range_for_compact_integer_ids_else_by_key(tmp_path, monkeypatc
     assert dense.applies(bound, None)  # text ids: rows counted
     monkeypatch.setattr(dense, "MIN_ROWS", 67)
     assert not dense.applies(bound, None)
-    assert isinstance(dense.slots_for(bound, span, dict), RangeSlots)
+    assert isinstance(dense.slots_for(bound, span, lambda skip: {}), RangeSlots)
     sparse = type(span)(span.lo, span.lo + 10 * span.rows, span.rows)
-    assert isinstance(dense.slots_for(bound, sparse, dict), KeyedSlots)  # mostly empty slots
-    assert isinstance(dense.slots_for(bound, None, dict), KeyedSlots)
+    assert isinstance(
+        dense.slots_for(bound, sparse, lambda skip: {}), KeyedSlots
+    )  # mostly empty slots
+    assert isinstance(dense.slots_for(bound, None, lambda skip: {}), KeyedSlots)
 
 
 def _duplicates(batches: list[list[int | None]]) -> int:

@@ -19,6 +19,7 @@ class BoundSource:
     files: ExportFiles
     needs: ColumnNeeds = field(default_factory=ColumnNeeds)
     scan: ExportScan | None = None
+    held: bool = False  # the scan reads the kept rows from memory (`held`), not the files
 
     @property
     def frame(self) -> pl.LazyFrame | None:
@@ -83,11 +84,11 @@ def bind_plan(plan: Plan, *, scan: bool = True) -> BoundPlan:
     if scan:
         for source in bound_plan.scans():
             source.scan = scan_export(source.files, source.needs, plan.timezone)
-        bound_plan.unit_dtype = _common_unit_dtype(bound_plan)
+        bound_plan.unit_dtype = common_unit_dtype(bound_plan)
     return bound_plan
 
 
-def _common_unit_dtype(bound: BoundPlan) -> pl.DataType:
+def common_unit_dtype(bound: BoundPlan) -> pl.DataType:
     """Integers when every export stores unit ids as integers, else text (joins need one type).
 
     Integers are compared as Int64, or as UInt64 when every export stores them so (hashed ids

@@ -16,7 +16,7 @@ import polars as pl
 from croctl.pipeline.bind import BoundPlan, BoundSource
 from croctl.pipeline.caps import caps_frame
 from croctl.pipeline.cells import cells_frame
-from croctl.pipeline.coverage import Bitmap
+from croctl.pipeline.coverage import Bitmap, Coverage
 from croctl.pipeline.keys import (
     coverage_key,
     fingerprint,
@@ -49,15 +49,16 @@ class Query:
 
 def build_query(
     bound: BoundPlan,
-    covered: Mapping[str, Bitmap] | None = None,
+    covered: Mapping[str, Coverage] | None = None,
     thresholds: dict[int, float] | None = None,
 ) -> Query:
     """Build the whole aggregation lazily; see module docstring for the data rules applied.
 
-    `covered` holds, per source, a bitmap of the unit ids it has rows for (`coverage`); a source
-    without one gets its coverage from a set of its ids built in the query. With `thresholds`
-    (per capped metric, `caps.thresholds_from_sample`), the cells are grouped by `CANDIDATE` too
-    and left uncapped, for `caps.capped_cells`; without, the query takes the caps itself.
+    `covered` holds, per source, the unit ids it has rows for, when read before the query (a
+    bitmap, or a set of keys: `coverage`); a source without gets a set of its ids built here.
+    With `thresholds` (per capped metric, `caps.thresholds_from_sample`), the cells are grouped
+    by `CANDIDATE` too and left uncapped, for `caps.capped_cells`; without, the query takes the
+    caps itself.
     """
     plan = bound.plan
     exposures = exposure_rows(bound)
@@ -78,12 +79,7 @@ def build_query(
     capped_sources = {plan.measured[i].numerator.source for i in plan.capped}
     for name, source in bound.sources.items():
         rows = _flag_duplicates(bound, source, _source_rows(bound, source, valid))
-        bitmap = (covered or {}).get(name)
-        frames[f"coverage:{name}"] = (
-            _coverage(source_ids(bound, source), valid.with_columns(coverage_key(bound)))
-            if bitmap is None
-            else _covered_by(bitmap, valid)
-        )
+        frames[f"coverage:{name}"] = _coverage(bound, source, (covered or {}).get(name), valid)
         per_unit, measured = _per_unit(bound, source, rows)
         columns |= measured
         if name in capped_sources and thresholds is None:  # the caps read it too
@@ -195,18 +191,21 @@ def measures_on(bound: BoundPlan, source: str) -> list[tuple[int, str, MetricSpe
 def _source_rows(bound: BoundPlan, source: BoundSource, valid: pl.LazyFrame) -> pl.LazyFrame:
     """Rows some metric could use, tagged with their unit's variant and start (inner join)."""
     assert source.scan is not None
-    filters = [
-        bound.filters.get((m.name, side)) for _, side, m, _ in measures_on(bound, source.name)
-    ]
-    if filters and all(f is not None for f in filters):
-        # Push every metric filter down: rows no metric uses (page views) drop at the scan,
-        # before their timestamps are parsed.
-        unique = {str(f): f for f in filters if f is not None}
-        rows = source.scan.filtered(pl.any_horizontal(list(unique.values())))
-    else:
-        rows = source.scan.frame
+    # Push every metric filter down: rows no metric uses (page views) drop at the scan, before
+    # their timestamps are parsed.
+    used = rows_used(bound, source.name)
+    rows = source.scan.frame if used is None else source.scan.filtered(used)
     rows = rows.with_columns(unit_key(bound, source), *_event_key(bound, source))
     return rows.join(valid.select(UNIT, VARIANT, START), on=UNIT, how="inner")
+
+
+def rows_used(bound: BoundPlan, source: str) -> pl.Expr | None:
+    """The rows of `source` some metric could use: the OR of their filters (None: every row)."""
+    filters = [bound.filters.get((m.name, side)) for _, side, m, _ in measures_on(bound, source)]
+    if not filters or any(f is None for f in filters):
+        return None
+    unique = {str(f): f for f in filters if f is not None}
+    return pl.any_horizontal(list(unique.values()))
 
 
 def _event_key(bound: BoundPlan, source: BoundSource) -> list[pl.Expr]:
@@ -256,17 +255,21 @@ def _check_counts(bound: BoundPlan, source: BoundSource) -> list[pl.Expr]:
     return [count(kind).alias(check_col(name, kind)) for kind in source_counts(bound.plan, name)]
 
 
-def _coverage(ids: pl.LazyFrame, valid: pl.LazyFrame) -> pl.LazyFrame:
-    """Per variant: exposed units with at least one row (any row) in the source."""
+def _coverage(
+    bound: BoundPlan, source: BoundSource, read: Coverage | None, valid: pl.LazyFrame
+) -> pl.LazyFrame:
+    """Per variant: exposed units with at least one row (any row) in the source.
+
+    `read`: the source's ids as read before the query (`coverage`, `held`); else a set of them
+    is built here.
+    """
+    if isinstance(read, Bitmap):  # a lookup per unit instead of a join
+        flagged = valid.select(VARIANT, read.covered_expr().alias("covered"))
+        return flagged.group_by(VARIANT).agg(pl.col("covered").sum())
     # unique first: a set of ids is smaller and faster to probe than every row's id
-    covered = valid.join(ids.unique(), on=UNIT, how="semi")
+    ids = read.frame.lazy() if read is not None else source_ids(bound, source).unique()
+    covered = valid.with_columns(coverage_key(bound)).join(ids, on=UNIT, how="semi")
     return covered.group_by(VARIANT).agg(pl.len().alias("covered"))
-
-
-def _covered_by(bitmap: Bitmap, valid: pl.LazyFrame) -> pl.LazyFrame:
-    """`_coverage` from a bitmap of the source's ids: a lookup per unit instead of a join."""
-    flagged = valid.select(VARIANT, bitmap.covered_expr().alias("covered"))
-    return flagged.group_by(VARIANT).agg(pl.col("covered").sum())
 
 
 def _per_unit(

@@ -13,7 +13,8 @@ Two exact ways, both with linear interpolation (numpy's default):
   row of its own and all the others (below the cap, so unchanged by it) summed per cell. The cap
   is then the quantile of the values above the threshold, in the right places of the sorted
   order; when the threshold turns out too high to place it, the query runs again with the caps in
-  it. Only for Parquet sources: a CSV would be read once more in full.
+  it. Only for Parquet sources and CSV ones held in memory (`held`): a CSV would be read once
+  more in full.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import numpy as np
 import polars as pl
 
 from croctl.io import FileFormat
-from croctl.pipeline.bind import BoundPlan
+from croctl.pipeline.bind import BoundPlan, BoundSource
 from croctl.pipeline.keys import unit_id
 from croctl.pipeline.names import CANDIDATE, UNIT, metric_col
 from croctl.pipeline.table import cell_keys, moment_columns
@@ -83,7 +84,12 @@ def caps_frame(
             per_unit[plan.measured[i].numerator.source]
             .select(value.alias("value"))
             .join(total, how="cross")
-            .select(padded_quantile(pl.col("value"), cap, pl.col(TOTAL).first()).alias(f"cap{i}"))
+            .select(
+                # no unit with a row: the cross join is empty, and every value is zero
+                padded_quantile(pl.col("value"), cap, pl.col(TOTAL).first())
+                .fill_null(0.0)
+                .alias(f"cap{i}")
+            )
         )
     if not caps:
         return None
@@ -102,11 +108,11 @@ def sample_frames(bound: BoundPlan) -> dict[str, pl.LazyFrame] | None:
 
     `cap<i>` holds, per sampled unit with rows, the sum of metric i's values over the rows its
     filter keeps: no window, no exposure, no de-duplication, so only good for a threshold. None
-    when no metric is capped, or a capped metric reads a CSV.
+    when no metric is capped, or a capped metric reads a CSV not held in memory.
     """
     capped = {i: bound.plan.measured[i] for i in bound.plan.capped}
     sources = {m.numerator.source for m in capped.values()}
-    if not capped or any(bound.sources[s].files.format is not FileFormat.PARQUET for s in sources):
+    if not capped or not all(_cheap(bound.sources[s]) for s in sources):
         return None
     assert bound.exposures.scan is not None
     # the ids themselves, not `unit_key`: a hash of the text samples as well as a fingerprint
@@ -122,6 +128,11 @@ def sample_frames(bound: BoundPlan) -> dict[str, pl.LazyFrame] | None:
         sampled = keyed.filter(_sampled(pl.col(UNIT)))
         frames[f"cap{i}"] = sampled.group_by(UNIT).agg(pl.col("value").sum())
     return frames
+
+
+def _cheap(source: BoundSource) -> bool:
+    """Is another read of the source cheap? Parquet reads a few columns, a CSV all of them."""
+    return source.held or source.files.format is FileFormat.PARQUET
 
 
 def thresholds_from_sample(plan: Plan, sample: dict[str, pl.DataFrame]) -> dict[int, float] | None:

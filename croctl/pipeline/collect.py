@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,7 +14,9 @@ from croctl.pipeline import dense
 from croctl.pipeline.bind import BoundPlan, BoundSource
 from croctl.pipeline.build import build_query
 from croctl.pipeline.caps import capped_cells, sample_frames, thresholds_from_sample
-from croctl.pipeline.coverage import Bitmap, MarkIds, Span, bitmap_of, id_span
+from croctl.pipeline.coverage import Bitmap, Coverage, MarkIds, Span, bitmap_of, id_span
+from croctl.pipeline.csv_ids import integer_keyed
+from croctl.pipeline.held import hold_csv_sources
 from croctl.pipeline.keys import source_ids
 from croctl.pipeline.names import MOMENTS, VARIANT, check_col, seg_col
 from croctl.pipeline.table import cap_columns, check_columns, source_counts
@@ -24,32 +26,47 @@ from croctl.sufficient import Cell, ExposureCounts, Moments, SourceCounts, Suffi
 _MOMENT_NAMES = tuple(name for name, _, _ in MOMENTS)
 
 
-def collect_query(bound: BoundPlan, covered: Mapping[str, Bitmap] | None = None) -> SufficientStats:
+def collect_query(
+    bound: BoundPlan, covered: Mapping[str, Coverage] | None = None
+) -> SufficientStats:
     """Run every frame of the plan's query in one `collect_all`; return the sufficient statistics.
 
-    `covered`: the sources' coverage bitmaps when already built (None: built here, if they pay).
+    `covered`: the sources' coverage when already read (None: read here, where it pays).
 
     Raises:
         DataError: the exports cannot be read or parsed; located by `diagnose_failure`.
     """
     try:
-        span = exposure_span(bound)
-        if dense.applies(bound, span):
-            slots = dense.slots_for(
-                bound, span, lambda: covered or coverage_bitmaps(bound, span, _compiled_mark())
-            )
-            results = split_caps(dense.dense_results(bound, slots), bound.plan)
-            return stats_from_frames(results, bound.plan)
-        if covered is None:
-            covered = coverage_bitmaps(bound, span)
-        results = _capped_results(bound, covered)
+        if covered is None and (integer := integer_keyed(bound)) is not None:
+            try:
+                return _stats(integer, None)
+            except (pl.exceptions.PolarsError, OSError):
+                pass  # a CSV id not written as an integer after all, or a bad export: as text
+        return _stats(bound, covered)
     except (pl.exceptions.PolarsError, OSError) as exc:
         if (inferring := bound.by_inference()) is not None:
             # A text timestamp in another layout than its sample's: parse value by value
             # (~10× slower) before calling the export malformed. Unit ids do not change, so
-            # neither do the bitmaps.
+            # neither does coverage.
             return collect_query(inferring, covered)
         raise diagnose_failure([_failed(s) for s in bound.scans()], exc) from exc
+
+
+def _stats(bound: BoundPlan, covered: Mapping[str, Coverage] | None) -> SufficientStats:
+    """`collect_query` without its second tries (a Polars error escapes)."""
+    span = exposure_span(bound)
+    if dense.applies(bound, span):
+        slots = dense.slots_for(
+            bound, span, lambda skip: coverage_bitmaps(bound, span, _compiled_mark(), skip)
+        )
+        return stats_from_frames(
+            split_caps(dense.dense_results(bound, slots), bound.plan), bound.plan
+        )
+    query = bound
+    if covered is None:
+        query, covered = hold_csv_sources(bound, span)
+        covered |= coverage_bitmaps(bound, span, skip=covered)
+    results = _capped_results(query, covered)
     plan, cells = bound.plan, results["cells"]
     for name in plan.used_sources:
         counts = [pl.col(check_col(name, c)).sum().alias(c) for c in source_counts(plan, name)]
@@ -60,7 +77,7 @@ def collect_query(bound: BoundPlan, covered: Mapping[str, Bitmap] | None = None)
     return stats_from_frames(results, plan)
 
 
-def _capped_results(bound: BoundPlan, covered: Mapping[str, Bitmap]) -> dict[str, pl.DataFrame]:
+def _capped_results(bound: BoundPlan, covered: Mapping[str, Coverage]) -> dict[str, pl.DataFrame]:
     """The query's frames by name, `caps` split off the cells.
 
     Caps come from the tail of the candidate units when a sample gives thresholds low enough
@@ -104,15 +121,16 @@ def exposure_span(bound: BoundPlan) -> Span | None:
 
 
 def coverage_bitmaps(
-    bound: BoundPlan, span: Span | None, mark: MarkIds | None = None
+    bound: BoundPlan, span: Span | None, mark: MarkIds | None = None, skip: Collection[str] = ()
 ) -> dict[str, Bitmap]:
-    """Per source, the unit ids it has rows for, when ids are integers in a compact range.
+    """Per source not in `skip`, the unit ids it has rows for, if integers in a compact range.
 
     A pass of its own over each source's id column, before the query (see `coverage`).
     """
     if span is None or not span.compact:
         return {}
-    return {name: bitmap_of(source_ids(bound, s), span, mark) for name, s in bound.sources.items()}
+    sources = {name: s for name, s in bound.sources.items() if name not in skip}
+    return {name: bitmap_of(source_ids(bound, s), span, mark) for name, s in sources.items()}
 
 
 def _compiled_mark() -> MarkIds:

@@ -43,6 +43,17 @@ class Bitmap:
 
 
 @dataclass(frozen=True, slots=True)
+class Keys:
+    """The distinct coverage keys (`keys.coverage_key`) of a source's rows, one column `UNIT`."""
+
+    frame: pl.DataFrame
+
+
+# How a source's coverage was read before the query (`build` joins the ids itself otherwise)
+Coverage = Bitmap | Keys
+
+
+@dataclass(frozen=True, slots=True)
 class Span:
     """The exposures' lowest and highest integer unit id, and how many exposure rows there are."""
 

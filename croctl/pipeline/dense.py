@@ -10,7 +10,7 @@ a number a compiled hash table gives each exposed id (`slots`):
    that keeps each unit's earliest start, segments and covariates, and its variant codes.
 2. Each source's rows are read once, filtered at the scan to the rows some metric uses, and
    streamed through a second loop (`kernel.add_rows`) that flags repeated event ids and adds
-   every measure into a per-unit array. (A CSV with keyed slots is read whole, once: the same
+   every measure into a per-unit array. (A CSV is read whole, once: the same
    read marks coverage, `dense_rows._one_pass`.)
 3. The arrays become the columns of a unit table (no copy), from which the query's last steps
    (metric values, caps, cells) run as in `build`. Caps are exact: every unit's value is at hand.
@@ -20,7 +20,7 @@ Same data rules, same statistics table; the parity tests run both paths on every
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -35,6 +35,7 @@ from croctl.pipeline.dense_rows import (
     MAX_FILTERS,
     MAX_VALUES,
     Measures,
+    csv_sources,
     matrix,
     micros,
     row_count,
@@ -73,14 +74,15 @@ def applies(bound: BoundPlan, span: Span | None) -> bool:
 
 
 def slots_for(
-    bound: BoundPlan, span: Span | None, bitmaps: Callable[[], Mapping[str, Bitmap]]
+    bound: BoundPlan, span: Span | None, bitmaps: Callable[[Collection[str]], dict[str, Bitmap]]
 ) -> Slots:
     """Slots by subtraction when the ids fill most of a range, else by key.
 
-    `bitmaps` builds the range's coverage bitmaps (`collect.coverage_bitmaps`).
+    `bitmaps(skip)` builds the range's coverage bitmaps of the sources not in `skip`
+    (`collect.coverage_bitmaps`); a CSV source's come from its one read (`RangeSlots.mark`).
     """
     if span is not None and span.compact and span.width <= SLOTS_PER_UNIT * span.rows:
-        return RangeSlots(bound, span, bitmaps())
+        return RangeSlots(bound, span, bitmaps(csv_sources(bound)))
     return KeyedSlots(bound)
 
 

@@ -14,7 +14,7 @@ from croctl.io import FileFormat
 from croctl.pipeline.bind import BoundPlan, BoundSource
 from croctl.pipeline.build import measures_on
 from croctl.pipeline.keys import fingerprint_words
-from croctl.pipeline.slots import KeyedSlots, Slots
+from croctl.pipeline.slots import Slots
 from croctl.pipeline.table import source_counts
 from croctl.plan import MetricSpec
 
@@ -53,7 +53,7 @@ def source_sums(
     checks = np.zeros((len(source_counts(bound.plan, source.name)), variants), np.int64)
     spans = measures.spans(values)
     integer = _integer_ids(bound, source)
-    if isinstance(slots, KeyedSlots) and source.files.format is FileFormat.CSV:
+    if source.name in csv_sources(bound):
         # Parquet reads one column for coverage, and decodes the kept rows' other columns only
         # where the filter holds; a CSV is tokenized whole either way, so it is read once. Its
         # ids are counted as they come (a count would be the second read).
@@ -89,6 +89,11 @@ def source_sums(
             checks,
         )
     return sums, checks, measures.columns
+
+
+def csv_sources(bound: BoundPlan) -> set[str]:
+    """The plan's CSV sources: read once, for their rows and their coverage (`_one_pass`)."""
+    return {name for name, s in bound.sources.items() if s.files.format is FileFormat.CSV}
 
 
 @dataclass(slots=True)
@@ -194,7 +199,7 @@ CHUNK_ROWS = 1 << 17
 
 
 def _one_pass(
-    bound: BoundPlan, source: BoundSource, slots: KeyedSlots, measures: Measures, values: list[str]
+    bound: BoundPlan, source: BoundSource, slots: Slots, measures: Measures, values: list[str]
 ) -> Iterator[pl.DataFrame]:
     """`_tagged_rows`' batches, from one read of every row that also marks coverage.
 

@@ -29,10 +29,15 @@ def unit_key(bound: BoundPlan, source: BoundSource) -> pl.Expr:
 def source_ids(bound: BoundPlan, source: BoundSource) -> pl.LazyFrame:
     """The source's unit ids as `UNIT`, one per row, keyed for coverage (`coverage_key`)."""
     assert source.scan is not None
+    return source.scan.raw.select(source_key(bound, source).alias(UNIT))
+
+
+def source_key(bound: BoundPlan, source: BoundSource) -> pl.Expr:
+    """A row's unit id as `coverage_key` keys it (null for none)."""
     ids = unit_id(bound, source)
-    if not bound.unit_dtype.is_integer():
-        ids = pl.when(ids.is_not_null()).then(_high_word(ids))
-    return source.scan.raw.select(ids.alias(UNIT))
+    return (
+        ids if bound.unit_dtype.is_integer() else pl.when(ids.is_not_null()).then(_high_word(ids))
+    )
 
 
 def coverage_key(bound: BoundPlan) -> pl.Expr:

@@ -1,7 +1,8 @@
 """Where a unit lives in the dense arrays (`dense`): at `id - lo`, or at its key's slot.
 
 - `RangeSlots`: integer ids filling most of a range. The slot is a subtraction in the scan
-  (ids outside the range: none), and coverage comes from the bitmaps (`coverage`).
+  (ids outside the range: none), and coverage comes from the bitmaps (`coverage`), or for a CSV
+  from marking the slots of every row as the one read passes (`mark`).
 - `KeyedSlots`: any other ids (text, or integers spread wide). The scan hands each row's key
   words over, and a `unit_index.UnitIndex` numbers the exposures' keys and finds the rows' ones.
 
@@ -12,10 +13,10 @@ without a slot.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import numpy as np
 import polars as pl
 
 from croctl.pipeline.bind import BoundPlan, BoundSource
@@ -37,7 +38,7 @@ class RangeSlots:
 
     bound: BoundPlan
     span: Span
-    bitmaps: Mapping[str, Bitmap]
+    bitmaps: dict[str, Bitmap]
 
     names = (IDX,)  # the columns `columns` adds
     scattered = False  # a unit's rows usually come together (ids numbered as they were written)
@@ -57,6 +58,14 @@ class RangeSlots:
     def of(self, batch: pl.DataFrame, exposures: bool = False) -> I64:
         """The slot of each row of a batch."""
         return batch.get_column(IDX).to_numpy()
+
+    def mark(self, name: str, batch: pl.DataFrame) -> None:
+        """Mark the units a batch of source `name`'s rows (with `columns`) has rows for."""
+        from croctl.pipeline.kernel import mark
+
+        if name not in self.bitmaps:
+            self.bitmaps[name] = Bitmap(self.span.lo, np.zeros(self.size, np.bool_))
+        mark(self.bitmaps[name].seen, batch.get_column(IDX).to_numpy(), 0, self.size - 1)
 
     def covered(self, name: str) -> Bools:
         """Per slot: has source `name` a row for the unit?"""

@@ -1,0 +1,153 @@
+"""CSV exports: integer ids keyed as integers (`csv_ids`), sources read once (`held`).
+
+Each readout is held to an independent one: the DuckDB engine's (its own SQL over the same
+files, ids as text) and the Polars query with both features turned off.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
+
+from croctl.pipeline import bind_plan, collect, csv_ids, held
+from croctl.pipeline.coverage import Bitmap, Keys
+from croctl.plan import load_plan
+from tests.conftest import BASE_PLAN
+from tests.test_dense import _edge_export
+from tests.test_engines import _report
+from tests.test_golden import _close
+
+
+def _as_csv(plan_path: Path) -> Path:
+    """The plan over CSV copies of its Parquet exports (Polars writes integers canonically)."""
+    plan = yaml.safe_load(plan_path.read_text())
+    for export in [plan["exposures"], *plan["sources"].values()]:
+        frame = pl.read_parquet(plan_path.parent / export["path"])
+        export["path"] = export["path"].replace(".parquet", ".csv")
+        frame.write_csv(plan_path.parent / export["path"])
+    plan_path.write_text(yaml.safe_dump(plan, sort_keys=False))
+    return plan_path
+
+
+def _plain(plan: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
+    """The report with ids as text and every source read by the query itself."""
+    with monkeypatch.context() as m:
+        m.setattr(collect, "integer_keyed", lambda bound: None)
+        m.setattr(collect, "hold_csv_sources", lambda bound, span: (bound, {}))
+        return _report(plan)
+
+
+def _spied(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, object]]:
+    """Record the coverage each `hold_csv_sources` call read."""
+    calls: list[dict[str, object]] = []
+
+    def spy(bound, span):  # type: ignore[no-untyped-def]
+        calls.append(found := held.hold_csv_sources(bound, span))  # type: ignore[arg-type]
+        return found
+
+    monkeypatch.setattr(collect, "hold_csv_sources", spy)
+    return calls
+
+
+@pytest.mark.parametrize("chunk", [1, 10**6], ids=["chunk-per-batch", "one-chunk-at-the-end"])
+@pytest.mark.parametrize(
+    "event_id", [lambda i: i, lambda i: f"e{i}"], ids=["integer-events", "text-events"]
+)
+def test_integer_csv_ids_read_once_give_the_plain_and_duckdb_reports(
+    tmp_path, monkeypatch, chunk, event_id
+):
+    """Null ids, ids outside the exposures' range, repeated event ids, a window, a cap."""
+    plan = _as_csv(_edge_export(tmp_path, event_id))
+    assert csv_ids.integer_keyed(bind_plan(load_plan(plan))).unit_dtype == pl.Int64
+    monkeypatch.setattr(held, "CHUNK_ROWS", chunk)
+    calls = _spied(monkeypatch)
+    report = _report(plan)
+    assert isinstance(calls[0][1]["events"], Bitmap)  # integer ids in a compact range
+    _close(report, _plain(plan, monkeypatch))
+    _close(report, _report(plan, engine="duckdb"))
+
+
+def test_text_csv_ids_read_once_give_the_plain_report(tmp_path, monkeypatch):
+    plan = _as_csv(_edge_export(tmp_path, int, unit_id=(lambda i: f"u{i}", pl.String())))
+    assert csv_ids.integer_keyed(bind_plan(load_plan(plan))) is None
+    calls = _spied(monkeypatch)
+    report = _report(plan)
+    assert isinstance(calls[0][1]["events"], Keys)
+    _close(report, _plain(plan, monkeypatch))
+
+
+@pytest.mark.parametrize("late", ["007", "+7", "-0", "u7", "9223372036854775808", " 7"])
+def test_an_id_written_otherwise_after_the_sample_keeps_every_id_text(tmp_path, late):
+    """`007` after 300 integers: `007` and `7` stay two units, as the DuckDB engine counts."""
+    ids = [str(i) for i in range(1, 301)] + [late]
+    arms = ["control" if i % 2 else "treatment" for i in range(len(ids))]
+    pl.DataFrame({"user_id": ids, "variant": arms, "exposed_at": "2026-10-02T00:00:00Z"}).write_csv(
+        tmp_path / "exposures.csv"
+    )
+    events = [*ids[::3], late, late.strip()]
+    pl.DataFrame(
+        {"user_id": events, "ts": "2026-10-03T00:00:00Z", "event_name": "purchase"}
+    ).write_csv(tmp_path / "events.csv")
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(yaml.safe_dump(BASE_PLAN))
+    report = _report(plan)
+    _close(report, _report(plan, engine="duckdb"))
+    srm = next(c for c in report["checks"] if c["name"] == "srm")
+    assert sum(srm["counts"].values()) == len(ids)  # `007` is a unit of its own
+
+
+def test_a_filter_reading_the_unit_column_keeps_the_ids_text(tmp_path, monkeypatch):
+    """The filter compares the ids as text (`'2'`), so no export's become integers."""
+    (tmp_path / "exposures.csv").write_text(
+        "user_id,variant,exposed_at\n1,control,2026-10-02T00:00:00Z\n"
+        "2,treatment,2026-10-02T00:00:00Z\n"
+    )
+    (tmp_path / "events.csv").write_text(
+        "user_id,ts,event_name\n1,2026-10-03T00:00:00Z,purchase\n2,2026-10-03T00:00:00Z,purchase\n"
+    )
+    plan = {**BASE_PLAN, "metrics": {**BASE_PLAN["metrics"]}}
+    plan["metrics"]["conv"] = {
+        **BASE_PLAN["metrics"]["conv"],
+        "filter": "event_name = 'purchase' AND user_id = '2'",
+    }
+    (tmp_path / "plan.yaml").write_text(yaml.safe_dump(plan))
+    assert csv_ids.integer_keyed(bind_plan(load_plan(tmp_path / "plan.yaml"))) is None
+    _close(_report(tmp_path / "plan.yaml"), _plain(tmp_path / "plan.yaml", monkeypatch))
+
+
+def test_an_unfiltered_source_is_left_to_the_query(tmp_path):
+    plan = _as_csv(_edge_export(tmp_path, int))
+    data = yaml.safe_load(plan.read_text())
+    data["metrics"]["rows"] = {"role": "diagnostic", "type": "mean", "source": "events"}
+    plan.write_text(yaml.safe_dump(data))
+    bound = bind_plan(load_plan(plan))
+    held_bound, covered = held.hold_csv_sources(bound, collect.exposure_span(bound))
+    assert covered == {} and not held_bound.sources["events"].held
+
+
+def test_a_source_no_metric_keeps_a_row_of_is_held_empty(tmp_path, monkeypatch):
+    plan = _as_csv(_edge_export(tmp_path, int))
+    events = pl.read_csv(tmp_path / "events.csv")
+    events.with_columns(event_name=pl.lit("page_view")).write_csv(tmp_path / "events.csv")
+    calls = _spied(monkeypatch)
+    report = _report(plan)
+    assert calls[0][0].sources["events"].held
+    assert sum(calls[0][1]["events"].seen)  # coverage: the page views
+    _close(report, _plain(plan, monkeypatch))
+
+
+@given(st.integers(-(2**63), 2**63 - 1))
+def test_canonical_integer_text_converts_exactly(value):
+    converted = pl.select(csv_ids.checked_integer(pl.lit(str(value)))).item()
+    assert converted == value
+
+
+@pytest.mark.parametrize("text", ["007", "+7", "-0", "00", "-007", "7.0", " 7", "1e3"])
+def test_other_integer_text_fails_the_conversion(text):
+    with pytest.raises(pl.exceptions.PolarsError):
+        pl.select(csv_ids.checked_integer(pl.lit(text)))
