@@ -38,19 +38,19 @@ def _plain(plan: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
     """The report with ids as text and every source read by the query itself."""
     with monkeypatch.context() as m:
         m.setattr(collect, "integer_keyed", lambda bound: None)
-        m.setattr(collect, "hold_csv_sources", lambda bound, span: (bound, {}))
+        m.setattr(collect, "hold_csv_exports", lambda bound, span: (bound, {}))
         return _report(plan)
 
 
 def _spied(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, object]]:
-    """Record the coverage each `hold_csv_sources` call read."""
+    """Record what each `hold_csv_exports` call returned."""
     calls: list[dict[str, object]] = []
 
     def spy(bound, span):  # type: ignore[no-untyped-def]
-        calls.append(found := held.hold_csv_sources(bound, span))  # type: ignore[arg-type]
+        calls.append(found := held.hold_csv_exports(bound, span))  # type: ignore[arg-type]
         return found
 
-    monkeypatch.setattr(collect, "hold_csv_sources", spy)
+    monkeypatch.setattr(collect, "hold_csv_exports", spy)
     return calls
 
 
@@ -68,6 +68,7 @@ def test_integer_csv_ids_read_once_give_the_plain_and_duckdb_reports(
     calls = _spied(monkeypatch)
     report = _report(plan)
     assert isinstance(calls[0][1]["events"], Bitmap)  # integer ids in a compact range
+    assert calls[0][0].exposures.held
     _close(report, _plain(plan, monkeypatch))
     _close(report, _report(plan, engine="duckdb"))
 
@@ -126,7 +127,7 @@ def test_an_unfiltered_source_is_left_to_the_query(tmp_path):
     data["metrics"]["rows"] = {"role": "diagnostic", "type": "mean", "source": "events"}
     plan.write_text(yaml.safe_dump(data))
     bound = bind_plan(load_plan(plan))
-    held_bound, covered = held.hold_csv_sources(bound, collect.exposure_span(bound))
+    held_bound, covered = held.hold_csv_exports(bound, collect.exposure_span(bound))
     assert covered == {} and not held_bound.sources["events"].held
 
 

@@ -16,7 +16,7 @@ from croctl.pipeline.build import build_query
 from croctl.pipeline.caps import capped_cells, sample_frames, thresholds_from_sample
 from croctl.pipeline.coverage import Bitmap, Coverage, MarkIds, Span, bitmap_of, id_span
 from croctl.pipeline.csv_ids import integer_keyed
-from croctl.pipeline.held import hold_csv_sources
+from croctl.pipeline.held import hold_csv_exports
 from croctl.pipeline.keys import source_ids
 from croctl.pipeline.names import MOMENTS, VARIANT, check_col, seg_col
 from croctl.pipeline.table import cap_columns, check_columns, source_counts
@@ -64,7 +64,7 @@ def _stats(bound: BoundPlan, covered: Mapping[str, Coverage] | None) -> Sufficie
         )
     query = bound
     if covered is None:
-        query, covered = hold_csv_sources(bound, span)
+        query, covered = hold_csv_exports(bound, span)
         covered |= coverage_bitmaps(bound, span, skip=covered)
     results = _capped_results(query, covered)
     plan, cells = bound.plan, results["cells"]

@@ -28,18 +28,24 @@ _KEEP, _COVER = "__keep", "__cover"
 CHUNK_ROWS = 1 << 17
 
 
-def hold_csv_sources(bound: BoundPlan, span: Span | None) -> tuple[BoundPlan, dict[str, Coverage]]:
-    """The plan with each CSV source's kept rows in memory, and those sources' coverage.
+def hold_csv_exports(bound: BoundPlan, span: Span | None) -> tuple[BoundPlan, dict[str, Coverage]]:
+    """The plan with CSV exports in memory, and the coverage of the sources held.
 
-    A source some metric reads whole (no filter) is left to the query: holding it would hold
-    every row.
+    Exposures are held whole: the caps' sample and the query read them again. A source is held
+    as the rows some metric could use; one that a metric reads whole (no filter) is left to the
+    query, since holding it would hold every row.
     """
-    sources, covered = dict(bound.sources), {}
+    exposures, sources, covered = bound.exposures, dict(bound.sources), {}
+    if exposures.files.format is FileFormat.CSV:
+        assert exposures.scan is not None
+        frame = exposures.scan.frame.collect(engine="streaming")
+        scan = replace(exposures.scan, raw=frame.lazy(), times=(), inferred=None)
+        exposures = replace(exposures, scan=scan, held=True)
     for name, source in bound.sources.items():
         used = rows_used(bound, name)
         if source.files.format is FileFormat.CSV and used is not None:
             sources[name], covered[name] = _hold(bound, source, used, span)
-    return replace(bound, sources=sources), covered
+    return replace(bound, exposures=exposures, sources=sources), covered
 
 
 def _hold(
