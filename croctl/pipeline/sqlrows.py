@@ -247,8 +247,9 @@ class RowSql:
             )
         for name in sorted(source.needs.numbers):
             columns.append(exp.alias_(cast(col(name), "DOUBLE"), name, quoted=True))
+        # the unit column is `UNIT` here, and as itself only when a filter reads it
         others = sorted(
-            (source.needs.keys | source.needs.inferred) - {spec.unit, spec.timestamp or ""}
+            (source.needs.keys - {spec.unit} | source.needs.inferred) - {spec.timestamp or ""}
         )
         columns += [col(c) for c in others if c not in source.needs.numbers]
         scan = exp.select(*columns).from_(self._relation(source))
