@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from croctl.errors import DataError
-from croctl.pipeline import bind_plan, dense, dense_rows, kernel
+from croctl.pipeline import bind_plan, dense, dense_rows, held, kernel
 from croctl.pipeline.collect import exposure_span
 from croctl.pipeline.slots import KeyedSlots, RangeSlots
 from croctl.plan import Plan, load_plan
@@ -247,7 +247,7 @@ def test_a_csv_read_once_gives_the_hash_query_report(tmp_path, monkeypatch, chun
     import generate  # type: ignore[import-not-found]
 
     generate.generate(3000, 15, "csv", tmp_path, shape=shape)
-    monkeypatch.setattr(dense_rows, "CHUNK_ROWS", chunk)
+    monkeypatch.setattr(held, "CHUNK_ROWS", chunk)
     passes = []
     original = dense_rows._one_pass
     monkeypatch.setattr(dense_rows, "_one_pass", lambda *a: passes.append(a) or original(*a))

@@ -13,6 +13,7 @@ import polars as pl
 from croctl.io import FileFormat
 from croctl.pipeline.bind import BoundPlan, BoundSource
 from croctl.pipeline.build import measures_on
+from croctl.pipeline.held import kept_chunks
 from croctl.pipeline.keys import fingerprint_words
 from croctl.pipeline.slots import Slots
 from croctl.pipeline.table import source_counts
@@ -193,9 +194,6 @@ def _integer_ids(bound: BoundPlan, source: BoundSource) -> bool:
 
 
 _KEEP = "__keep"
-# Kept rows tagged at a time in `_one_pass`. A filtered text column still holds its batch's whole
-# text buffers, so a chunk holds ~12 times its own rows' text (1 << 20: +0.6 GiB at 1 M users).
-CHUNK_ROWS = 1 << 17
 
 
 def _one_pass(
@@ -212,27 +210,8 @@ def _one_pass(
     rows, times = source.scan.before(keep)
     stream = rows.with_columns(*slots.columns(source), keep.fill_null(False).alias(_KEEP))
     tags: list[str | pl.Expr] = [*slots.names, *_tags(bound, source, measures, values)]
-    chunk: list[pl.DataFrame] = []
-    held = 0
-    for batch in stream.collect_batches(engine="streaming", maintain_order=True):
-        slots.mark(source.name, batch)
-        mask = batch.get_column(_KEEP)
-        # column by column: `DataFrame.filter` plans a query per batch (~3x the time)
-        kept = pl.DataFrame([column.filter(mask) for column in batch.iter_columns()])
-        chunk.append(kept)
-        held += kept.height
-        if held >= CHUNK_ROWS:
-            yield _tagged(chunk, times, tags)
-            chunk, held = [], 0
-    if held:
-        yield _tagged(chunk, times, tags)
-
-
-def _tagged(
-    chunk: list[pl.DataFrame], times: tuple[pl.Expr, ...], tags: list[str | pl.Expr]
-) -> pl.DataFrame:
-    """A chunk of kept rows with their times parsed (`times`) and tagged (`tags`)."""
-    return pl.concat(chunk).lazy().with_columns(times).select(tags).collect()
+    for chunk in kept_chunks(stream, _KEEP, lambda batch: slots.mark(source.name, batch)):
+        yield chunk.lazy().with_columns(times).select(tags).collect()
 
 
 def _tagged_rows(

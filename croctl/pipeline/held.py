@@ -1,15 +1,17 @@
-"""A CSV source read once before the hash query: coverage read and the kept rows held in memory.
+"""CSV exports read once before the hash query: coverage read, the rows needed held in memory.
 
 A CSV is tokenized whole whatever columns a query projects, so the query's two readers of a
 source, the rows some metric uses and every row's unit id (coverage), cost two reads of it
 (~0.8 s each at 15 M rows). Here one streaming read does both: every row's id marks coverage (a
 bitmap over a compact integer range, else a set of keys), and the rows some metric could use
 (most rows are page views no metric uses) are kept with their times parsed. The query then reads
-those from memory, as many as the metrics keep (~8 % of the benchmark's rows).
+those from memory, as many as the metrics keep (~8 % of the benchmark's rows). The exposures,
+which the caps' sample and the query both read, are held whole.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 import numpy as np
@@ -23,8 +25,8 @@ from croctl.pipeline.keys import source_key
 from croctl.pipeline.names import UNIT
 
 _KEEP, _COVER = "__keep", "__cover"
-# Kept rows parsed at a time: a filtered text column still holds its batch's whole text, so
-# the batches wait unparsed no longer than this.
+# Kept rows parsed at a time. A filtered text column still holds its batch's whole text buffers,
+# so a chunk holds ~12 times its own rows' text (1 << 20: +0.6 GiB at 1 M users).
 CHUNK_ROWS = 1 << 17
 
 
@@ -55,38 +57,48 @@ def _hold(
     rows, times = source.scan.before(used)
     columns = rows.collect_schema().names()
     key = source_key(bound, source)
-    compact = span is not None and span.compact
-    if compact:  # ids outside the exposures' range are no exposed unit's: null
-        assert span is not None
+    span = span if span is not None and span.compact else None  # a bitmap, else a set of keys
+    if span is not None:  # ids outside the exposures' range are no exposed unit's: null
         key = pl.when(key.is_between(span.lo, span.hi)).then(key - span.lo)
     stream = rows.with_columns(used.fill_null(False).alias(_KEEP), key.alias(_COVER))
-    seen = np.zeros(span.width if compact and span is not None else 0, np.bool_)
+    seen = np.zeros(span.width if span is not None else 0, np.bool_)
     keys = [pl.Series(UNIT, [], stream.collect_schema()[_COVER])]
-    parsed: list[pl.DataFrame] = []
-    waiting = [pl.DataFrame(schema=rows.collect_schema())]  # typed, should no row come
-    held = 0
-    # in order: which of a repeated event id's rows counts follows the rows' order
-    for batch in stream.collect_batches(engine="streaming", maintain_order=True):
+
+    def mark(batch: pl.DataFrame) -> None:
         ids = batch.get_column(_COVER).drop_nulls()
-        if compact:
+        if span is not None:
             seen[ids.to_numpy()] = True
         else:
             keys.append(ids.unique().alias(UNIT))
-        mask = batch.get_column(_KEEP)
+
+    kept = [pl.DataFrame(schema=stream.collect_schema())]  # typed, should no row be kept
+    kept += kept_chunks(stream, _KEEP, mark)
+    parsed = pl.concat(kept).lazy().with_columns(times).select(columns).collect()
+    scan = replace(source.scan, raw=parsed.lazy(), times=(), inferred=None)
+    coverage = (
+        Bitmap(span.lo, seen) if span is not None else Keys(pl.concat(keys).unique().to_frame())
+    )
+    return replace(source, scan=scan, held=True), coverage
+
+
+def kept_chunks(
+    stream: pl.LazyFrame, keep: str, mark: Callable[[pl.DataFrame], None]
+) -> Iterator[pl.DataFrame]:
+    """One read of `stream`, in order: each batch to `mark`, its rows where `keep` holds back.
+
+    The kept rows come about `CHUNK_ROWS` at a time, for their times to be parsed.
+    """
+    # in order: which of a repeated event id's rows counts follows the rows' order
+    waiting: list[pl.DataFrame] = []
+    held = 0
+    for batch in stream.collect_batches(engine="streaming", maintain_order=True):
+        mark(batch)
+        mask = batch.get_column(keep)
         # column by column: `DataFrame.filter` plans a query per batch (~3x the time)
-        waiting.append(pl.DataFrame([batch.get_column(c).filter(mask) for c in columns]))
+        waiting.append(pl.DataFrame([column.filter(mask) for column in batch.iter_columns()]))
         held += waiting[-1].height
         if held >= CHUNK_ROWS:
-            parsed.append(_parsed(waiting, times))
+            yield pl.concat(waiting)
             waiting, held = [], 0
-    if waiting:
-        parsed.append(_parsed(waiting, times))
-    scan = replace(source.scan, raw=pl.concat(parsed).lazy(), times=(), inferred=None)
-    if compact:
-        assert span is not None
-        return replace(source, scan=scan, held=True), Bitmap(span.lo, seen)
-    return replace(source, scan=scan, held=True), Keys(pl.concat(keys).unique().to_frame())
-
-
-def _parsed(batches: list[pl.DataFrame], times: tuple[pl.Expr, ...]) -> pl.DataFrame:
-    return pl.concat(batches).lazy().with_columns(times).collect()
+    if held:
+        yield pl.concat(waiting)
