@@ -199,9 +199,14 @@ def _source_rows(bound: BoundPlan, source: BoundSource, valid: pl.LazyFrame) -> 
     return rows.join(valid.select(UNIT, VARIANT, START), on=UNIT, how="inner")
 
 
+def metric_filters(bound: BoundPlan, source: str) -> list[pl.Expr | None]:
+    """The filter of every measure reading `source` (None: the measure reads every row)."""
+    return [bound.filters.get((m.name, side)) for _, side, m, _ in measures_on(bound, source)]
+
+
 def rows_used(bound: BoundPlan, source: str) -> pl.Expr | None:
     """The rows of `source` some metric could use: the OR of their filters (None: every row)."""
-    filters = [bound.filters.get((m.name, side)) for _, side, m, _ in measures_on(bound, source)]
+    filters = metric_filters(bound, source)
     if not filters or any(f is None for f in filters):
         return None
     unique = {str(f): f for f in filters if f is not None}

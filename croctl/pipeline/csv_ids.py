@@ -21,7 +21,7 @@ import polars as pl
 
 from croctl.io import FileFormat
 from croctl.pipeline.bind import BoundPlan, BoundSource, common_unit_dtype
-from croctl.pipeline.build import measures_on
+from croctl.pipeline.build import metric_filters
 
 _SAMPLE_ROWS = 200
 _CANONICAL = re.compile(r"(0|-?[1-9][0-9]{0,18})")
@@ -83,5 +83,4 @@ def _integer_text(source: BoundSource, unit: str) -> bool:
 def _filters_read(bound: BoundPlan, source: str) -> bool:
     """Does a metric filter on `source` read its unit column?"""
     unit = bound.plan.sources[source].unit
-    filters = (bound.filters.get((m.name, side)) for _, side, m, _ in measures_on(bound, source))
-    return any(f is not None and unit in f.meta.root_names() for f in filters)
+    return any(f is not None and unit in f.meta.root_names() for f in metric_filters(bound, source))

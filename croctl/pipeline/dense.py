@@ -10,8 +10,8 @@ a number a compiled hash table gives each exposed id (`slots`):
    that keeps each unit's earliest start, segments and covariates, and its variant codes.
 2. Each source's rows are read once, filtered at the scan to the rows some metric uses, and
    streamed through a second loop (`kernel.add_rows`) that flags repeated event ids and adds
-   every measure into a per-unit array. (A CSV is read whole, once: the same
-   read marks coverage, `dense_rows._one_pass`.)
+   every measure into a per-unit array. (A CSV is read whole, once: the same read marks
+   coverage, `dense_rows._one_pass`.)
 3. The arrays become the columns of a unit table (no copy), from which the query's last steps
    (metric values, caps, cells) run as in `build`. Caps are exact: every unit's value is at hand.
 

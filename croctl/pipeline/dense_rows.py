@@ -13,7 +13,7 @@ import polars as pl
 from croctl.io import FileFormat
 from croctl.pipeline.bind import BoundPlan, BoundSource
 from croctl.pipeline.build import measures_on
-from croctl.pipeline.held import kept_chunks
+from croctl.pipeline.held import KEEP, kept_chunks
 from croctl.pipeline.keys import fingerprint_words
 from croctl.pipeline.slots import Slots
 from croctl.pipeline.table import source_counts
@@ -193,9 +193,6 @@ def _integer_ids(bound: BoundPlan, source: BoundSource) -> bool:
     return bool(spec.id) and source.scan.raw.collect_schema()[spec.id or ""].is_integer()
 
 
-_KEEP = "__keep"
-
-
 def _one_pass(
     bound: BoundPlan, source: BoundSource, slots: Slots, measures: Measures, values: list[str]
 ) -> Iterator[pl.DataFrame]:
@@ -208,9 +205,9 @@ def _one_pass(
     assert source.scan is not None
     keep = pl.any_horizontal(measures.filters)
     rows, times = source.scan.before(keep)
-    stream = rows.with_columns(*slots.columns(source), keep.fill_null(False).alias(_KEEP))
+    stream = rows.with_columns(*slots.columns(source), keep.fill_null(False).alias(KEEP))
     tags: list[str | pl.Expr] = [*slots.names, *_tags(bound, source, measures, values)]
-    for chunk in kept_chunks(stream, _KEEP, lambda batch: slots.mark(source.name, batch)):
+    for chunk in kept_chunks(stream, lambda batch: slots.mark(source.name, batch)):
         yield chunk.lazy().with_columns(times).select(tags).collect()
 
 

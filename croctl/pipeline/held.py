@@ -24,7 +24,8 @@ from croctl.pipeline.coverage import Bitmap, Coverage, Keys, Span
 from croctl.pipeline.keys import source_key
 from croctl.pipeline.names import UNIT
 
-_KEEP, _COVER = "__keep", "__cover"
+KEEP = "__keep"  # the column `kept_chunks` keeps a row by
+_COVER = "__cover"
 # Kept rows parsed at a time. A filtered text column still holds its batch's whole text buffers,
 # so a chunk holds ~12 times its own rows' text (1 << 20: +0.6 GiB at 1 M users).
 CHUNK_ROWS = 1 << 17
@@ -60,7 +61,7 @@ def _hold(
     span = span if span is not None and span.compact else None  # a bitmap, else a set of keys
     if span is not None:  # ids outside the exposures' range are no exposed unit's: null
         key = pl.when(key.is_between(span.lo, span.hi)).then(key - span.lo)
-    stream = rows.with_columns(used.fill_null(False).alias(_KEEP), key.alias(_COVER))
+    stream = rows.with_columns(used.fill_null(False).alias(KEEP), key.alias(_COVER))
     seen = np.zeros(span.width if span is not None else 0, np.bool_)
     keys = [pl.Series(UNIT, [], stream.collect_schema()[_COVER])]
 
@@ -72,7 +73,7 @@ def _hold(
             keys.append(ids.unique().alias(UNIT))
 
     kept = [pl.DataFrame(schema=stream.collect_schema())]  # typed, should no row be kept
-    kept += kept_chunks(stream, _KEEP, mark)
+    kept += kept_chunks(stream, mark)
     parsed = pl.concat(kept).lazy().with_columns(times).select(columns).collect()
     scan = replace(source.scan, raw=parsed.lazy(), times=(), inferred=None)
     coverage = (
@@ -82,9 +83,9 @@ def _hold(
 
 
 def kept_chunks(
-    stream: pl.LazyFrame, keep: str, mark: Callable[[pl.DataFrame], None]
+    stream: pl.LazyFrame, mark: Callable[[pl.DataFrame], None]
 ) -> Iterator[pl.DataFrame]:
-    """One read of `stream`, in order: each batch to `mark`, its rows where `keep` holds back.
+    """One read of `stream`, in order: each batch to `mark`, its rows where `KEEP` holds back.
 
     The kept rows come about `CHUNK_ROWS` at a time, for their times to be parsed.
     """
@@ -93,7 +94,7 @@ def kept_chunks(
     held = 0
     for batch in stream.collect_batches(engine="streaming", maintain_order=True):
         mark(batch)
-        mask = batch.get_column(keep)
+        mask = batch.get_column(KEEP)
         # column by column: `DataFrame.filter` plans a query per batch (~3x the time)
         waiting.append(pl.DataFrame([column.filter(mask) for column in batch.iter_columns()]))
         held += waiting[-1].height
