@@ -72,10 +72,12 @@ def _hold(
         else:
             keys.append(ids.unique().alias(UNIT))
 
-    kept = [pl.DataFrame(schema=stream.collect_schema())]  # typed, should no row be kept
-    kept += kept_chunks(stream, mark)
-    parsed = pl.concat(kept).lazy().with_columns(times).select(columns).collect()
-    scan = replace(source.scan, raw=parsed.lazy(), times=(), inferred=None)
+    def parsed(chunk: pl.DataFrame) -> pl.DataFrame:  # frees the text of the chunk's batches
+        return chunk.lazy().with_columns(times).select(columns).collect()
+
+    held = [parsed(pl.DataFrame(schema=stream.collect_schema()))]  # typed, should none be kept
+    held += map(parsed, kept_chunks(stream, mark))
+    scan = replace(source.scan, raw=pl.concat(held).lazy(), times=(), inferred=None)
     coverage = (
         Bitmap(span.lo, seen) if span is not None else Keys(pl.concat(keys).unique().to_frame())
     )
