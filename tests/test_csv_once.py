@@ -154,3 +154,19 @@ def test_canonical_integer_text_converts_exactly(value):
 def test_other_integer_text_fails_the_conversion(text):
     with pytest.raises(pl.exceptions.PolarsError):
         pl.select(csv_ids.checked_integer(pl.lit(text)))
+
+
+def _text_bytes(column: pl.Series) -> int:
+    """Bytes of text buffers the column keeps alive (Arrow's view layout: buffers 2 onwards)."""
+    buffers = column.to_arrow(compat_level=pl.CompatLevel.newest()).buffers()[2:]
+    return sum(b.size for b in buffers if b is not None)
+
+
+def test_kept_rows_own_their_text():
+    batch = pl.DataFrame({"id": [f"{i:032x}" for i in range(50_000)], "name": ["buy"] * 50_000})
+    every_tenth = pl.Series([i % 10 == 0 for i in range(50_000)])
+    kept = pl.DataFrame([column.filter(every_tenth) for column in batch.iter_columns()])
+    owned = held._own_text(kept)
+    assert owned.equals(kept)
+    assert _text_bytes(kept["id"]) >= 50_000 * 32  # the whole batch's ids
+    assert _text_bytes(owned["id"]) <= 5_000 * 32  # the kept ones only
