@@ -6,10 +6,12 @@ import numpy as np
 import polars as pl
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 
 from croctl.pipeline import bind_plan, collect_stats
 from croctl.pipeline.collect import coverage_bitmaps, exposure_span
-from croctl.pipeline.coverage import MIN_SPAN, Bitmap, Span, bitmap_of, id_span
+from croctl.pipeline.coverage import MIN_SPAN, Bitmap, KeysSeen, Span, bitmap_of, id_span
 from croctl.pipeline.engines import collect_with_duckdb
 from croctl.pipeline.names import UNIT
 from croctl.plan import load_plan
@@ -123,3 +125,14 @@ def test_text_coverage_by_half_fingerprints_agrees_with_the_sql_engine(tmp_path)
     covered = collect_stats(plan).sources["events"].covered
     assert covered == collect_with_duckdb(bind_plan(plan)).sources["events"].covered
     assert sum(covered.values()) == len(set(logged))
+
+
+@given(st.lists(st.lists(st.integers(0, 40), max_size=12), max_size=8), st.integers(1, 20))
+def test_keys_seen_are_the_distinct_keys_whenever_deduplicated(batches, dedupe_at):
+    seen = KeysSeen(pl.UInt64)
+    seen.DEDUPE_AT = dedupe_at  # type: ignore[misc]
+    for batch in batches:
+        seen.add(pl.Series(batch, dtype=pl.UInt64))
+    keys = seen.keys().frame.get_column(UNIT)
+    assert keys.dtype == pl.UInt64 and keys.is_unique().all()
+    assert set(keys) == {key for batch in batches for key in batch}

@@ -49,6 +49,31 @@ class Keys:
     frame: pl.DataFrame
 
 
+class KeysSeen:
+    """The coverage keys of a source's rows as they are read, deduplicated in bulk.
+
+    One `unique` per batch of ~36 k rows cost ~5 times one over all of them (1 M users with
+    text ids, 15 M rows: 1.9 s against 0.4 s); the keys wait undeduplicated up to `DEDUPE_AT`.
+    """
+
+    DEDUPE_AT = 1 << 24  # 128 MiB of 64-bit keys
+
+    def __init__(self, dtype: pl.DataType) -> None:
+        self._parts = [pl.Series(UNIT, [], dtype)]
+        self._waiting = 0
+
+    def add(self, keys: pl.Series) -> None:
+        """Note a batch's keys (nulls dropped)."""
+        self._parts.append(keys.alias(UNIT))
+        self._waiting += len(keys)
+        if self._waiting >= self.DEDUPE_AT:
+            self._parts, self._waiting = [pl.concat(self._parts).unique()], 0
+
+    def keys(self) -> Keys:
+        """The distinct keys noted."""
+        return Keys(pl.concat(self._parts).unique().to_frame())
+
+
 # How a source's coverage was read before the query (`build` joins the ids itself otherwise)
 Coverage = Bitmap | Keys
 

@@ -21,9 +21,8 @@ import pyarrow as pa
 from croctl.io import FileFormat
 from croctl.pipeline.bind import BoundPlan, BoundSource
 from croctl.pipeline.build import rows_used
-from croctl.pipeline.coverage import Bitmap, Coverage, Keys, Span
+from croctl.pipeline.coverage import Bitmap, Coverage, KeysSeen, Span
 from croctl.pipeline.keys import source_key
-from croctl.pipeline.names import UNIT
 
 KEEP = "__keep"  # the column `kept_chunks` keeps a row by
 _COVER = "__cover"
@@ -65,14 +64,14 @@ def _hold(
         key = pl.when(key.is_between(span.lo, span.hi)).then(key - span.lo)
     stream = rows.with_columns(used.fill_null(False).alias(KEEP), key.alias(_COVER))
     seen = np.zeros(span.width if span is not None else 0, np.bool_)
-    keys = [pl.Series(UNIT, [], stream.collect_schema()[_COVER])]
+    keys = KeysSeen(stream.collect_schema()[_COVER])
 
     def mark(batch: pl.DataFrame) -> None:
         ids = batch.get_column(_COVER).drop_nulls()
         if span is not None:
             seen[ids.to_numpy()] = True
         else:
-            keys.append(ids.unique().alias(UNIT))
+            keys.add(ids)
 
     def parsed(chunk: pl.DataFrame) -> pl.DataFrame:
         return _own_text(chunk.lazy().with_columns(times).select(columns).collect())
@@ -80,10 +79,9 @@ def _hold(
     held = [parsed(pl.DataFrame(schema=stream.collect_schema()))]  # typed, should none be kept
     held += map(parsed, kept_chunks(stream, mark))
     scan = replace(source.scan, raw=pl.concat(held).lazy(), times=(), inferred=None)
-    coverage = (
-        Bitmap(span.lo, seen) if span is not None else Keys(pl.concat(keys).unique().to_frame())
+    return replace(source, scan=scan, held=True), (
+        Bitmap(span.lo, seen) if span is not None else keys.keys()
     )
-    return replace(source, scan=scan, held=True), coverage
 
 
 def _own_text(frame: pl.DataFrame) -> pl.DataFrame:
