@@ -39,6 +39,7 @@ def _plain(plan: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
     with monkeypatch.context() as m:
         m.setattr(collect, "integer_keyed", lambda bound: None)
         m.setattr(collect, "hold_csv_exports", lambda bound, span: (bound, {}))
+        m.setattr(collect, "hold_exposures", lambda bound: bound)
         return _report(plan)
 
 
@@ -170,3 +171,12 @@ def test_kept_rows_own_their_text():
     assert owned.equals(kept)
     assert _text_bytes(kept["id"]) >= 50_000 * 32  # the whole batch's ids
     assert _text_bytes(owned["id"]) <= 5_000 * 32  # the kept ones only
+
+
+def test_csv_exposures_are_held_before_the_id_check_and_range(tmp_path):
+    bound = bind_plan(load_plan(_as_csv(_edge_export(tmp_path, int))))
+    held_bound = held.hold_exposures(bound)
+    assert held_bound.exposures.held and held.hold_exposures(held_bound) is held_bound
+    integer = csv_ids.integer_keyed(held_bound)
+    assert integer is not None and integer.unit_dtype == pl.Int64
+    assert collect.exposure_span(integer) == collect.exposure_span(csv_ids.integer_keyed(bound))

@@ -16,7 +16,7 @@ from croctl.pipeline.build import build_query
 from croctl.pipeline.caps import capped_cells, sample_frames, thresholds_from_sample
 from croctl.pipeline.coverage import Bitmap, Coverage, MarkIds, Span, bitmap_of, id_span
 from croctl.pipeline.csv_ids import integer_keyed
-from croctl.pipeline.held import hold_csv_exports
+from croctl.pipeline.held import hold_csv_exports, hold_exposures
 from croctl.pipeline.keys import source_ids
 from croctl.pipeline.names import MOMENTS, VARIANT, check_col, seg_col
 from croctl.pipeline.table import cap_columns, check_columns, source_counts
@@ -37,12 +37,13 @@ def collect_query(
         DataError: the exports cannot be read or parsed; located by `diagnose_failure`.
     """
     try:
-        if covered is None and (integer := integer_keyed(bound)) is not None:
+        held = hold_exposures(bound)
+        if covered is None and (integer := integer_keyed(held)) is not None:
             try:
                 return _stats(integer, None)
             except (pl.exceptions.PolarsError, OSError):
                 pass  # a CSV id not written as an integer after all, or a bad export: as text
-        return _stats(bound, covered)
+        return _stats(held, covered)
     except (pl.exceptions.PolarsError, OSError) as exc:
         if (inferring := bound.by_inference()) is not None:
             # A text timestamp in another layout than its sample's: parse value by value

@@ -32,24 +32,34 @@ CHUNK_ROWS = 1 << 17
 _INLINE = 12  # text of up to this many bytes is stored in the column's views, not its buffers
 
 
+def hold_exposures(bound: BoundPlan) -> BoundPlan:
+    """The plan with its exposures in memory when they are a CSV, read once.
+
+    The id check (`csv_ids`), the id range, the caps' sample and the query all read them.
+    """
+    exposures = bound.exposures
+    if exposures.files.format is not FileFormat.CSV or exposures.held:
+        return bound
+    assert exposures.scan is not None
+    frame = exposures.scan.frame.collect(engine="streaming")
+    scan = replace(exposures.scan, raw=frame.lazy(), times=(), inferred=None)
+    return replace(bound, exposures=replace(exposures, scan=scan, held=True))
+
+
 def hold_csv_exports(bound: BoundPlan, span: Span | None) -> tuple[BoundPlan, dict[str, Coverage]]:
     """The plan with CSV exports in memory, and the coverage of the sources held.
 
-    Exposures are held whole: the caps' sample and the query read them again. A source is held
-    as the rows some metric could use; one that a metric reads whole (no filter) is left to the
-    query, since holding it would hold every row.
+    Exposures are held whole (`hold_exposures`). A source is held as the rows some metric could
+    use; one that a metric reads whole (no filter) is left to the query, since holding it would
+    hold every row.
     """
-    exposures, sources, covered = bound.exposures, dict(bound.sources), {}
-    if exposures.files.format is FileFormat.CSV:
-        assert exposures.scan is not None
-        frame = exposures.scan.frame.collect(engine="streaming")
-        scan = replace(exposures.scan, raw=frame.lazy(), times=(), inferred=None)
-        exposures = replace(exposures, scan=scan, held=True)
+    bound = hold_exposures(bound)
+    sources, covered = dict(bound.sources), {}
     for name, source in bound.sources.items():
         used = rows_used(bound, name)
         if source.files.format is FileFormat.CSV and used is not None:
             sources[name], covered[name] = _hold(bound, source, used, span)
-    return replace(bound, exposures=exposures, sources=sources), covered
+    return replace(bound, sources=sources), covered
 
 
 def _hold(
