@@ -240,3 +240,16 @@ def test_the_command_keeps_blas_to_one_thread_unless_told(preset):
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == (preset or "1")
+
+
+@pytest.mark.parametrize("preset", [None, "dirty_decay_ms:100"])
+def test_the_command_keeps_freed_memory_longer_unless_told(preset):
+    """Polars appends the setting to its own, so the command's (or a user's) decay wins."""
+    env = {k: v for k, v in os.environ.items() if k != "_RJEM_MALLOC_CONF"}
+    if preset is not None:
+        env["_RJEM_MALLOC_CONF"] = preset
+    code = "import os, croctl.cli, polars; print(os.environ['_RJEM_MALLOC_CONF'])"
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip().endswith(preset or "dirty_decay_ms:2000,muzzy_decay_ms:2000")
