@@ -16,7 +16,6 @@ from dataclasses import replace
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
 
 from croctl.io import FileFormat
 from croctl.pipeline.bind import BoundPlan, BoundSource
@@ -103,6 +102,8 @@ def _own_text(frame: pl.DataFrame) -> pl.DataFrame:
     names) is left as it is: a copy costs ~5 ms per 128 k values. Only the round trip through
     Arrow copies; Polars' own operations (gather, slice, casts) share the buffers.
     """
+    import pyarrow as pa  # loaded for CSV only (as by `iso`), not at start-up
+
     text = [name for name, dtype in frame.schema.items() if dtype == pl.String]
     means = frame.select(pl.col(text).str.len_bytes().mean()).row(0) if text else ()
     long = [name for name, mean in zip(text, means, strict=True) if (mean or 0) > _INLINE]
