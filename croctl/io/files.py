@@ -18,6 +18,7 @@ import polars as pl
 from croctl.errors import DataError
 
 _HEAD_BYTES = 64 * 1024
+_SAMPLE_BYTES = 1 << 20  # the head of a CSV that `head_sample` reads
 _PARTITION = re.compile(r"^[^=]+=.*$")  # a Hive partition directory: key=value
 _HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
 
@@ -176,16 +177,40 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
-def read_head(path: Path, fmt: FileFormat) -> bytes:
-    """The first 64 KiB of a CSV file, decompressed when gzipped."""
+def read_head(path: Path, fmt: FileFormat, size: int = _HEAD_BYTES) -> bytes:
+    """The first `size` bytes (64 KiB) of a CSV file, decompressed when gzipped."""
     try:
         if fmt is FileFormat.CSV_GZ:
             with gzip.open(path, "rb") as handle:
-                return handle.read(_HEAD_BYTES)
+                return handle.read(size)
         with path.open("rb") as handle:
-            return handle.read(_HEAD_BYTES)
+            return handle.read(size)
     except (OSError, EOFError) as exc:
         raise DataError(f"{path}: cannot read ({_first_line(exc)})") from exc
+
+
+def head_sample(files: ExportFiles, name: str, rows: int) -> pl.Series | None:
+    """A CSV text column's first `rows` non-null values, read off the head of its first file.
+
+    Polars' CSV reader parses a whole chunk of a file to give its first rows: 200 rows of a
+    430 MB file took ~80 ms and ~130 MiB (each sample a readout took cost its page faults too);
+    parsing the first MiB takes ~10 ms. None when the MiB holds fewer values than a sample (the
+    caller reads the export itself then), or cannot be read so.
+    """
+    if files.format not in (FileFormat.CSV, FileFormat.CSV_GZ) or files.partitions:
+        return None
+    try:
+        head = read_head(files.paths[0], files.format, _SAMPLE_BYTES)
+        cut = len(head) == _SAMPLE_BYTES
+        if cut:  # whole lines (no character cut in two); the last may end inside quotes
+            head = head[: head.rfind(b"\n") + 1]
+        frame = pl.read_csv(head, columns=[name], infer_schema=False)
+    except (DataError, pl.exceptions.PolarsError):
+        return None
+    if cut:
+        frame = frame.head(-1)
+    values = frame.get_column(name).drop_nulls().head(rows)
+    return values if values.len() == rows else None
 
 
 def _csv_columns(path: Path, fmt: FileFormat) -> list[str]:

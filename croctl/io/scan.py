@@ -11,7 +11,7 @@ from typing import TypeVar
 import polars as pl
 
 from croctl.errors import DataError
-from croctl.io.files import ExportFiles, FileFormat, partition_values
+from croctl.io.files import ExportFiles, FileFormat, head_sample, partition_values
 from croctl.io.iso import iso_reads, iso_values
 
 _OFFSET = re.compile(r"(Z|[+-]\d{2}:?\d{2})$", re.IGNORECASE)
@@ -256,7 +256,9 @@ def _timestamp_kind(
             f"{files.label}: column '{name}' holds {dtype}, not timestamps",
             hint=_TIMESTAMP_FORMS,
         )
-    sample = _sample(files, raw, name)
+    sample = head_sample(files, name, _SAMPLE_ROWS)
+    if sample is None:
+        sample = _sample(files, raw, name)
     if sample.len() and _EPOCH_TEXT.match(sample[0]):  # later text fails the cast
         return _epoch_kind(files, name, sample, sample.str.contains(".", literal=True).any())
     spaced = any(_SPACED_ZONE.search(v) for v in sample)
@@ -360,7 +362,7 @@ def _parquet_bounds(files: ExportFiles, name: str) -> tuple[int | float, int | f
 
 
 def _sample(files: ExportFiles, raw: pl.LazyFrame, name: str) -> pl.Series:
-    """The first non-null values of a text column."""
+    """The first non-null values of a column."""
     try:
         return raw.select(pl.col(name)).drop_nulls().head(_SAMPLE_ROWS).collect().to_series()
     except pl.exceptions.PolarsError as exc:

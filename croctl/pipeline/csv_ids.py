@@ -20,6 +20,7 @@ from dataclasses import replace
 import polars as pl
 
 from croctl.io import FileFormat
+from croctl.io.files import head_sample
 from croctl.pipeline.bind import BoundPlan, BoundSource, common_unit_dtype
 from croctl.pipeline.build import metric_filters
 
@@ -72,8 +73,10 @@ def _integer_text(source: BoundSource, unit: str) -> bool:
         return False
     if source.scan.raw.collect_schema()[unit] != pl.String:
         return False
-    sample = source.scan.raw.select(pl.col(unit)).drop_nulls().head(_SAMPLE_ROWS).collect()
-    values = sample.to_series()
+    values = head_sample(source.files, unit, _SAMPLE_ROWS)
+    if values is None:
+        sample = source.scan.raw.select(pl.col(unit)).drop_nulls().head(_SAMPLE_ROWS)
+        values = sample.collect().to_series()
     return (
         all(_CANONICAL.fullmatch(v) for v in values)
         and values.str.to_integer(strict=False).null_count() == 0
