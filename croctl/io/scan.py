@@ -256,9 +256,7 @@ def _timestamp_kind(
             f"{files.label}: column '{name}' holds {dtype}, not timestamps",
             hint=_TIMESTAMP_FORMS,
         )
-    sample = head_sample(files, name, _SAMPLE_ROWS)
-    if sample is None:
-        sample = _sample(files, raw, name)
+    sample = _sample(files, raw, name)
     if sample.len() and _EPOCH_TEXT.match(sample[0]):  # later text fails the cast
         return _epoch_kind(files, name, sample, sample.str.contains(".", literal=True).any())
     spaced = any(_SPACED_ZONE.search(v) for v in sample)
@@ -361,10 +359,23 @@ def _parquet_bounds(files: ExportFiles, name: str) -> tuple[int | float, int | f
     return (min(lows), max(highs)) if lows else None
 
 
+def first_values(files: ExportFiles, raw: pl.LazyFrame, name: str) -> pl.Series:
+    """A column's first 200 non-null values: off a CSV's head when it holds them, else scanned.
+
+    Raises:
+        polars.exceptions.PolarsError: the scan cannot read them.
+    """
+    if raw.collect_schema()[name] == pl.String:
+        head = head_sample(files, name, _SAMPLE_ROWS)
+        if head is not None:
+            return head
+    return raw.select(pl.col(name)).drop_nulls().head(_SAMPLE_ROWS).collect().to_series()
+
+
 def _sample(files: ExportFiles, raw: pl.LazyFrame, name: str) -> pl.Series:
-    """The first non-null values of a column."""
+    """`first_values`, a failure located in the export (`diagnose_failure`)."""
     try:
-        return raw.select(pl.col(name)).drop_nulls().head(_SAMPLE_ROWS).collect().to_series()
+        return first_values(files, raw, name)
     except pl.exceptions.PolarsError as exc:
         from croctl.io.diagnose import FailedExport, diagnose_failure  # it imports this module
 

@@ -20,11 +20,10 @@ from dataclasses import replace
 import polars as pl
 
 from croctl.io import FileFormat
-from croctl.io.files import head_sample
+from croctl.io.scan import first_values
 from croctl.pipeline.bind import BoundPlan, BoundSource, common_unit_dtype
 from croctl.pipeline.build import metric_filters
 
-_SAMPLE_ROWS = 200
 _CANONICAL = re.compile(r"(0|-?[1-9][0-9]{0,18})")
 
 
@@ -73,10 +72,7 @@ def _integer_text(source: BoundSource, unit: str) -> bool:
         return False
     if source.scan.raw.collect_schema()[unit] != pl.String:
         return False
-    values = head_sample(source.files, unit, _SAMPLE_ROWS)
-    if values is None:
-        sample = source.scan.raw.select(pl.col(unit)).drop_nulls().head(_SAMPLE_ROWS)
-        values = sample.collect().to_series()
+    values = first_values(source.files, source.scan.raw, unit)
     return (
         all(_CANONICAL.fullmatch(v) for v in values)
         and values.str.to_integer(strict=False).null_count() == 0

@@ -6,7 +6,7 @@ source, the rows some metric uses and every row's unit id (coverage), cost two r
 bitmap over a compact integer range, else a set of keys), and the rows some metric could use
 (most rows are page views no metric uses) are kept with their times parsed. The query then reads
 those from memory, as many as the metrics keep (~8 % of the benchmark's rows). The exposures,
-which the caps' sample and the query both read, are held whole.
+which the id check, the id range, the caps' sample and the query all read, are held whole.
 """
 
 from __future__ import annotations
