@@ -63,15 +63,18 @@ class KeysSeen:
         self._waiting = 0
 
     def add(self, keys: pl.Series) -> None:
-        """Note a batch's keys (nulls dropped)."""
+        """Note a batch's keys (nulls are dropped with the duplicates)."""
         self._parts.append(keys.alias(UNIT))
         self._waiting += len(keys)
         if self._waiting >= self.DEDUPE_AT:
-            self._parts, self._waiting = [pl.concat(self._parts).unique()], 0
+            self._parts, self._waiting = [self._distinct()], 0
 
     def keys(self) -> Keys:
         """The distinct keys noted."""
-        return Keys(pl.concat(self._parts).unique().to_frame())
+        return Keys(self._distinct().to_frame())
+
+    def _distinct(self) -> pl.Series:
+        return pl.concat(self._parts).drop_nulls().unique()
 
 
 # How a source's coverage was read before the query (`build` joins the ids itself otherwise)

@@ -69,46 +69,59 @@ def _hold(
     columns = rows.collect_schema().names()
     key = source_key(bound, source)
     span = span if span is not None and span.compact else None  # a bitmap, else a set of keys
-    if span is not None:  # ids outside the exposures' range are no exposed unit's: null
-        key = pl.when(key.is_between(span.lo, span.hi)).then(key - span.lo)
+    if span is not None:  # null ids, and ids outside the exposures' range, mark a spare slot
+        key = pl.when(key.is_between(span.lo, span.hi)).then(key - span.lo).otherwise(span.width)
     stream = rows.with_columns(used.fill_null(False).alias(KEEP), key.alias(_COVER))
-    seen = np.zeros(span.width if span is not None else 0, np.bool_)
+    seen = np.zeros(span.width + 1 if span is not None else 0, np.bool_)
     keys = KeysSeen(stream.collect_schema()[_COVER])
 
     def mark(batch: pl.DataFrame) -> None:
-        ids = batch.get_column(_COVER).drop_nulls()
+        # numpy only: a Polars call here waits for the thread pool the read keeps busy
         if span is not None:
-            seen[ids.to_numpy()] = True
+            seen[batch.get_column(_COVER).to_numpy()] = True
         else:
-            keys.add(ids)
+            keys.add(batch.get_column(_COVER))
 
     def parsed(chunk: pl.DataFrame) -> pl.DataFrame:
-        return _own_text(chunk.lazy().with_columns(times).select(columns).collect())
+        return chunk.lazy().with_columns(times).select(columns).collect()
+
+    long: list[str] | None = None  # the text columns to copy, by the first rows kept
+
+    def owned(chunk: pl.DataFrame) -> pl.DataFrame:
+        nonlocal long
+        long = _long_text(chunk) if long is None else long
+        return _own_text(chunk, long)
 
     held = [parsed(pl.DataFrame(schema=stream.collect_schema()))]  # typed, should none be kept
-    held += map(parsed, kept_chunks(stream, mark))
+    held += (owned(parsed(chunk)) for chunk in kept_chunks(stream, mark))
     scan = replace(source.scan, raw=pl.concat(held).lazy(), times=(), inferred=None)
     return replace(source, scan=scan, held=True), (
-        Bitmap(span.lo, seen) if span is not None else keys.keys()
+        Bitmap(span.lo, seen[:-1]) if span is not None else keys.keys()
     )
 
 
-def _own_text(frame: pl.DataFrame) -> pl.DataFrame:
-    """The frame with its long text copied out of the batches it was filtered from.
+def _long_text(frame: pl.DataFrame) -> list[str]:
+    """The text columns whose values are mostly longer than a view holds (`_own_text`)."""
+    text = [name for name, dtype in frame.schema.items() if dtype == pl.String]
+    means = frame.select(pl.col(text).str.len_bytes().mean()).row(0) if text else ()
+    return [name for name, mean in zip(text, means, strict=True) if (mean or 0) > _INLINE]
+
+
+def _own_text(frame: pl.DataFrame, long: list[str]) -> pl.DataFrame:
+    """The frame with its `long` text columns copied out of the batches it was filtered from.
 
     A filtered text column keeps its whole batch's text buffers alive: with 32-character ids,
     the kept 8 % of rows held every row's ids (1 M CSV users: 2.2 GiB, 1.4 once copied). Values
     of up to 12 bytes live in the column itself, so a column of mostly short values (event
     names) is left as it is: a copy costs ~5 ms per 128 k values. Only the round trip through
-    Arrow copies; Polars' own operations (gather, slice, casts) share the buffers.
+    Arrow copies; Polars' own operations (gather, slice, casts) share the buffers. Series by
+    Series: a frame's `with_columns` is a query, queued behind the read for the thread pool.
     """
     import pyarrow as pa  # loaded for CSV only (as by `iso`), not at start-up
 
-    text = [name for name, dtype in frame.schema.items() if dtype == pl.String]
-    means = frame.select(pl.col(text).str.len_bytes().mean()).row(0) if text else ()
-    long = [name for name, mean in zip(text, means, strict=True) if (mean or 0) > _INLINE]
-    return frame.with_columns(
-        pl.Series(name, frame.get_column(name).to_arrow().cast(pa.large_string())) for name in long
+    return pl.DataFrame(
+        pl.Series(c.name, c.to_arrow().cast(pa.large_string())) if c.name in long else c
+        for c in frame.iter_columns()
     )
 
 
