@@ -5,10 +5,11 @@
 Writes `exposures.<fmt>` (two arms, device and channel segments, a pre-period covariate) and
 `events/part-NNN.<fmt>` (about 92 % page views no metric uses, then add_to_cart, purchase with
 revenue, refund, payment_error), in chunks of users so memory stays flat whatever the size, plus
-`plan.yaml` reading them. Two shapes:
+`plan.yaml` reading them. Three shapes:
 
 - `tidy` (the default): integer user and event ids, one exposure row per user, each user's
   events together.
+- `numbered`: the same rows, the ids written as text (`user_<n>`, `evt_<n>`).
 - `realistic`: ids are 32-character hex strings (as UUIDs are), each user is exposed one to
   several times (later rows may come from another device), and each part's events are in time
   order, so a user's events are scattered through the file.
@@ -78,7 +79,7 @@ def _write(frame: pl.DataFrame, path: Path, fmt: str) -> None:
         frame.write_csv(path)
 
 
-SHAPES = ("tidy", "realistic")
+SHAPES = ("tidy", "numbered", "realistic")
 DEVICES, DEVICE_P = ["mobile", "desktop", "tablet"], [0.6, 0.33, 0.07]
 
 
@@ -101,6 +102,16 @@ def _exposure_rows(rng: np.random.Generator, frame: pl.DataFrame, realistic: boo
         pl.Series("device", rng.choice(DEVICES, again.height, p=DEVICE_P)),
     )
     return pl.concat([frame, again])
+
+
+def _written(frame: pl.DataFrame, shape: str) -> pl.DataFrame:
+    """The numbered shape writes the ids as text with a prefix."""
+    if shape != "numbered":
+        return frame
+    prefixes = {"user_id": "user_", "event_id": "evt_"}
+    return frame.with_columns(
+        pl.format(f"{prefixes[c]}{{}}", c).alias(c) for c in prefixes if c in frame.columns
+    )
 
 
 def generate(
@@ -150,9 +161,9 @@ def generate(
         )
         if realistic:
             events = events.sort("ts")
-        _write(events, out / "events" / f"part-{part:03d}.{ext}", fmt)
+        _write(_written(events, shape), out / "events" / f"part-{part:03d}.{ext}", fmt)
         total += m
-    _write(pl.concat(exposures), out / f"exposures.{ext}", fmt)
+    _write(_written(pl.concat(exposures), shape), out / f"exposures.{ext}", fmt)
     (out / "plan.yaml").write_text(PLAN.format(ext=ext))
     return total
 

@@ -45,7 +45,8 @@ def _readout(
 
 
 @pytest.mark.parametrize(
-    ("fmt", "shape"), [("parquet", "tidy"), ("csv", "tidy"), ("parquet", "realistic")]
+    ("fmt", "shape"),
+    [("parquet", "tidy"), ("csv", "tidy"), ("parquet", "numbered"), ("parquet", "realistic")],
 )
 def test_duckdb_baseline_agrees_with_croctl(
     tmp_path: Path, fmt: str, shape: str, monkeypatch: pytest.MonkeyPatch

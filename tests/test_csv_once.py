@@ -1,4 +1,4 @@
-"""CSV exports: integer ids keyed as integers (`csv_ids`), sources read once (`held`).
+"""CSV exports: integer ids keyed as integers (`numbered_ids`), sources read once (`held`).
 
 Each readout is held to an independent one: the DuckDB engine's (its own SQL over the same
 files, ids as text) and the Polars query with both features turned off.
@@ -14,7 +14,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from croctl.pipeline import bind_plan, collect, csv_ids, held
+from croctl.pipeline import bind_plan, collect, held, numbered_ids
 from croctl.pipeline.coverage import Bitmap, Keys
 from croctl.plan import load_plan
 from tests.conftest import BASE_PLAN
@@ -64,7 +64,7 @@ def test_integer_csv_ids_read_once_give_the_plain_and_duckdb_reports(
 ):
     """Null ids, ids outside the exposures' range, repeated event ids, a window, a cap."""
     plan = _as_csv(_edge_export(tmp_path, event_id))
-    assert csv_ids.integer_keyed(bind_plan(load_plan(plan))).unit_dtype == pl.Int64
+    assert numbered_ids.integer_keyed(bind_plan(load_plan(plan))).unit_dtype == pl.Int64
     monkeypatch.setattr(held, "CHUNK_ROWS", chunk)
     calls = _spied(monkeypatch)
     report = _report(plan)
@@ -75,8 +75,9 @@ def test_integer_csv_ids_read_once_give_the_plain_and_duckdb_reports(
 
 
 def test_text_csv_ids_read_once_give_the_plain_report(tmp_path, monkeypatch):
-    plan = _as_csv(_edge_export(tmp_path, int, unit_id=(lambda i: f"u{i}", pl.String())))
-    assert csv_ids.integer_keyed(bind_plan(load_plan(plan))) is None
+    plan = _as_csv(_edge_export(tmp_path, int, unit_id=(lambda i: f"u{i}x", pl.String())))
+    keyed = numbered_ids.integer_keyed(bind_plan(load_plan(plan)))
+    assert keyed is not None and keyed.unit_dtype == pl.String  # the event ids alone
     calls = _spied(monkeypatch)
     report = _report(plan)
     assert isinstance(calls[0][1]["events"], Keys)
@@ -118,7 +119,7 @@ def test_a_filter_reading_the_unit_column_keeps_the_ids_text(tmp_path, monkeypat
         "filter": "event_name = 'purchase' AND user_id = '2'",
     }
     (tmp_path / "plan.yaml").write_text(yaml.safe_dump(plan))
-    assert csv_ids.integer_keyed(bind_plan(load_plan(tmp_path / "plan.yaml"))) is None
+    assert numbered_ids.integer_keyed(bind_plan(load_plan(tmp_path / "plan.yaml"))) is None
     report = _report(tmp_path / "plan.yaml")
     _close(report, _plain(tmp_path / "plan.yaml", monkeypatch))
     _close(report, _report(tmp_path / "plan.yaml", engine="duckdb"))  # it failed to bind `user_id`
@@ -147,14 +148,19 @@ def test_a_source_no_metric_keeps_a_row_of_is_held_empty(tmp_path, monkeypatch):
 
 @given(st.integers(-(2**63), 2**63 - 1))
 def test_canonical_integer_text_converts_exactly(value):
-    converted = pl.select(csv_ids.checked_integer(pl.lit(str(value)))).item()
+    converted = _numbered(str(value))
     assert converted == value
 
 
 @pytest.mark.parametrize("text", ["007", "+7", "-0", "00", "-007", "7.0", " 7", "1e3"])
 def test_other_integer_text_fails_the_conversion(text):
     with pytest.raises(pl.exceptions.PolarsError):
-        pl.select(csv_ids.checked_integer(pl.lit(text)))
+        _numbered(text)
+
+
+def _numbered(text: str) -> int:
+    frame = pl.LazyFrame({"id": [text]})
+    return int(numbered_ids.Numbering().numbered(frame, "id").collect().item())
 
 
 def _text_bytes(column: pl.Series) -> int:
@@ -178,6 +184,7 @@ def test_csv_exposures_are_held_before_the_id_check_and_range(tmp_path):
     bound = bind_plan(load_plan(_as_csv(_edge_export(tmp_path, int))))
     held_bound = held.hold_exposures(bound)
     assert held_bound.exposures.held and held.hold_exposures(held_bound) is held_bound
-    integer = csv_ids.integer_keyed(held_bound)
+    integer = numbered_ids.integer_keyed(held_bound)
     assert integer is not None and integer.unit_dtype == pl.Int64
-    assert collect.exposure_span(integer) == collect.exposure_span(csv_ids.integer_keyed(bound))
+    unheld = numbered_ids.integer_keyed(bound)
+    assert collect.exposure_span(integer) == collect.exposure_span(unheld)

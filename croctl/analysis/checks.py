@@ -219,6 +219,8 @@ def check_join_coverage(
     best arm's, e.g. tracking missing in one arm): a small gap is expected, because for event and
     CRM sources having a row is itself an outcome the treatment may change.
     """
+    # every arm with units, none covered as 0: an engine may leave an arm without a row out
+    covered = {v: covered.get(v, 0) for v in units} | covered
     total = sum(covered.values())
     share = total / sum(units.values()) if units else 0.0
     shares = {v: covered.get(v, 0) / n for v, n in units.items() if n}

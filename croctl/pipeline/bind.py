@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import polars as pl
 
 from croctl.errors import PlanError, PlanErrors, did_you_mean
 from croctl.io import ColumnNeeds, ExportFiles, ExportScan, inspect_export, scan_export
 from croctl.plan import EXPOSURES, Plan
+
+if TYPE_CHECKING:
+    from croctl.pipeline.numbered_ids import Numbering
 
 
 @dataclass(slots=True)
@@ -20,6 +24,7 @@ class BoundSource:
     needs: ColumnNeeds = field(default_factory=ColumnNeeds)
     scan: ExportScan | None = None
     held: bool = False  # the scan reads the kept rows from memory (`held`), not the files
+    unit_text: pl.LazyFrame | None = None  # its unit ids as written, when keyed by number
 
     @property
     def frame(self) -> pl.LazyFrame | None:
@@ -36,6 +41,7 @@ class BoundPlan:
     sources: dict[str, BoundSource]
     filters: dict[tuple[str, str], pl.Expr]  # (metric, "num" | "den") -> predicate
     unit_dtype: pl.DataType = field(default_factory=pl.String)
+    numbering: Numbering | None = None  # how text unit ids became numbers (`numbered_ids`)
 
     def scans(self) -> list[BoundSource]:
         """Exposures first, then each source the metrics use."""

@@ -15,10 +15,10 @@ from croctl.pipeline.bind import BoundPlan, BoundSource
 from croctl.pipeline.build import build_query
 from croctl.pipeline.caps import capped_cells, sample_frames, thresholds_from_sample
 from croctl.pipeline.coverage import Bitmap, Coverage, MarkIds, Span, bitmap_of, id_span
-from croctl.pipeline.csv_ids import integer_keyed
 from croctl.pipeline.held import hold_csv_exports, hold_exposures
 from croctl.pipeline.keys import source_ids
 from croctl.pipeline.names import MOMENTS, VARIANT, check_col, seg_col
+from croctl.pipeline.numbered_ids import integer_keyed
 from croctl.pipeline.table import cap_columns, check_columns, source_counts
 from croctl.plan import Plan
 from croctl.sufficient import Cell, ExposureCounts, Moments, SourceCounts, SufficientStats
@@ -131,7 +131,15 @@ def coverage_bitmaps(
     if span is None or not span.compact:
         return {}
     sources = {name: s for name, s in bound.sources.items() if name not in skip}
-    return {name: bitmap_of(source_ids(bound, s), span, mark) for name, s in sources.items()}
+    return {name: _bitmap(bound, s, span, mark) for name, s in sources.items()}
+
+
+def _bitmap(bound: BoundPlan, source: BoundSource, span: Span, mark: MarkIds | None) -> Bitmap:
+    if mark is not None and bound.numbering is not None and source.unit_text is not None:
+        from croctl.pipeline.numbered_kernel import numbered_bitmap  # compiled, as `mark`
+
+        return numbered_bitmap(source.unit_text, bound.numbering, span)
+    return bitmap_of(source_ids(bound, source), span, mark)
 
 
 def _compiled_mark() -> MarkIds:

@@ -34,7 +34,7 @@ _INLINE = 12  # text of up to this many bytes is stored in the column's views, n
 def hold_exposures(bound: BoundPlan) -> BoundPlan:
     """The plan with its exposures in memory when they are a CSV, read once.
 
-    The id check (`csv_ids`), the id range, the caps' sample and the query all read them.
+    The id check (`numbered_ids`), the id range, the caps' sample and the query all read them.
     """
     exposures = bound.exposures
     if exposures.files.format is not FileFormat.CSV or exposures.held:
