@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from croctl.pipeline import bind_plan, collect
+from croctl.pipeline import bind_plan, collect, numbered_ids
 from croctl.pipeline.numbered_ids import Numbering, integer_keyed, numbering_of
 from croctl.pipeline.numbered_kernel import mark_numbered
 from croctl.plan import load_plan
@@ -91,6 +91,8 @@ def test_text_written_otherwise_fails(numbering, number, extra):
 def test_numbered_ids_give_the_text_report_on_every_path(tmp_path, monkeypatch, unit_id):
     """Null ids, ids outside the exposures' range, repeated event ids `e<n>`, a window, a cap."""
     plan = _edge_export(tmp_path, lambda i: f"e{i}", unit_id=(unit_id, pl.String()))
+    assert integer_keyed(bind_plan(load_plan(plan))).unit_dtype == pl.String  # a small Parquet
+    monkeypatch.setattr(numbered_ids, "MIN_ROWS", 0)  # as if it were large
     keyed = integer_keyed(bind_plan(load_plan(plan)))
     assert keyed is not None and keyed.unit_dtype == pl.Int64
     assert keyed.sources["events"].scan.raw.collect_schema()["event_id"] == pl.Int64
@@ -105,6 +107,7 @@ def test_an_id_written_otherwise_after_the_sample_keeps_the_text_report(
     tmp_path, monkeypatch, column
 ):
     """`user_007` or `e01000` late in the file: a unit or an event of its own, as in the text."""
+    monkeypatch.setattr(numbered_ids, "MIN_ROWS", 0)
     ids = [f"user_{i}" for i in range(1, 301)]
     exposures = pl.DataFrame(
         {
