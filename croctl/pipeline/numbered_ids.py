@@ -1,10 +1,10 @@
-"""Text unit ids keyed as integers when they are numbered: `42`, `user_42`, `u000042`.
+"""Text ids keyed as integers when they are numbered: `42`, `user_42`, `u000042`.
 
 Text keys cost the query a 128-bit fingerprint per row, coverage a hash set, and the dense
 arrays a hash table of every unit, where integer ids get bitmaps and arrays indexed by id. At
 10 M users in Parquet with ids `user_<n>`, the readout took 21.0 s as text (0.90× DuckDB) and
-as integers. Most exports number their users, so `integer_keyed` keys text ids by their number
-when the exposures' first values share a prefix and write their numbers one way (`Numbering`):
+11.9 s as numbers (0.53×). Most exports number their users and events, so `integer_keyed` keys
+text ids by their number when the first values share a prefix and write the number one way:
 as Python or SQL prints them (no sign but a minus, no leading zero), or zero-padded to one
 width. Such text and its number determine each other, so every comparison the query makes
 comes out as on the text. A later value written otherwise (another prefix or width, `007`
@@ -41,14 +41,14 @@ class Numbering:
     prefix: str = ""
     width: int | None = None
 
-    def numbered(self, frame: pl.LazyFrame, unit: str) -> pl.LazyFrame:
-        """`frame` with column `unit`'s ids as their numbers (`Int64`; null stays null).
+    def numbered(self, frame: pl.LazyFrame, column: str) -> pl.LazyFrame:
+        """`frame` with `column`'s ids as their numbers (`Int64`; null stays null).
 
         Any id not written so fails the query. The digits are a column of their own, so that
         the checks read them without stripping the prefix again (~0.4 s against 0.8 s per
         15 M ids).
         """
-        text, digits, other = pl.col(unit), pl.col(_DIGITS), pl.lit(False)
+        text, digits, other = pl.col(column), pl.col(_DIGITS), pl.lit(False)
         if self.prefix:
             frame = frame.with_columns(text.str.strip_prefix(self.prefix).alias(_DIGITS))
             # an id without the prefix is left whole
@@ -62,7 +62,7 @@ class Numbering:
         else:
             other |= digits.str.starts_with("-") | (digits.str.len_bytes() != self.width)
         number = pl.when(other).then(pl.lit("not numbered")).otherwise(digits).str.to_integer()
-        return frame.with_columns(number.alias(unit)).drop(_DIGITS)
+        return frame.with_columns(number.alias(column)).drop(_DIGITS)
 
 
 def numbering_of(values: pl.Series) -> Numbering | None:
