@@ -11,8 +11,6 @@ from pathlib import Path
 import polars as pl
 import pytest
 import yaml
-from hypothesis import given
-from hypothesis import strategies as st
 
 from croctl.pipeline import bind_plan, collect, held, numbered_ids
 from croctl.pipeline.coverage import Bitmap, Keys
@@ -143,23 +141,6 @@ def test_a_source_no_metric_keeps_a_row_of_is_held_empty(tmp_path, monkeypatch):
     assert calls[0][0].sources["events"].held
     assert sum(calls[0][1]["events"].seen)  # coverage: the page views
     _close(report, _plain(plan, monkeypatch))
-
-
-@given(st.integers(-(2**63), 2**63 - 1))
-def test_canonical_integer_text_converts_exactly(value):
-    converted = _numbered(str(value))
-    assert converted == value
-
-
-@pytest.mark.parametrize("text", ["007", "+7", "-0", "00", "-007", "7.0", " 7", "1e3"])
-def test_other_integer_text_fails_the_conversion(text):
-    with pytest.raises(pl.exceptions.PolarsError):
-        _numbered(text)
-
-
-def _numbered(text: str) -> int:
-    frame = pl.LazyFrame({"id": [text]})
-    return int(numbered_ids.Numbering().numbered(frame, "id").collect().item())
 
 
 def _text_bytes(column: pl.Series) -> int:

@@ -52,6 +52,18 @@ def _numbers(numbering: Numbering, texts: list[str | None]) -> list[int | None]:
     return numbering.numbered(frame, "id").collect().get_column("id").to_list()
 
 
+@given(st.integers(-(2**63), 2**63 - 1))
+def test_canonical_integer_text_converts_exactly(value):
+    converted = _numbers(Numbering(), [str(value)])[0]
+    assert converted == value
+
+
+@pytest.mark.parametrize("text", ["007", "+7", "-0", "00", "-007", "7.0", " 7", "1e3"])
+def test_other_integer_text_fails_the_conversion(text):
+    with pytest.raises(pl.exceptions.PolarsError):
+        _numbers(Numbering(), [text])
+
+
 numberings = st.builds(
     Numbering, st.sampled_from(["", "u", "user_", "ü-"]), st.none() | st.integers(1, 8)
 )

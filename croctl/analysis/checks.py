@@ -223,7 +223,7 @@ def check_join_coverage(
     covered = {v: covered.get(v, 0) for v in units} | covered
     total = sum(covered.values())
     share = total / sum(units.values()) if units else 0.0
-    shares = {v: covered.get(v, 0) / n for v, n in units.items() if n}
+    shares = {v: covered[v] / n for v, n in units.items() if n}
     if total == 0:
         return CheckResult(
             "join_coverage",

@@ -28,7 +28,7 @@ _COVER = "__cover"
 # Kept rows parsed at a time. A filtered text column still holds its batch's whole text buffers,
 # so a chunk holds ~12 times its own rows' text (1 << 20: +0.6 GiB at 1 M users).
 CHUNK_ROWS = 1 << 17
-_INLINE = 12  # text of up to this many bytes is stored in the column's views, not its buffers
+INLINE = 12  # text of up to this many bytes is stored in the column's views, not its buffers
 
 
 def hold_exposures(bound: BoundPlan) -> BoundPlan:
@@ -104,7 +104,7 @@ def _long_text(frame: pl.DataFrame) -> list[str]:
     """The text columns whose values are mostly longer than a view holds (`_own_text`)."""
     text = [name for name, dtype in frame.schema.items() if dtype == pl.String]
     means = frame.select(pl.col(text).str.len_bytes().mean()).row(0) if text else ()
-    return [name for name, mean in zip(text, means, strict=True) if (mean or 0) > _INLINE]
+    return [name for name, mean in zip(text, means, strict=True) if (mean or 0) > INLINE]
 
 
 def _own_text(frame: pl.DataFrame, long: list[str]) -> pl.DataFrame:

@@ -16,12 +16,12 @@ import polars as pl
 from numba import njit, prange
 
 from croctl.pipeline.coverage import Bitmap, Span
+from croctl.pipeline.held import INLINE
 from croctl.pipeline.kernel import Bools
 from croctl.pipeline.numbered_ids import Numbering
 
 Bytes = npt.NDArray[np.uint8]
 _VIEW = 16  # bytes per value: length, then the text (up to 12 bytes) or prefix, buffer, offset
-_INLINE = 12
 
 
 def numbered_bitmap(text_ids: pl.LazyFrame, numbering: Numbering, span: Span) -> Bitmap:
@@ -81,7 +81,7 @@ def _mark(
             continue
         base = at * _VIEW
         size = _u32(views, base)
-        if size <= _INLINE:
+        if size <= INLINE:
             text, first = views, base + 4
         else:
             buffer = _u32(views, base + 8)
