@@ -199,9 +199,11 @@ def _texts(numbering: Numbering) -> st.SearchStrategy[str | None]:
 @settings(deadline=None)  # the first example compiles the loop
 @given(st.data(), st.sampled_from(["", "u", "customer-account-"]), st.none() | st.integers(1, 4))
 def test_the_compiled_reading_marks_the_numbers_the_conversion_reads(data, prefix, width):
-    """Short ids lie in their views, long ones (past 12 bytes) in data buffers; nulls; a slice."""
+    """Short ids lie in their views, long ones (past 12 bytes) in data buffers; nulls; runs of
+    one id; a slice."""
     numbering = Numbering(prefix, width)
-    texts = data.draw(st.lists(_texts(numbering), max_size=40))
+    drawn = data.draw(st.lists(st.tuples(_texts(numbering), st.integers(1, 3)), max_size=40))
+    texts = [text for text, times in drawn for _ in range(times)]  # runs: parsed once each
     start = data.draw(st.integers(0, len(texts)))
     parts = [pl.Series(texts[:start], dtype=pl.String), pl.Series(texts[start:], dtype=pl.String)]
     ids = pl.concat(parts, rechunk=False).slice(1)  # two chunks, an offset
@@ -212,6 +214,15 @@ def test_the_compiled_reading_marks_the_numbers_the_conversion_reads(data, prefi
     seen = np.zeros(300, np.bool_)
     mark_numbered(seen, ids, numbering, lo=-5)
     assert set(np.flatnonzero(seen) - 5) == {n for n in expected if n is not None and -5 <= n < 295}
+
+
+def test_the_compiled_reading_shares_long_series_among_threads():
+    """Runs of one id (skipped after the first) cross the pieces the threads take."""
+    numbers = np.repeat(np.arange(0, 30_000, 3), 7)  # 70 k ids: more than one piece
+    texts = pl.Series([f"u{n}" for n in numbers] + ["u30001"] * 5000)  # ... one id at the end
+    seen = np.zeros(40_000, np.bool_)
+    mark_numbered(seen, texts, Numbering("u"), lo=0)
+    assert set(np.flatnonzero(seen)) == {*range(0, 30_000, 3), 30_001}
 
 
 @pytest.mark.parametrize("lo", [2**63 - 10, -(2**63)], ids=["top", "bottom"])

@@ -6,6 +6,11 @@ several passes (~60 ns a row: 4.1 s of a 13.6 s readout); one compiled loop over
 reads each id where it lies (in its view up to 12 bytes, else in a data buffer) and marks its
 number in the bitmap. An id not written as the numbering writes them marks nothing: it cannot
 be the text of an exposed unit, since every exposure id was converted strictly.
+
+An id whose view equals the one before it is the same text (the views of equal inline text are
+equal; out-of-line views point at the same bytes), so it is not parsed again. Exports that keep
+each unit's rows together (as warehouse exports sorted by user do) parse one id in fifteen:
+0.015 s per 15 M ids against 0.11-0.15 s; in time order it costs nothing measurable.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from croctl.pipeline.numbered_ids import Numbering
 
 Bytes = npt.NDArray[np.uint8]
 _VIEW = 16  # bytes per value: length, then the text (up to 12 bytes) or prefix, buffer, offset
+_PIECE = 1 << 12  # the fewest ids a thread takes at once; it remembers its last view
+_PIECES = 64  # the most runs of ids the threads share
 
 
 def numbered_bitmap(text_ids: pl.LazyFrame, numbering: Numbering, span: Span) -> Bitmap:
@@ -46,6 +53,7 @@ def mark_numbered(seen: Bools, ids: pl.Series, numbering: Numbering, lo: int) ->
     _mark(
         seen,
         np.frombuffer(views, np.uint8),
+        np.frombuffer(views, np.uint64),
         np.concatenate([np.frombuffer(b, np.uint8) for b in buffers if b is not None] or [_NONE]),
         np.cumsum([0, *sizes[:-1]], dtype=np.int64),
         _NONE if validity is None or array.null_count == 0 else np.frombuffer(validity, np.uint8),
@@ -64,6 +72,7 @@ _NONE = np.zeros(0, np.uint8)
 def _mark(
     seen: Bools,
     views: Bytes,
+    words: npt.NDArray[np.uint64],
     data: Bytes,
     starts: npt.NDArray[np.int64],
     validity: Bytes,
@@ -75,20 +84,28 @@ def _mark(
 ) -> None:  # pragma: no cover - compiled; run by every dense readout of numbered text ids
     """Mark each valid id's number; `width` -1: written canonically (no sign but -, no 0 lead)."""
     hi = lo + len(seen) - 1
-    for i in prange(n):  # the ids in parallel: many mark the same unit, all with True
-        at = offset + i
-        if len(validity) and not (validity[at >> 3] >> (at & 7)) & 1:
-            continue
-        base = at * _VIEW
-        size = _u32(views, base)
-        if size <= INLINE:
-            text, first = views, base + 4
-        else:
-            buffer = _u32(views, base + 8)
-            text, first = data, starts[buffer] + _u32(views, base + 12)
-        found, number = _number(text, first, size, prefix, width)
-        if found and lo <= number <= hi:
-            seen[number - lo] = True
+    piece = max(_PIECE, (n + _PIECES - 1) // _PIECES)
+    # runs in parallel: many may mark the same unit, all with True
+    for p in prange((n + piece - 1) // piece):
+        last0, last1, have_last = np.uint64(0), np.uint64(0), False
+        for i in range(p * piece, min(n, (p + 1) * piece)):
+            at = offset + i
+            if len(validity) and not (validity[at >> 3] >> (at & 7)) & 1:
+                continue
+            word0, word1 = words[2 * at], words[2 * at + 1]
+            if have_last and word0 == last0 and word1 == last1:
+                continue  # the same text as the id before
+            last0, last1, have_last = word0, word1, True
+            base = at * _VIEW
+            size = _u32(views, base)
+            if size <= INLINE:
+                text, first = views, base + 4
+            else:
+                buffer = _u32(views, base + 8)
+                text, first = data, starts[buffer] + _u32(views, base + 12)
+            found, number = _number(text, first, size, prefix, width)
+            if found and lo <= number <= hi:
+                seen[number - lo] = True
 
 
 @njit(cache=True, inline="always")
