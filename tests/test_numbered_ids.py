@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from croctl.pipeline import bind_plan, collect, numbered_ids
 from croctl.pipeline.numbered_ids import Numbering, integer_keyed, numbering_of
-from croctl.pipeline.numbered_kernel import mark_numbered
+from croctl.pipeline.numbered_kernel import mark_numbered, numbers
 from croctl.plan import load_plan
 from tests.test_dense import _edge_export, _on_both
 from tests.test_engines import _report
@@ -47,21 +47,32 @@ def _written(numbering: Numbering, number: int) -> str:
     return numbering.prefix + digits
 
 
-def _numbers(numbering: Numbering, texts: list[str | None]) -> list[int | None]:
+def _numbers(
+    numbering: Numbering, texts: list[str | None], compiled: bool = False
+) -> list[int | None]:
     frame = pl.LazyFrame({"id": pl.Series(texts, dtype=pl.String)})
-    return numbering.numbered(frame, "id").collect().get_column("id").to_list()
+    return numbering.numbered(frame, "id", compiled).collect().get_column("id").to_list()
 
 
+# Polars' conversion, and the compiled loop's (`numbered_kernel.numbers`)
+both_ways = pytest.mark.parametrize("compiled", [False, True], ids=["polars", "compiled"])
+
+
+@both_ways
+@settings(deadline=None)  # the first example may compile the loop
 @given(st.integers(-(2**63), 2**63 - 1))
-def test_canonical_integer_text_converts_exactly(value):
-    converted = _numbers(Numbering(), [str(value)])[0]
+def test_canonical_integer_text_converts_exactly(compiled, value):
+    converted = _numbers(Numbering(), [str(value)], compiled)[0]
     assert converted == value
 
 
-@pytest.mark.parametrize("text", ["007", "+7", "-0", "00", "-007", "7.0", " 7", "1e3"])
-def test_other_integer_text_fails_the_conversion(text):
+@both_ways
+@pytest.mark.parametrize(
+    "text", ["007", "+7", "-0", "00", "-007", "7.0", " 7", "1e3", "9223372036854775808"]
+)
+def test_other_integer_text_fails_the_conversion(compiled, text):
     with pytest.raises(pl.exceptions.PolarsError):
-        _numbers(Numbering(), [text])
+        _numbers(Numbering(), ["5", text], compiled)
 
 
 numberings = st.builds(
@@ -69,16 +80,20 @@ numberings = st.builds(
 )
 
 
+@both_ways
+@settings(deadline=None)  # the first example may compile the loop
 @given(numberings, st.lists(st.integers(0, 10**8 - 1)))
-def test_numbered_text_gives_its_number(numbering, numbers):
+def test_numbered_text_gives_its_number(compiled, numbering, numbers):
     if numbering.width is not None:
         numbers = [n % 10**numbering.width for n in numbers]
     texts = [_written(numbering, n) for n in numbers]
-    assert _numbers(numbering, [*texts, None]) == [*numbers, None]
+    assert _numbers(numbering, [*texts, None], compiled) == [*numbers, None]
 
 
+@both_ways
+@settings(deadline=None)  # the first example may compile the loop
 @given(numberings, st.integers(0, 10**6), st.sampled_from(["0", "+", "-", "x", "00", " "]))
-def test_text_written_otherwise_fails(numbering, number, extra):
+def test_text_written_otherwise_fails(compiled, numbering, number, extra):
     """A leading zero or sign, another width or prefix: never the number of another id."""
     number %= 10 ** (numbering.width or 7)
     text = _written(numbering, number)
@@ -92,7 +107,7 @@ def test_text_written_otherwise_fails(numbering, number, extra):
         if numbering.width is None and extra == "-" and other.startswith(numbering.prefix + "-"):
             continue  # a negative number, written canonically
         with pytest.raises(pl.exceptions.PolarsError):
-            _numbers(numbering, [other])
+            _numbers(numbering, [other], compiled)
 
 
 @pytest.mark.parametrize(
@@ -200,7 +215,7 @@ def _texts(numbering: Numbering) -> st.SearchStrategy[str | None]:
 @given(st.data(), st.sampled_from(["", "u", "customer-account-"]), st.none() | st.integers(1, 4))
 def test_the_compiled_reading_marks_the_numbers_the_conversion_reads(data, prefix, width):
     """Short ids lie in their views, long ones (past 12 bytes) in data buffers; nulls; runs of
-    one id; a slice."""
+    one id; a slice. Marked for coverage, and converted strictly."""
     numbering = Numbering(prefix, width)
     drawn = data.draw(st.lists(st.tuples(_texts(numbering), st.integers(1, 3)), max_size=40))
     texts = [text for text, times in drawn for _ in range(times)]  # runs: parsed once each
@@ -214,15 +229,26 @@ def test_the_compiled_reading_marks_the_numbers_the_conversion_reads(data, prefi
     seen = np.zeros(300, np.bool_)
     mark_numbered(seen, ids, numbering, lo=-5)
     assert set(np.flatnonzero(seen) - 5) == {n for n in expected if n is not None and -5 <= n < 295}
+    numbered = [t is None or n is not None for t, n in zip(ids.to_list(), expected, strict=True)]
+    if all(numbered):  # the strict conversion: every number, or an error
+        assert numbers(ids, numbering).to_list() == expected
+    else:
+        with pytest.raises(pl.exceptions.ComputeError):
+            numbers(ids, numbering)
 
 
 def test_the_compiled_reading_shares_long_series_among_threads():
-    """Runs of one id (skipped after the first) cross the pieces the threads take."""
-    numbers = np.repeat(np.arange(0, 30_000, 3), 7)  # 70 k ids: more than one piece
-    texts = pl.Series([f"u{n}" for n in numbers] + ["u30001"] * 5000)  # ... one id at the end
+    """Runs of one id (parsed once) cross the pieces the threads take; the first id written
+    otherwise is the one named, whichever piece finds it first."""
+    values = [*np.repeat(np.arange(0, 30_000, 3), 7).tolist(), *[30_001] * 5000]  # many pieces
+    texts = pl.Series("id", [f"u{n}" for n in values])
     seen = np.zeros(40_000, np.bool_)
     mark_numbered(seen, texts, Numbering("u"), lo=0)
     assert set(np.flatnonzero(seen)) == {*range(0, 30_000, 3), 30_001}
+    assert numbers(texts, Numbering("u")).to_list() == values
+    written_otherwise = texts.scatter([40_000, 70_000], ["u040", "u070"])
+    with pytest.raises(pl.exceptions.ComputeError, match="'u040'"):
+        numbers(written_otherwise, Numbering("u"))
 
 
 @pytest.mark.parametrize("lo", [2**63 - 10, -(2**63)], ids=["top", "bottom"])

@@ -1,4 +1,5 @@
-"""A CSV column's sample read off the head of its first file (`files.head_sample`).
+"""Samples: a CSV column's read off the head of its first file (`files.head_sample`), a scan's
+first rows (`scan.first_values`).
 
 Held to the sample the export's own scan gives: its first 200 non-null values.
 """
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 
 from croctl.io import files
 from croctl.io.files import head_sample, inspect_export
+from croctl.io.scan import first_values
 
 
 def _full_sample(path: Path, name: str) -> pl.Series:
@@ -62,3 +64,19 @@ def test_whatever_the_cut_the_head_never_gives_other_values(tmp_path_factory, va
         patch.setattr(files, "_SAMPLE_BYTES", size)
         sample = head_sample(inspect_export(path), "id", 200)
     assert sample is None or sample.equals(_full_sample(path, "id"))
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.lists(st.none() | st.integers(0, 9), min_size=1, max_size=300), max_size=3))
+def test_a_scanned_sample_is_the_first_non_null_values_of_the_files_in_order(
+    tmp_path_factory, parts
+):
+    parts = parts or [[None]]
+    """Parquet parts, nulls anywhere or nowhere: the rows read first, else the nulls dropped."""
+    folder = tmp_path_factory.mktemp("p")
+    for k, values in enumerate(parts):
+        pl.DataFrame({"id": values}, schema={"id": pl.Int64}).write_parquet(folder / f"{k}.parquet")
+    export = inspect_export(folder / "*.parquet")
+    sample = first_values(export, pl.scan_parquet(folder / "*.parquet"), "id")
+    every = [v for values in parts for v in values if v is not None]
+    assert sample.to_list() == every[:200]

@@ -362,6 +362,9 @@ def _parquet_bounds(files: ExportFiles, name: str) -> tuple[int | float, int | f
 def first_values(files: ExportFiles, raw: pl.LazyFrame, name: str) -> pl.Series:
     """A column's first 200 non-null values: off a CSV's head when it holds them, else scanned.
 
+    The scan's first 200 rows serve when none is null: a `head` right after the scan reads only
+    them (~2 ms), one after `drop_nulls` row groups of several files (~0.1-0.2 s at 10 M users).
+
     Raises:
         polars.exceptions.PolarsError: the scan cannot read them.
     """
@@ -369,7 +372,10 @@ def first_values(files: ExportFiles, raw: pl.LazyFrame, name: str) -> pl.Series:
         head = head_sample(files, name, _SAMPLE_ROWS)
         if head is not None:
             return head
-    return raw.select(pl.col(name)).drop_nulls().head(_SAMPLE_ROWS).collect().to_series()
+    first = raw.select(pl.col(name)).head(_SAMPLE_ROWS).collect().to_series()
+    if first.has_nulls():
+        first = raw.select(pl.col(name)).drop_nulls().head(_SAMPLE_ROWS).collect().to_series()
+    return first
 
 
 def _sample(files: ExportFiles, raw: pl.LazyFrame, name: str) -> pl.Series:
