@@ -324,3 +324,20 @@ def _duplicates(batches: list[list[int | None]]) -> int:
 def test_repeated_event_ids_are_counted_as_a_set_would(batches):
     flat = [i for batch in batches for i in batch]
     assert _duplicates(batches) == len(flat) - len(set(flat))
+
+
+def test_a_prefetch_changes_nothing_and_never_faults():
+    """`prefetch` only asks for a cache line: any row, past the end or before the start."""
+    from numba import njit
+
+    from croctl.pipeline.prefetch import prefetch
+
+    @njit
+    def total_after_prefetch(array, at):  # type: ignore[no-untyped-def]
+        prefetch(array, at)
+        return array.sum()
+
+    values = np.arange(10.0)
+    for at in (0, 3, 9, 10**12, -(10**12)):
+        assert total_after_prefetch(values, at) == 45.0
+        assert total_after_prefetch(values.reshape(2, 5).T, at % 5) == 45.0

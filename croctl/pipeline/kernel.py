@@ -26,6 +26,8 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit
 
+from croctl.pipeline.prefetch import prefetch
+
 NO_TIME = np.iinfo(np.int64).min  # a row without a timestamp: it never counts where time matters
 NEVER = np.iinfo(np.int64).max // 2  # a span without an end (still safe to add a start to)
 UNSEEN = np.iinfo(np.int64).max  # the first start of a unit without in-window exposures
@@ -258,7 +260,13 @@ def add_rows(
     """
     flag, value, since, until, before = spans
     one = np.uint64(1)
-    for r in range(len(unit)):
+    by_unit = sums.T  # row u: the unit's sums (together when the rows come scattered)
+    n = len(unit)
+    for r in range(n):
+        if r + AHEAD < n:  # rows scattered over the units miss the cache: ask for them early
+            _ask_ahead(unit[r + AHEAD], valid, start, variant, by_unit)
+            if has_id and not id_state[2] and not flags[r + AHEAD] >> np.uint64(NULL_ID_BIT) & one:
+                prefetch(id_bits, (id_high[r + AHEAD] - id_state[3]) >> 6)
         u = unit[r]
         if u < 0 or not valid[u]:
             continue
@@ -299,6 +307,21 @@ def add_rows(
             if has_time and not (timed and s + since[j] <= t < s + until[j] and t < before[j]):
                 continue
             sums[j, u] += 1.0 if value[j] < 0 else values[value[j], r]
+
+
+AHEAD = 4  # rows: far enough for the lines to arrive in time, few enough that none is dropped
+
+
+@njit(cache=True, inline="always")
+def _ask_ahead(
+    u: np.int64, valid: Bools, start: I64, variant: U32, by_unit: F64
+) -> None:  # pragma: no cover - compiled
+    """Prefetch unit `u`'s lines (`prefetch`), when the row has a unit."""
+    if u >= 0:
+        prefetch(valid, u)
+        prefetch(start, u)
+        prefetch(variant, u)
+        prefetch(by_unit, u)
 
 
 @njit(cache=True, nogil=True)
