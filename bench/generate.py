@@ -10,6 +10,8 @@ revenue, refund, payment_error), in chunks of users so memory stays flat whateve
 - `tidy` (the default): integer user and event ids, one exposure row per user, each user's
   events together.
 - `numbered`: the same rows, the ids written as text (`user_<n>`, `evt_<n>`).
+- `scattered`: the same rows, each part's events in time order (a user's events are scattered
+  through the file).
 - `realistic`: ids are 32-character hex strings (as UUIDs are), each user is exposed one to
   several times (later rows may come from another device), and each part's events are in time
   order, so a user's events are scattered through the file.
@@ -79,7 +81,7 @@ def _write(frame: pl.DataFrame, path: Path, fmt: str) -> None:
         frame.write_csv(path)
 
 
-SHAPES = ("tidy", "numbered", "realistic")
+SHAPES = ("tidy", "numbered", "scattered", "realistic")
 DEVICES, DEVICE_P = ["mobile", "desktop", "tablet"], [0.6, 0.33, 0.07]
 
 
@@ -159,7 +161,7 @@ def generate(
             pl.col("ts").cast(pl.Datetime("us", "UTC")),
             pl.col("revenue").fill_nan(None),
         )
-        if realistic:
+        if shape in ("realistic", "scattered"):
             events = events.sort("ts")
         _write(_written(events, shape), out / "events" / f"part-{part:03d}.{ext}", fmt)
         total += m

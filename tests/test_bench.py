@@ -46,7 +46,13 @@ def _readout(
 
 @pytest.mark.parametrize(
     ("fmt", "shape"),
-    [("parquet", "tidy"), ("csv", "tidy"), ("parquet", "numbered"), ("parquet", "realistic")],
+    [
+        ("parquet", "tidy"),
+        ("csv", "tidy"),
+        ("parquet", "numbered"),
+        ("parquet", "scattered"),
+        ("parquet", "realistic"),
+    ],
 )
 def test_duckdb_baseline_agrees_with_croctl(
     tmp_path: Path, fmt: str, shape: str, monkeypatch: pytest.MonkeyPatch

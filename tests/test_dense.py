@@ -300,7 +300,7 @@ def _duplicates(batches: list[list[int | None]]) -> int:
         zeros = np.zeros(len(batch), np.int64)
         kernel.add_rows(
             zeros, zeros, flags, high, zeros, np.zeros((0, len(batch))),
-            np.ones(1, np.bool_), np.zeros(1, np.int64), np.zeros(1, np.uint32),
+            kernel.unit_pairs(np.zeros(1, np.int64), np.zeros(1, np.uint32), np.ones(1, np.bool_)),
             (empty, empty, empty, empty, empty), False, True,
             ids.bits, ids.keys, ids.state, np.zeros((0, 1)), checks,
         )  # fmt: skip
@@ -324,6 +324,15 @@ def _duplicates(batches: list[list[int | None]]) -> int:
 def test_repeated_event_ids_are_counted_as_a_set_would(batches):
     flat = [i for batch in batches for i in batch]
     assert _duplicates(batches) == len(flat) - len(set(flat))
+
+
+def test_unit_pairs_hold_each_start_and_code_and_minus_one_for_units_that_do_not_count():
+    """An unseen unit's code is the highest 32-bit one (`_Units`): it must not survive."""
+    start = np.array([5, kernel.UNSEEN, 9, 11])
+    codes = np.array([0, 2**32 - 1, 1, 1], np.uint32)
+    valid = np.array([True, False, True, False])
+    pairs = kernel.unit_pairs(start, codes, valid)
+    assert pairs.tolist() == [[5, 0], [kernel.UNSEEN, -1], [9, 1], [11, -1]]
 
 
 def test_a_prefetch_changes_nothing_and_never_faults():

@@ -53,6 +53,7 @@ def source_sums(
     variants = int(variant[valid].max(initial=0)) + 1
     checks = np.zeros((len(source_counts(bound.plan, source.name)), variants), np.int64)
     spans = measures.spans(values)
+    units = kernel.unit_pairs(first, variant, valid)
     integer = _integer_ids(bound, source)
     if source.name in csv_sources(bound):
         # Parquet reads one column for coverage, and decodes the kept rows' other columns only
@@ -77,9 +78,7 @@ def source_sums(
             id_high,
             batch.get_column("__id_low").to_numpy(),
             matrix(batch, values, np.float64),
-            valid,
-            first,
-            variant,
+            units,
             (spans.flag, spans.value, spans.since, spans.until, spans.before),
             spec.timestamp is not None,
             spec.id is not None,

@@ -230,6 +230,14 @@ def _rehash(keys: I64, to: I64) -> None:  # pragma: no cover - compiled
             _insert(to, keys[i, 0], keys[i, 1])
 
 
+def unit_pairs(start: I64, variant: U32, valid: Bools) -> I64:
+    """Per slot, the unit's start and variant code (-1: not valid) side by side (`add_rows`)."""
+    pairs = np.empty((len(start), 2), np.int64)
+    pairs[:, 0] = start
+    pairs[:, 1] = np.where(valid, variant.astype(np.int64), -1)
+    return pairs
+
+
 @njit(cache=True, nogil=True)
 def add_rows(
     unit: I64,
@@ -238,9 +246,7 @@ def add_rows(
     id_high: I64,
     id_low: I64,
     values: F64,
-    valid: Bools,
-    start: I64,
-    variant: U32,
+    units: I64,
     spans: tuple[I64, I64, I64, I64, I64],
     has_time: bool,
     has_id: bool,
@@ -252,8 +258,9 @@ def add_rows(
 ) -> None:  # pragma: no cover - compiled; run by every dense readout
     """Add one batch of rows into `sums[j, unit]` and the per-variant `checks`.
 
-    Rows without a unit (a negative slot) or of units that are not `valid` are skipped, as the
-    hash query's inner join drops them.
+    `units[u]`: unit u's start and variant code, the code -1 when the unit is not valid (one
+    cache line for both: `unit_pairs`). Rows without a unit (a negative slot) or of units that
+    are not valid are skipped, as the hash query's inner join drops them.
     `flags` bit j is metric filter j; bit 32 + k: value column k is NaN or infinite; bit 62: a
     null event id. `checks[k, variant]` counts rows, rows before exposure, repeated ids and each
     value column's NaN/inf, in that order (the ones that apply).
@@ -264,17 +271,20 @@ def add_rows(
     n = len(unit)
     for r in range(n):
         if r + AHEAD < n:  # rows scattered over the units miss the cache: ask for them early
-            _ask_ahead(unit[r + AHEAD], valid, start, variant, by_unit)
+            w = unit[r + AHEAD]
+            if w >= 0:
+                prefetch(units, w)
+                prefetch(by_unit, w)
             if has_id and not id_state[2] and not flags[r + AHEAD] >> np.uint64(NULL_ID_BIT) & one:
                 prefetch(id_bits, (id_high[r + AHEAD] - id_state[3]) >> 6)
         u = unit[r]
-        if u < 0 or not valid[u]:
+        if u < 0 or units[u, 1] < 0:
             continue
-        v = variant[u]
+        v = units[u, 1]
         checks[0, v] += 1
         k = 1
         t = ts[r]
-        s = start[u]
+        s = units[u, 0]
         timed = t != NO_TIME
         if has_time:
             if timed and t < s:
@@ -309,19 +319,7 @@ def add_rows(
             sums[j, u] += 1.0 if value[j] < 0 else values[value[j], r]
 
 
-AHEAD = 4  # rows: far enough for the lines to arrive in time, few enough that none is dropped
-
-
-@njit(cache=True, inline="always")
-def _ask_ahead(
-    u: np.int64, valid: Bools, start: I64, variant: U32, by_unit: F64
-) -> None:  # pragma: no cover - compiled
-    """Prefetch unit `u`'s lines (`prefetch`), when the row has a unit."""
-    if u >= 0:
-        prefetch(valid, u)
-        prefetch(start, u)
-        prefetch(variant, u)
-        prefetch(by_unit, u)
+AHEAD = 8  # rows: far enough for the lines to arrive in time, few enough that none is dropped
 
 
 @njit(cache=True, nogil=True)
