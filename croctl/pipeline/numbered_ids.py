@@ -115,8 +115,8 @@ def _units_keyed(bound: BoundPlan, compiled: bool) -> BoundPlan | None:
     may read the unit column (it compares text). Exports whose ids are stored as integers join
     canonically written numbers only (`7` is the text of 7; `u7` and `007` are not).
     """
-    csv = any(s.files.format is FileFormat.CSV for s in bound.scans())
-    if bound.unit_dtype != pl.String or bound.exposures.scan is None or not (csv or compiled):
+    pays = compiled or _has_csv(bound)
+    if bound.unit_dtype != pl.String or bound.exposures.scan is None or not pays:
         return None
     plan = bound.plan
     exports = [(bound.exposures, plan.exposures.unit, False)]
@@ -144,17 +144,21 @@ def _units_keyed(bound: BoundPlan, compiled: bool) -> BoundPlan | None:
 
 
 def _compiled(bound: BoundPlan) -> bool:
-    """Convert in compiled loops? For Parquet exports the dense arrays read (numba is loaded).
+    """Will the dense arrays read these Parquet exports? Then numba converts the ids.
 
-    Unit ids are converted only for a CSV or the dense arrays: a CSV's one read marks a bitmap
-    instead of a set, and the dense arrays index by number, while the hash query over Parquet
-    hashes text faster than Polars converts it (1 M users with ids `user_<n>`: 2.1 s as text,
-    2.4 s as numbers).
+    Unit ids are converted only for them or for a CSV: the dense arrays index by number, and a
+    CSV's one read marks a bitmap instead of a set, while the hash query over Parquet hashes
+    text faster than Polars converts it (1 M users with ids `user_<n>`: 2.1 s as text, 2.4 s as
+    numbers).
     """
-    if any(s.files.format is FileFormat.CSV for s in bound.scans()):
+    if _has_csv(bound):
         return False
     assert bound.exposures.scan is not None
     return row_count(bound.exposures.scan.raw) >= MIN_ROWS
+
+
+def _has_csv(bound: BoundPlan) -> bool:
+    return any(s.files.format is FileFormat.CSV for s in bound.scans())
 
 
 def _events_keyed(bound: BoundPlan, name: str, compiled: bool) -> BoundSource:
