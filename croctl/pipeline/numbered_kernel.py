@@ -44,7 +44,7 @@ def numbered_bitmap(text_ids: pl.LazyFrame, numbering: Numbering, span: Span) ->
 
 def mark_numbered(seen: Bools, ids: pl.Series, numbering: Numbering, lo: int) -> None:
     """`seen[n - lo] = True` for each id of `ids` (text) written as `numbering`'s number n."""
-    _mark(seen, *_views(ids), *_written(numbering), lo)
+    _mark(seen, _views(ids), *_written(numbering), lo)
 
 
 def numbers(ids: pl.Series, numbering: Numbering) -> pl.Series:
@@ -58,7 +58,7 @@ def numbers(ids: pl.Series, numbering: Numbering) -> pl.Series:
     views = _views(ids)
     values = np.empty(len(ids), np.int64)
     other = np.full(_PIECES, -1, np.int64)
-    _numbers(values, other, *views, *_written(numbering))
+    _numbers(values, other, views, *_written(numbering))
     if other.max(initial=-1) >= 0:
         at = int(other[other >= 0].min())
         raise pl.exceptions.ComputeError(
@@ -68,7 +68,10 @@ def numbers(ids: pl.Series, numbering: Numbering) -> pl.Series:
     return pl.Series(ids.name, pa.array(values, mask=nulls))
 
 
-def _views(ids: pl.Series) -> tuple[Bytes, U64, Bytes, I64, Bytes, int, int]:
+Views = tuple[Bytes, U64, Bytes, I64, Bytes, int, int]
+
+
+def _views(ids: pl.Series) -> Views:
     """Text ids' Arrow string views, as the loops read them.
 
     The views as bytes and as words, the data buffers end to end and where each starts, the
@@ -114,19 +117,10 @@ def _pieces(n: int) -> tuple[int, int]:  # pragma: no cover - compiled
 
 @njit(cache=True, nogil=True, parallel=True)
 def _mark(
-    seen: Bools,
-    views: Bytes,
-    words: U64,
-    data: Bytes,
-    starts: I64,
-    validity: Bytes,
-    offset: int,
-    n: int,
-    prefix: Bytes,
-    width: int,
-    lo: int,
+    seen: Bools, text: Views, prefix: Bytes, width: int, lo: int
 ) -> None:  # pragma: no cover - compiled; run by every dense readout of numbered text ids
     """Mark each valid id's number; `width` -1: written canonically (no sign but -, no 0 lead)."""
+    views, words, data, starts, validity, offset, n = text
     hi = lo + len(seen) - 1
     piece, pieces = _pieces(n)
     for p in prange(pieces):  # in parallel: many may mark the same unit, all with True
@@ -145,22 +139,13 @@ def _mark(
 
 @njit(cache=True, nogil=True, parallel=True)
 def _numbers(
-    values: I64,
-    other: I64,
-    views: Bytes,
-    words: U64,
-    data: Bytes,
-    starts: I64,
-    validity: Bytes,
-    offset: int,
-    n: int,
-    prefix: Bytes,
-    width: int,
+    values: I64, other: I64, text: Views, prefix: Bytes, width: int
 ) -> None:  # pragma: no cover - compiled; run by dense readouts of numbered text ids
     """`values[i]`: id i's number (0 when null).
 
     `other[p]`: the first id of piece p not written so (-1: none); the piece stops there.
     """
+    views, words, data, starts, validity, offset, n = text
     piece, pieces = _pieces(n)
     for p in prange(pieces):
         last0, last1, have_last, number = np.uint64(0), np.uint64(0), False, 0
