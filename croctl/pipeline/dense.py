@@ -88,6 +88,8 @@ def slots_for(
 
 def dense_results(bound: BoundPlan, slots: Slots) -> dict[str, pl.DataFrame]:
     """Every section of the statistics table, as `collect` hands them to `stats_from_frames`."""
+    from croctl.pipeline.kernel import unit_pairs
+
     plan = bound.plan
     # Polars forgets its global categories once no data holds one, and would then read the
     # codes the loops keep against a fresh mapping: this label holds them until the end.
@@ -106,10 +108,9 @@ def dense_results(bound: BoundPlan, slots: Slots) -> dict[str, pl.DataFrame]:
         **{word_col(k): units.words[k] for k in range(len(units.words))},
         **{c: units.covariates[k] for k, c in enumerate(plan.covariate_columns)},
     }
+    pairs = unit_pairs(units.first, units.low, valid)  # every source's rows look units up
     for name, source in bound.sources.items():
-        measures, checks, measured = source_sums(
-            bound, source, slots, units.first, units.low, valid
-        )
+        measures, checks, measured = source_sums(bound, source, slots, pairs)
         for side, j in measured.items():
             columns[side] = f"__sum:{name}:{j}"
             sums[columns[side]] = measures[j]

@@ -20,7 +20,7 @@ from croctl.pipeline.table import source_counts
 from croctl.plan import MetricSpec
 
 if TYPE_CHECKING:
-    from croctl.pipeline.kernel import F64, I64, U32, Bools, MeasureSpans
+    from croctl.pipeline.kernel import F64, I64, MeasureSpans
 
 MAX_FILTERS = 32  # flag bits 0-31: one per distinct metric filter
 MAX_VALUES = 30  # flag bits 32-61: one per value column's NaN/inf (bit 62: a null event id)
@@ -35,25 +35,24 @@ def matrix(batch: pl.DataFrame, names: list[str], dtype: type[np.generic]) -> np
 
 
 def source_sums(
-    bound: BoundPlan, source: BoundSource, slots: Slots, first: I64, variant: U32, valid: Bools
+    bound: BoundPlan, source: BoundSource, slots: Slots, units: I64
 ) -> tuple[F64, I64, dict[str, int]]:
     """Per measure and slot, the source's sums; per check and variant code, its counts.
 
-    `first`, `variant` and `valid`: per slot, the unit's start, variant code, and whether its
-    rows count (`dense._Units`).
+    `units`: per slot, the unit's start and variant code, -1 when its rows do not count
+    (`kernel.unit_pairs`).
     """
     from croctl.pipeline import kernel
 
     spec = bound.plan.sources[source.name]
     measures = Measures.of(bound, source.name)
     values = bound.plan.source_values(source.name)
-    shape = (len(measures.flag), len(first))
+    shape = (len(measures.flag), len(units))
     # `sums[j, u]` either way; a unit's measures side by side when its rows come scattered
     sums = np.zeros(shape[::-1]).T if slots.scattered else np.zeros(shape)
-    variants = int(variant[valid].max(initial=0)) + 1
+    variants = int(units[:, 1].max(initial=0)) + 1
     checks = np.zeros((len(source_counts(bound.plan, source.name)), variants), np.int64)
     spans = measures.spans(values)
-    units = kernel.unit_pairs(first, variant, valid)
     integer = _integer_ids(bound, source)
     if source.name in csv_sources(bound):
         # Parquet reads one column for coverage, and decodes the kept rows' other columns only
