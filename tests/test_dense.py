@@ -288,18 +288,22 @@ def test_slots_by_range_for_compact_integer_ids_else_by_key(tmp_path, monkeypatc
     assert isinstance(dense.slots_for(bound, None, lambda skip: {}), KeyedSlots)
 
 
-def _duplicates(batches: list[list[int | None]]) -> int:
-    """Repeated ids `kernel.add_rows` counts over `batches` of event ids (one unit, no measure)."""
-    ids = kernel.IdSet(integer=True)
+def _duplicates(batches: list[list[int | None]], lows: list[np.ndarray] | None = None) -> int:
+    """Repeated ids `kernel.add_rows` counts over `batches` of event ids (one unit, no measure).
+
+    With `lows`, each batch's low words: the ids are text (by fingerprint), in a hash table.
+    """
+    ids = kernel.IdSet(integer=lows is None)
     checks = np.zeros((2, 1), np.int64)
     empty = np.zeros(0, np.int64)
-    for batch in batches:
+    for k, batch in enumerate(batches):
         high = np.array([0 if i is None else i for i in batch], np.int64)
         flags = np.array([i is None for i in batch], np.uint64) << np.uint64(kernel.NULL_ID_BIT)
         ids.reserve(high, np.array([i is not None for i in batch]))
         zeros = np.zeros(len(batch), np.int64)
+        low = zeros if lows is None else lows[k]
         kernel.add_rows(
-            zeros, zeros, flags, high, zeros, np.zeros((0, len(batch))),
+            zeros, zeros, flags, high, low, np.zeros((0, len(batch))),
             kernel.unit_pairs(np.zeros(1, np.int64), np.zeros(1, np.uint32), np.ones(1, np.bool_)),
             (empty, empty, empty, empty, empty), False, True,
             ids.bits, ids.keys, ids.state, np.zeros((0, 1)), checks,
@@ -324,6 +328,39 @@ def _duplicates(batches: list[list[int | None]]) -> int:
 def test_repeated_event_ids_are_counted_as_a_set_would(batches):
     flat = [i for batch in batches for i in batch]
     assert _duplicates(batches) == len(flat) - len(set(flat))
+
+
+def test_text_event_ids_are_counted_as_a_set_would_as_the_table_grows():
+    """Fingerprint words (high, low), some high words shared or the free marker, 0.2 M rows."""
+    rng = np.random.default_rng(7)
+    highs = np.concatenate([rng.integers(-(2**63), 2**63 - 1, 60_000), [kernel.FREE, 0, 1]])
+    pick = rng.integers(0, len(highs), 200_000)
+    high, low = highs[pick], rng.integers(0, 3, len(pick))  # a high word with up to three lows
+    batches = [high[i : i + 10_000].tolist() for i in range(0, len(pick), 10_000)]
+    lows = [low[i : i + 10_000] for i in range(0, len(pick), 10_000)]
+    distinct = len(set(zip(high.tolist(), low.tolist(), strict=True)))
+    assert _duplicates(batches, lows) == len(pick) - distinct
+
+
+def test_expected_rows_scale_the_first_rows_share_to_every_row(tmp_path, monkeypatch):
+    """The estimate that sizes the text event ids' table (`dense_rows._expected_rows`)."""
+    at = datetime(2026, 10, 2, tzinfo=UTC)
+    pl.DataFrame({"user_id": ["u"], "variant": ["control"], "exposed_at": [at]}).write_parquet(
+        tmp_path / "exposures.parquet"
+    )
+    names = ["page_view"] * 9 + ["purchase"]  # a tenth of the rows some metric uses
+    pl.DataFrame(
+        {"user_id": ["u"] * 2000, "ts": [at] * 2000, "event_name": names * 200}
+    ).write_parquet(tmp_path / "events.parquet")
+    spec = yaml.safe_load(yaml.safe_dump(BASE_PLAN))
+    spec["exposures"]["path"] = "exposures.parquet"
+    spec["sources"]["events"]["path"] = "events.parquet"
+    (tmp_path / "plan.yaml").write_text(yaml.safe_dump(spec))
+    bound = bind_plan(load_plan(tmp_path / "plan.yaml"))
+    measures = dense_rows.Measures.of(bound, "events")
+    monkeypatch.setattr(dense_rows, "_SAMPLE_ROWS", 100)
+    expected = dense_rows._expected_rows(bound.sources["events"], measures)
+    assert expected == int(200 * dense_rows._MARGIN)
 
 
 def test_unit_pairs_hold_each_start_and_code_and_minus_one_for_units_that_do_not_count():
