@@ -157,7 +157,7 @@ class IdSet:
     def __init__(self, integer: bool, rows: int = 0) -> None:
         """`rows`: how many ids to expect, if known (the table then never grows)."""
         self.bits = np.zeros(0, np.uint64)
-        self.keys = _free_keys(0 if integer else _next_prime(max(1 << 16, 2 * rows)))
+        self.keys = _free_keys(0 if integer else _next_prime(max(1 << 16, int(_ROOM * rows))))
         # ids held, a null id seen, 1 once hashed, the bitmap's first id
         self.state = np.array([0, 0, 0 if integer else 1, 0], np.int64)
 
@@ -168,7 +168,7 @@ class IdSet:
                 self._cover(ids[present])
             if not self.state[2]:
                 return
-        needed = 2 * (int(self.state[0]) + len(ids))
+        needed = int(_ROOM * (int(self.state[0]) + len(ids)))
         if needed <= len(self.keys):
             return
         keys = _free_keys(_next_prime(max(needed, 2 * len(self.keys))))
@@ -197,6 +197,7 @@ class IdSet:
 
 
 FREE = np.iinfo(np.int64).min  # both words of a free slot of `IdSet.keys`
+_ROOM = 1.5  # slots per id in `IdSet.keys`: two thirds full at most (12 M text ids: 0.3 GB)
 
 
 def _free_keys(n: int) -> I64:

@@ -71,6 +71,9 @@ class RangeSlots:
         """Per slot: has source `name` a row for the unit?"""
         return self.bitmaps[name].seen
 
+    def release(self) -> None:
+        """Nothing to let go: the bitmaps are the coverage columns."""
+
 
 @dataclass(slots=True)
 class KeyedSlots:
@@ -130,6 +133,12 @@ class KeyedSlots:
         for batch in id_batches(ids):
             marker.add(batch)
         return marker.covered()
+
+    def release(self) -> None:
+        """Let the table of keys go once every source's rows and coverage are read."""
+        from croctl.pipeline.unit_index import UnitIndex
+
+        self.index = UnitIndex()
 
 
 Slots = RangeSlots | KeyedSlots

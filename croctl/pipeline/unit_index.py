@@ -21,10 +21,13 @@ hashed to `EMPTY` (2^-64 each).
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 from numba import njit
 
 from croctl.pipeline.kernel import AHEAD, I64, U64, Bools
 from croctl.pipeline.prefetch import prefetch
+
+I32 = npt.NDArray[np.int32]
 
 EMPTY = np.iinfo(np.int64).min  # a free place in the table
 NO_SLOT = -1  # a null id; in `find`, also an id no exposure has
@@ -40,7 +43,7 @@ class UnitIndex:
     def __init__(self, bits: int = 16) -> None:
         self.bits = bits
         self.table = _empty_table(bits)
-        self.slots = np.zeros(1 << bits, np.int64)
+        self.slots = np.zeros(1 << bits, np.int32)  # 2^31 units would not fit in memory
         # slots given, the slot of the key whose high word is EMPTY
         self.state = np.array([0, NO_SLOT], np.int64)
 
@@ -75,7 +78,7 @@ class UnitIndex:
             bits += 1
         if bits == self.bits:
             return
-        table, slots = _empty_table(bits), np.zeros(1 << bits, np.int64)
+        table, slots = _empty_table(bits), np.zeros(1 << bits, np.int32)
         _rehash(self.table, self.slots, table, slots, bits)
         self.table, self.slots, self.bits = table, slots, bits
 
@@ -130,7 +133,7 @@ def _place(high: np.int64, bits: int) -> np.int64:  # pragma: no cover - compile
 
 @njit(cache=True, nogil=True)
 def _slots(
-    table: I64, slots: I64, state: I64, bits: int,
+    table: I64, slots: I32, state: I64, bits: int,
     high: I64, low: I64, null: Bools, insert: bool, out: I64,
 ) -> None:  # fmt: skip  # pragma: no cover - compiled
     """Each row's slot (`NO_SLOT`: a null id, or a new key when not `insert`ing)."""
@@ -201,7 +204,7 @@ def _mark(table: I64, bits: int, high: I64, grouped: I64, places: U64) -> None: 
 
 
 @njit(cache=True, nogil=True)
-def _harvest(slots: I64, state: I64, places: U64, covered: Bools) -> None:  # pragma: no cover
+def _harvest(slots: I32, state: I64, places: U64, covered: Bools) -> None:  # pragma: no cover
     for i in range(len(slots)):
         if _is_set(places, np.int64(i)):
             covered[slots[i]] = True
@@ -210,9 +213,11 @@ def _harvest(slots: I64, state: I64, places: U64, covered: Bools) -> None:  # pr
 
 
 @njit(cache=True, nogil=True)
-def _rehash(table: I64, slots: I64, to: I64, to_slots: I64, bits: int) -> None:  # pragma: no cover
+def _rehash(table: I64, slots: I32, to: I64, to_slots: I32, bits: int) -> None:  # pragma: no cover
     mask = len(to) - 1
     for k in range(len(table)):
+        if k + AHEAD < len(table) and table[k + AHEAD, 0] != EMPTY:
+            prefetch(to, _place(table[k + AHEAD, 0], bits))  # the keys land anywhere in `to`
         if table[k, 0] == EMPTY:
             continue
         i = _place(table[k, 0], bits)
