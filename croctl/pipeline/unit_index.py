@@ -20,6 +20,8 @@ hashed to `EMPTY` (2^-64 each).
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
+
 import numpy as np
 import numpy.typing as npt
 from numba import njit
@@ -89,17 +91,23 @@ class Marker:
     A source's rows name units in no order (150 M at 10 M users), and one random read of a
     table far larger than the cache per row cost ~50 ns. So the high words wait in a buffer;
     when it is full, they are grouped by the range of places they start probing at
-    (4096 ranges: 32 KiB each at 10 M units), and each group reads its range while it is in cache.
+    (4096 ranges: 64 KiB each at 10 M units), and each group reads its range while it is in cache.
+    A full buffer is marked on a thread of its own (the loop releases the GIL) while the next
+    one fills: the read that gives the words runs on, instead of waiting for each flush.
     """
 
-    BUFFER = 1 << 22  # high words per flush (32 MiB, twice over)
+    BUFFER = 1 << 22  # high words per flush (32 MiB, four times over)
 
     def __init__(self, index: UnitIndex) -> None:
         self.index = index
         # one bit per place (the last one: the EMPTY key): 2 MiB for 16 M places
         self.places = np.zeros(len(index.table) // 64 + 1, np.uint64)
         self.buffer = np.empty(self.BUFFER, np.int64)
+        self.spare = np.empty(self.BUFFER, np.int64)  # the buffer being marked, if any
+        self.grouped = np.empty(self.BUFFER, np.int64)
         self.held = 0
+        self.marking: Future[None] | None = None
+        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="croctl-marker")
 
     def add(self, high: I64) -> None:
         """Mark the keys whose high word is in `high` (no nulls), now or at the next flush."""
@@ -115,15 +123,25 @@ class Marker:
     def covered(self) -> Bools:
         """Per slot: was it marked?"""
         self._flush()
+        self._wait()
+        self.worker.shutdown()
         covered = np.zeros(self.index.size, np.bool_)
         _harvest(self.index.slots, self.index.state, self.places, covered)
         return covered
 
     def _flush(self) -> None:
-        index, words = self.index, self.buffer[: self.held]
-        grouped = np.empty_like(words)
-        _mark(index.table, index.bits, words, grouped, self.places)
-        self.held = 0
+        """Start marking the buffer's words, once the previous ones are marked."""
+        self._wait()
+        index, words, grouped = self.index, self.buffer[: self.held], self.grouped[: self.held]
+        self.marking = self.worker.submit(
+            _mark, index.table, index.bits, words, grouped, self.places
+        )
+        self.buffer, self.spare, self.held = self.spare, self.buffer, 0
+
+    def _wait(self) -> None:
+        if self.marking is not None:
+            self.marking.result()
+            self.marking = None
 
 
 @njit(cache=True, inline="always")
