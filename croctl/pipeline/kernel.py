@@ -155,7 +155,7 @@ class IdSet:
     MIN_BITS = 1 << 26  # 8 MB: any range this small stays a bitmap
 
     def __init__(self, integer: bool, rows: int = 0) -> None:
-        """`rows`: how many ids to expect, if known (the table then never grows)."""
+        """`rows`: how many ids to expect, if known (the table grows only past it)."""
         self.bits = np.zeros(0, np.uint64)
         self.keys = _free_keys(0 if integer else _next_prime(max(1 << 16, int(_ROOM * rows))))
         # ids held, a null id seen, 1 once hashed, the bitmap's first id

@@ -96,7 +96,7 @@ class Marker:
     one fills: the read that gives the words runs on, instead of waiting for each flush.
     """
 
-    BUFFER = 1 << 22  # high words per flush (32 MiB, four times over)
+    BUFFER = 1 << 22  # high words per flush (32 MiB each: filling, being marked, grouped)
 
     def __init__(self, index: UnitIndex) -> None:
         self.index = index
