@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+from scipy import optimize
 from statsmodels.stats.power import NormalIndPower, normal_power_het, normal_sample_size_one_tail
 
 from croctl.stats import (
@@ -16,6 +17,7 @@ from croctl.stats import (
     units_needed,
     units_to_clear_margin,
 )
+from croctl.stats import power as power_module
 
 GRID = [
     # (mean, sd, relative mde, alpha, power, control share)
@@ -188,3 +190,23 @@ def test_power_command_from_a_plan_powers_the_guardrails():
 def test_power_command_bad_options_are_usage_errors(args):
     code, stderr = _power(*args)
     assert code == 2 and stderr.count("\n") == 1 and "Traceback" not in stderr
+
+
+@pytest.mark.parametrize(
+    ("f", "low", "high"),
+    [
+        (lambda x: x**3 - 2 * x - 5, 2.0, 3.0),  # Newton's cubic
+        (lambda x: math.exp(-x) - 1e-9, 0.0, 50.0),  # flat near its root
+        (lambda x: 1e7 - x * x, 1.0, 1e6),  # a sample size's scale
+        (lambda x: math.tanh(x - 1e-10), 1e-12, 1.0),  # a root near the bracket's end
+    ],
+)
+def test_root_matches_scipy_brentq(f, low, high):
+    assert power_module._root(f, low, high) == pytest.approx(
+        optimize.brentq(f, low, high), rel=1e-12, abs=4e-12
+    )
+
+
+def test_root_refuses_a_bracket_without_a_sign_change():
+    with pytest.raises(ValueError, match="no sign change"):
+        power_module._root(lambda x: x * x + 1, -1.0, 1.0)
