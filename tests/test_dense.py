@@ -306,7 +306,7 @@ def _duplicates(batches: list[list[int | None]], lows: list[np.ndarray] | None =
             zeros, zeros, flags, high, low, np.zeros((0, len(batch))),
             kernel.unit_pairs(np.zeros(1, np.int64), np.zeros(1, np.uint32), np.ones(1, np.bool_)),
             (empty, empty, empty, empty, empty), False, True,
-            ids.bits, ids.keys, ids.state, np.zeros((0, 1)), checks,
+            ids.bits, ids.keys, ids.state, np.zeros((0, 1)), checks, k % 2 == 0,
         )  # fmt: skip
     return int(checks[1, 0])
 
@@ -361,6 +361,15 @@ def test_expected_rows_scale_the_first_rows_share_to_every_row(tmp_path, monkeyp
     monkeypatch.setattr(dense_rows, "_SAMPLE_ROWS", 100)
     expected = dense_rows._expected_rows(bound.sources["events"], measures)
     assert expected == int(200 * dense_rows._MARGIN)
+
+
+def test_rows_of_far_apart_units_are_told_from_rows_grouped_by_unit():
+    rng = np.random.default_rng(5)
+    grouped = np.repeat(np.arange(5000, dtype=np.int64), 3)  # an export sorted by unit
+    assert not kernel.far_apart(grouped)
+    assert not kernel.far_apart(np.sort(rng.integers(0, 10_000, 4000)))  # kept rows of nearby units
+    assert kernel.far_apart(rng.integers(0, 10_000_000, 4000))  # an export in time order
+    assert not kernel.far_apart(np.zeros(1, np.int64))  # one row: nothing to judge
 
 
 def test_unit_pairs_hold_each_start_and_code_and_minus_one_for_units_that_do_not_count():

@@ -70,8 +70,9 @@ def source_sums(
         flags = batch.get_column("__flags").to_numpy()
         id_high = batch.get_column("__id_high").to_numpy()
         ids.reserve(id_high, flags >> kernel.NULL_ID_BIT & 1 == 0)
+        unit = slots.of(batch)
         kernel.add_rows(
-            slots.of(batch),
+            unit,
             batch.get_column("__ts").to_numpy(),
             flags,
             id_high,
@@ -86,6 +87,7 @@ def source_sums(
             ids.state,
             sums,
             checks,
+            slots.scattered or kernel.far_apart(unit),
         )
     return sums, checks, measures.columns
 

@@ -249,9 +249,15 @@ def _rehash(keys: I64, to: I64) -> None:  # pragma: no cover - compiled
 def unit_pairs(start: I64, variant: U32, valid: Bools) -> I64:
     """Per slot, the unit's start and variant code (-1: not valid) side by side (`add_rows`)."""
     pairs = np.empty((len(start), 2), np.int64)
-    pairs[:, 0] = start
-    pairs[:, 1] = np.where(valid, variant.astype(np.int64), -1)
+    _pair(start, variant, valid, pairs)  # numpy's strided writes and temporaries: ~10x longer
     return pairs
+
+
+@njit(cache=True, nogil=True)
+def _pair(start: I64, variant: U32, valid: Bools, pairs: I64) -> None:  # pragma: no cover
+    for u in range(len(start)):
+        pairs[u, 0] = start[u]
+        pairs[u, 1] = variant[u] if valid[u] else -1
 
 
 @njit(cache=True, nogil=True)
@@ -271,8 +277,13 @@ def add_rows(
     id_state: I64,
     sums: F64,
     checks: I64,
+    ahead: bool,
 ) -> None:  # pragma: no cover - compiled; run by every dense readout
     """Add one batch of rows into `sums[j, unit]` and the per-variant `checks`.
+
+    `ahead`: prefetch each row's lines a few rows early (`far_apart` rows; else the CPU's own
+    prefetcher follows the rows and the asking only costs: 10 M users grouped by user, 0.6 s of
+    loop against 1.0 s).
 
     `units[u]`: unit u's start and variant code, the code -1 when the unit is not valid (one
     cache line for both: `unit_pairs`). Rows without a unit (a negative slot) or of units that
@@ -286,7 +297,7 @@ def add_rows(
     by_unit = sums.T  # row u: the unit's sums (together when the rows come scattered)
     n = len(unit)
     for r in range(n):
-        if r + AHEAD < n:  # rows scattered over the units miss the cache: ask for them early
+        if ahead and r + AHEAD < n:  # rows scattered over the units miss the cache: ask early
             _ask_ahead(
                 r + AHEAD, unit, flags, id_high, units, by_unit, has_id, id_bits, id_keys, id_state
             )
@@ -350,6 +361,18 @@ def _ask_ahead(
 
 
 AHEAD = 8  # rows: far enough for the lines to arrive in time, few enough that none is dropped
+_NEAR = 64  # slots: a step between neighbouring rows' units this short stays in the cache's reach
+_SAMPLE = 4096  # rows `far_apart` looks at
+
+
+def far_apart(unit: I64) -> bool:
+    """Do a batch's rows jump between distant units (an export in time order, not by unit)?
+
+    Judged on its first rows: in an export grouped by unit, most neighbouring rows are of the
+    same unit or the next ones.
+    """
+    steps = np.abs(np.diff(unit[:_SAMPLE]))
+    return bool(len(steps)) and float(np.mean(steps > _NEAR)) > 0.5
 
 
 @njit(cache=True, nogil=True)
