@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -59,3 +61,21 @@ def test_slots_and_marks_match_a_dict_and_a_set(batches, probes, rows):
     # a high word marks one key that has it (the one met first): at most one slot per word
     assert set(np.flatnonzero(covered)) <= marked
     assert len(set(np.flatnonzero(covered))) == len({k[0] for k in expected} & highs)
+
+
+def _marker_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("croctl-marker")]
+
+
+def test_slots_released_after_a_failed_read_leave_no_marker_thread():
+    from croctl.pipeline.slots import KeyedSlots
+
+    before = _marker_threads()
+    slots = KeyedSlots(bound=None)  # type: ignore[arg-type]  # marking reads no plan
+    slots.index.assign(*_words([(1, 0), (2, 0)]))
+    slots.markers["events"] = _SmallMarker(slots.index)
+    slots.markers["events"].add(np.arange(20, dtype=np.int64))  # flushed: its thread started
+    assert len(_marker_threads()) > len(before)
+    slots.release()  # as `dense_results` does when a read fails before `covered`
+    assert _marker_threads() == before
+    assert slots.markers == {}

@@ -110,16 +110,18 @@ def dense_results(bound: BoundPlan, slots: Slots) -> dict[str, pl.DataFrame]:
     }
     pairs = unit_pairs(units.first, units.low, valid)  # every source's rows look units up
     units.first, units.high = np.zeros(0, np.int64), np.zeros(0, np.uint32)  # read no more (0.1 GB)
-    for name, source in bound.sources.items():
-        measures, checks, measured = source_sums(bound, source, slots, pairs)
-        for side, j in measured.items():
-            columns[side] = f"__sum:{name}:{j}"
-            sums[columns[side]] = measures[j]
-        results[f"rows:{name}"] = _per_variant(checks, source_counts(plan, name))
-    del pairs  # coverage reads each row's unit alone: ~0.16 GB less held while it reads
-    for name in bound.sources:
-        table[f"__covered:{name}"] = slots.covered(name)
-    slots.release()  # the keyed slots' table: ~0.3 GB at 10 M units, not read by the cells
+    try:
+        for name, source in bound.sources.items():
+            measures, checks, measured = source_sums(bound, source, slots, pairs)
+            for side, j in measured.items():
+                columns[side] = f"__sum:{name}:{j}"
+                sums[columns[side]] = measures[j]
+            results[f"rows:{name}"] = _per_variant(checks, source_counts(plan, name))
+        del pairs  # coverage reads each row's unit alone: ~0.16 GB less held while it reads
+        for name in bound.sources:
+            table[f"__covered:{name}"] = slots.covered(name)
+    finally:
+        slots.release()  # the keyed slots' table (~0.3 GB at 10 M units), not read by the cells
     frame = pl.DataFrame(table | sums).lazy().filter(pl.col(VALID))
     frame = frame.with_columns(
         pl.col(VARIANT).cat.to(pl.Categorical),

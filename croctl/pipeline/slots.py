@@ -130,14 +130,23 @@ class KeyedSlots:
         if self.bound.unit_dtype.is_integer():
             ids = ids.select(_integer_word(pl.col(UNIT), self.bound.unit_dtype).alias(UNIT))
         marker = self.index.marker()
-        for batch in id_batches(ids):
-            marker.add(batch)
-        return marker.covered()
+        try:
+            for batch in id_batches(ids):
+                marker.add(batch)
+            return marker.covered()
+        finally:
+            marker.close()
 
     def release(self) -> None:
-        """Let the table of keys go once every source's rows and coverage are read."""
+        """Let the table of keys go once every source's rows and coverage are read, or failed.
+
+        Also lets go of the marker threads of sources whose read failed before `covered`.
+        """
         from croctl.pipeline.unit_index import UnitIndex
 
+        for marker in self.markers.values():
+            marker.close()
+        self.markers.clear()
         self.index = UnitIndex()
 
 

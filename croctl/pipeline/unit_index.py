@@ -124,10 +124,14 @@ class Marker:
         """Per slot: was it marked?"""
         self._flush()
         self._wait()
-        self.worker.shutdown()
+        self.close()
         covered = np.zeros(self.index.size, np.bool_)
         _harvest(self.index.slots, self.index.state, self.places, covered)
         return covered
+
+    def close(self) -> None:
+        """Let the worker thread go (a read that failed leaves the marking unfinished)."""
+        self.worker.shutdown(cancel_futures=True)
 
     def _flush(self) -> None:
         """Start marking the buffer's words, once the previous ones are marked."""
