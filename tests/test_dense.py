@@ -57,14 +57,22 @@ def test_fixtures_give_the_hash_query_report(name, tmp_path, monkeypatch):
     _on_both(integer_ids(FIXTURES[name].write(source), tmp_path), monkeypatch)
 
 
-def test_the_benchmark_export_gives_the_hash_query_report(tmp_path, monkeypatch):
-    """Integer ids as generated: caps, CUPED, ratios, two segments, every trust check."""
+@pytest.mark.parametrize("shape", ["tidy", "scattered"])
+def test_the_benchmark_export_gives_the_hash_query_report(tmp_path, monkeypatch, shape):
+    """Integer ids as generated: caps, CUPED, ratios, two segments, every trust check.
+
+    Events grouped by user sum measure by measure; in time order, unit by unit (`_zeros`).
+    """
     monkeypatch.syspath_prepend(str(ROOT / "bench"))
     import generate  # type: ignore[import-not-found]
 
-    generate.generate(3000, 15, "parquet", tmp_path, shape="tidy")
+    generate.generate(3000, 15, "parquet", tmp_path, shape=shape)
+    layouts = []
+    original = dense_rows._zeros
+    monkeypatch.setattr(dense_rows, "_zeros", lambda *a: layouts.append(a[1]) or original(*a))
     report = _on_both(tmp_path / "plan.yaml", monkeypatch)
     assert report["verdict"] != "invalid"
+    assert layouts == [shape == "scattered"]
 
 
 def _edge_export(

@@ -48,8 +48,7 @@ def source_sums(
     measures = Measures.of(bound, source.name)
     values = bound.plan.source_values(source.name)
     shape = (len(measures.flag), len(units))
-    # `sums[j, u]` either way; a unit's measures side by side when its rows come scattered
-    sums = np.zeros(shape[::-1]).T if slots.scattered else np.zeros(shape)
+    sums: F64 | None = None  # laid out by how the first batch's rows come (`_zeros`)
     variants = int(units[:, 1].max(initial=0)) + 1
     checks = np.zeros((len(source_counts(bound.plan, source.name)), variants), np.int64)
     spans = measures.spans(values)
@@ -71,6 +70,9 @@ def source_sums(
         id_high = batch.get_column("__id_high").to_numpy()
         ids.reserve(id_high, flags >> kernel.NULL_ID_BIT & 1 == 0)
         unit = slots.of(batch)
+        scattered = slots.scattered or kernel.far_apart(unit)
+        if sums is None:
+            sums = _zeros(shape, scattered)
         kernel.add_rows(
             unit,
             batch.get_column("__ts").to_numpy(),
@@ -87,9 +89,18 @@ def source_sums(
             ids.state,
             sums,
             checks,
-            slots.scattered or kernel.far_apart(unit),
+            scattered,
         )
-    return sums, checks, measures.columns
+    return (_zeros(shape, slots.scattered) if sums is None else sums), checks, measures.columns
+
+
+def _zeros(shape: tuple[int, int], scattered: bool) -> F64:
+    """`sums[j, u]`, zero; a unit's measures side by side when its rows come scattered.
+
+    Rows in no order of the units (text ids' slots, or an export in time order) each touch
+    their unit's sums: one cache line for all its measures instead of one per measure.
+    """
+    return np.zeros(shape[::-1]).T if scattered else np.zeros(shape)
 
 
 def csv_sources(bound: BoundPlan) -> set[str]:

@@ -41,7 +41,7 @@ class RangeSlots:
     bitmaps: dict[str, Bitmap]
 
     names = (IDX,)  # the columns `columns` adds
-    scattered = False  # a unit's rows usually come together (ids numbered as they were written)
+    scattered = False  # rows may come by unit (ids numbered as written); `kernel.far_apart` tells
 
     @property
     def size(self) -> int:
