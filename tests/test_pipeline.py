@@ -195,6 +195,42 @@ def test_ids_with_leading_zeros_stay_distinct_text(tmp_path, make_plan):
     assert result == {"control": (1, 1.0), "treatment": (1, 0.0)}
 
 
+def test_binary_ids_read_as_their_hex_text(tmp_path, make_plan):
+    """A Parquet UUID column (16 raw bytes, not UTF-8) keys as `uuid.hex`: the same units."""
+    import uuid
+
+    ids = [uuid.UUID(int=(0xFF << 120) + i) for i in range(4)]  # bytes no UTF-8 text has
+    start = datetime(2026, 10, 2, tzinfo=UTC)
+    for name, as_id in (("binary", lambda u: u.bytes), ("text", lambda u: u.hex)):
+        folder = tmp_path / name
+        folder.mkdir()
+        pl.DataFrame(
+            {
+                "user_id": [as_id(u) for u in ids],
+                "variant": ["control", "treatment"] * 2,
+                "exposed_at": [start] * 4,
+            }
+        ).write_parquet(folder / "exposures.parquet")
+        pl.DataFrame(  # units 0 and 1 buy, unit 2 only looks
+            {
+                "user_id": [as_id(u) for u in ids[:3]],
+                "ts": [start + timedelta(hours=1)] * 3,
+                "event_name": ["purchase", "purchase", "page_view"],
+            }
+        ).write_parquet(folder / "events.parquet")
+    results = {}
+    for name in ("binary", "text"):
+        events = {**BASE_PLAN["sources"]["events"], "path": f"{name}/events.parquet"}
+        plan = make_plan(
+            exposures={**BASE_PLAN["exposures"], "path": f"{name}/exposures.parquet"},
+            sources={"events": events},
+        )
+        stats = collect_stats(load_plan(plan))
+        results[name] = {v: (n, m[0].y) for v, (n, m) in stats.by_variant().items()}
+        assert stats.sources["events"].covered == {"control": 2, "treatment": 1}
+    assert results["binary"] == results["text"] == {"control": (2, 1.0), "treatment": (2, 1.0)}
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.one_of(st.none(), st.text(max_size=40)), max_size=60))
 def test_text_id_fingerprints_are_as_distinct_as_the_ids(ids):

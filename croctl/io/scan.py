@@ -126,6 +126,9 @@ def scan_export(files: ExportFiles, needs: ColumnNeeds, timezone: str | None) ->
             inferred.append(_utc(files, name, schema[name], per_value, timezone).alias(name))
         elif name in needs.numbers:
             column = column.cast(pl.Float64, strict=True)
+        elif name in needs.keys and schema[name] == pl.Binary:
+            # raw bytes (a Parquet UUID's 16) are no text: lowercase hex, as `uuid.hex` writes
+            column = column.bin.encode("hex")
         elif name in needs.keys and schema[name] != pl.String and not schema[name].is_integer():
             column = column.cast(pl.String)
         exprs.append(column.alias(name))
