@@ -374,10 +374,19 @@ def test_expected_rows_scale_the_first_rows_share_to_every_row(tmp_path, monkeyp
 def test_rows_of_far_apart_units_are_told_from_rows_grouped_by_unit():
     rng = np.random.default_rng(5)
     grouped = np.repeat(np.arange(5000, dtype=np.int64), 3)  # an export sorted by unit
-    assert not kernel.far_apart(grouped)
-    assert not kernel.far_apart(np.sort(rng.integers(0, 10_000, 4000)))  # kept rows of nearby units
-    assert kernel.far_apart(rng.integers(0, 10_000_000, 4000))  # an export in time order
-    assert not kernel.far_apart(np.zeros(1, np.int64))  # one row: nothing to judge
+    assert not dense_rows.far_apart(grouped)
+    assert not dense_rows.far_apart(np.sort(rng.integers(0, 10_000, 4000)))  # units nearby
+    assert dense_rows.far_apart(rng.integers(0, 10_000_000, 4000))  # an export in time order
+    assert not dense_rows.far_apart(np.zeros(1, np.int64))  # one row: nothing to judge
+
+
+def test_sums_laid_out_unit_by_unit_come_back_measure_by_measure():
+    by_unit = np.arange(21, dtype=np.float64).reshape(7, 3)  # 7 units, 3 measures
+    sums = by_unit.T  # `sums[j, u]`, as `dense_rows._zeros` lays it out for scattered rows
+    copied = kernel.measure_major(sums)
+    assert copied.flags.c_contiguous and np.array_equal(copied, sums)
+    already = np.zeros((3, 7))
+    assert kernel.measure_major(already) is already
 
 
 def test_unit_pairs_hold_each_start_and_code_and_minus_one_for_units_that_do_not_count():

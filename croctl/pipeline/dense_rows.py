@@ -70,7 +70,7 @@ def source_sums(
         id_high = batch.get_column("__id_high").to_numpy()
         ids.reserve(id_high, flags >> kernel.NULL_ID_BIT & 1 == 0)
         unit = slots.of(batch)
-        scattered = slots.scattered or kernel.far_apart(unit)
+        scattered = slots.scattered or far_apart(unit)
         if sums is None:
             sums = _zeros(shape, scattered)
         kernel.add_rows(
@@ -92,6 +92,21 @@ def source_sums(
             scattered,
         )
     return (_zeros(shape, slots.scattered) if sums is None else sums), checks, measures.columns
+
+
+def far_apart(unit: I64) -> bool:
+    """Do a batch's rows jump between distant units (an export in time order, not by unit)?
+
+    Judged on its first rows: in an export grouped by unit, most neighbouring rows are of the
+    same unit or the next ones. Such rows are prefetched (`kernel.add_rows`) and summed unit by
+    unit (`_zeros`).
+    """
+    steps = np.abs(np.diff(unit[:_SAMPLE]))
+    return bool(len(steps)) and float(np.mean(steps > _NEAR)) > 0.5
+
+
+_NEAR = 64  # slots: a step between neighbouring rows' units this short stays in the cache's reach
+_SAMPLE = 4096  # rows `far_apart` looks at
 
 
 def _zeros(shape: tuple[int, int], scattered: bool) -> F64:

@@ -41,7 +41,7 @@ class RangeSlots:
     bitmaps: dict[str, Bitmap]
 
     names = (IDX,)  # the columns `columns` adds
-    scattered = False  # rows may come by unit (ids numbered as written); `kernel.far_apart` tells
+    scattered = False  # rows may come by unit (numbered as written): `dense_rows.far_apart` tells
 
     @property
     def size(self) -> int:
