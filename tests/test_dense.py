@@ -282,18 +282,20 @@ def test_slots_by_range_for_compact_integer_ids_else_by_key(tmp_path, monkeypatc
     bound = bind_plan(plan)
     span = exposure_span(bound)
     assert span is not None and span.rows == 66
-    assert not dense.applies(bound, span)  # small: the hash query
+    assert dense.exposure_rows(bound, span) == dense.exposure_rows(bound, None) == 66
+    assert not dense.applies(bound, 66)  # small: the hash query
     monkeypatch.setattr(dense, "MIN_ROWS", 66)
-    assert dense.applies(bound, span)
-    assert dense.applies(bound, None)  # text ids: rows counted
+    assert dense.applies(bound, 66)
     monkeypatch.setattr(dense, "MIN_ROWS", 67)
-    assert not dense.applies(bound, None)
-    assert isinstance(dense.slots_for(bound, span, lambda skip: {}), RangeSlots)
+    assert not dense.applies(bound, 66)
+    assert isinstance(dense.slots_for(bound, span, 66, lambda skip: {}), RangeSlots)
     sparse = type(span)(span.lo, span.lo + 10 * span.rows, span.rows)
     assert isinstance(
-        dense.slots_for(bound, sparse, lambda skip: {}), KeyedSlots
+        dense.slots_for(bound, sparse, 66, lambda skip: {}), KeyedSlots
     )  # mostly empty slots
-    assert isinstance(dense.slots_for(bound, None, lambda skip: {}), KeyedSlots)
+    keyed = dense.slots_for(bound, None, 1 << 20, lambda skip: {})
+    assert isinstance(keyed, KeyedSlots)
+    assert keyed.index.bits == 20  # room for half the exposure rows before a rehash
 
 
 def _duplicates(batches: list[list[int | None]], lows: list[np.ndarray] | None = None) -> int:

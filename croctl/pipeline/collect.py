@@ -56,9 +56,10 @@ def collect_query(
 def _stats(bound: BoundPlan, covered: Mapping[str, Coverage] | None) -> SufficientStats:
     """`collect_query` without its second tries (a Polars error escapes)."""
     span = exposure_span(bound)
-    if dense.applies(bound, span):
+    rows = dense.exposure_rows(bound, span)
+    if dense.applies(bound, rows):
         slots = dense.slots_for(
-            bound, span, lambda skip: coverage_bitmaps(bound, span, _compiled_mark(), skip)
+            bound, span, rows, lambda skip: coverage_bitmaps(bound, span, _compiled_mark(), skip)
         )
         return stats_from_frames(
             split_caps(dense.dense_results(bound, slots), bound.plan), bound.plan

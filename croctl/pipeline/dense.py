@@ -56,14 +56,18 @@ SLOTS_PER_UNIT = 2  # arrays at most twice as long as there are exposure rows
 MIN_ROWS = 2_000_000  # fewer exposure rows: the hash query is as fast, without numba's start-up
 
 
-def applies(bound: BoundPlan, span: Span | None) -> bool:
-    """Use the arrays: enough exposure rows to pay for numba, and filters the loop can flag.
+def exposure_rows(bound: BoundPlan, span: Span | None) -> int:
+    """How many exposure rows there are.
 
-    `span`: the exposures' integer id range (None for text ids, whose rows are counted here).
+    `span`: the exposures' integer id range, which counted them (None for text ids, whose rows
+    are counted here: Parquet from the footers, a CSV by its lines).
     """
     assert bound.exposures.scan is not None
-    # text ids: Parquet counts from the footer, a CSV by its lines
-    rows = span.rows if span is not None else row_count(bound.exposures.scan.raw)
+    return span.rows if span is not None else row_count(bound.exposures.scan.raw)
+
+
+def applies(bound: BoundPlan, rows: int) -> bool:
+    """Use the arrays: enough exposure `rows` to pay for numba, and filters the loop can flag."""
     if rows < MIN_ROWS:
         return False
     for name in bound.sources:
@@ -74,16 +78,20 @@ def applies(bound: BoundPlan, span: Span | None) -> bool:
 
 
 def slots_for(
-    bound: BoundPlan, span: Span | None, bitmaps: Callable[[Collection[str]], dict[str, Bitmap]]
+    bound: BoundPlan,
+    span: Span | None,
+    rows: int,
+    bitmaps: Callable[[Collection[str]], dict[str, Bitmap]],
 ) -> Slots:
     """Slots by subtraction when the ids fill most of a range, else by key.
 
-    `bitmaps(skip)` builds the range's coverage bitmaps of the sources not in `skip`
-    (`collect.coverage_bitmaps`); a CSV source's come from its one read (`RangeSlots.mark`).
+    `rows`: how many exposure rows there are (`exposure_rows`). `bitmaps(skip)` builds the
+    range's coverage bitmaps of the sources not in `skip` (`collect.coverage_bitmaps`); a CSV
+    source's come from its one read (`RangeSlots.mark`).
     """
     if span is not None and span.compact and span.width <= SLOTS_PER_UNIT * span.rows:
         return RangeSlots(bound, span, bitmaps(csv_sources(bound)))
-    return KeyedSlots(bound)
+    return KeyedSlots(bound, rows)
 
 
 def dense_results(bound: BoundPlan, slots: Slots) -> dict[str, pl.DataFrame]:
@@ -170,7 +178,7 @@ class _Units:
         plan = bound.plan
         words = segment_words(len(plan.segments))
         names = [word.meta.output_name() for word in words]
-        units = cls.empty(len(words), len(plan.covariate_columns), slots.size)
+        units = cls.empty(len(words), len(plan.covariate_columns), slots.room)
         experiment = plan.experiment
         window = np.array(
             [
@@ -234,8 +242,9 @@ class _Units:
     def trimmed(self, size: int) -> _Units:
         """The first `size` slots, copied when the arrays are longer.
 
-        Keyed slots grow the arrays by doubling, so up to half of them is room no unit took (at
-        10 M users ~0.3 GB that would stay held to the end); views would keep all of it.
+        Keyed slots make room ahead (for half the exposure rows, then by doubling), so much of
+        the arrays may be room no unit took (at 10 M users up to ~0.3 GB that would stay held
+        to the end); views would keep all of it.
         """
         if len(self.first) == size:
             return self

@@ -49,6 +49,11 @@ class UnitIndex:
         # slots given, the slot of the key whose high word is EMPTY
         self.state = np.array([0, NO_SLOT], np.int64)
 
+    @classmethod
+    def for_keys(cls, keys: int) -> UnitIndex:
+        """An empty index with room for `keys` keys before its table doubles."""
+        return cls(_bits_for(keys + 1))  # the aside slot may be among them
+
     @property
     def size(self) -> int:
         """How many slots have been given."""
@@ -74,10 +79,7 @@ class UnitIndex:
 
     def _reserve(self, rows: int) -> None:
         """Room for `rows` more keys (a wider table)."""
-        needed = self.size + rows + 1  # the aside slot may be among them
-        bits = self.bits
-        while needed > _MAX_LOAD * (1 << bits):
-            bits += 1
+        bits = _bits_for(self.size + rows + 1, self.bits)  # the aside slot may be among them
         if bits == self.bits:
             return
         table, slots = _empty_table(bits), np.zeros(1 << bits, np.int32)
@@ -246,6 +248,13 @@ def _rehash(table: I64, slots: I32, to: I64, to_slots: I32, bits: int) -> None: 
         while to[i, 0] != EMPTY:
             i = (i + 1) & mask
         to[i, 0], to[i, 1], to_slots[i] = table[k, 0], table[k, 1], slots[k]
+
+
+def _bits_for(keys: int, bits: int = 16) -> int:
+    """The fewest bits, from `bits` up, of a table that holds `keys` keys."""
+    while keys > _MAX_LOAD * (1 << bits):
+        bits += 1
+    return bits
 
 
 def _empty_table(bits: int) -> I64:
