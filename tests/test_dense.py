@@ -387,6 +387,9 @@ def test_sums_laid_out_unit_by_unit_come_back_measure_by_measure():
     sums = by_unit.T  # `sums[j, u]`, as `dense_rows._zeros` lays it out for scattered rows
     copied = kernel.measure_major(sums)
     assert copied.flags.c_contiguous and np.array_equal(copied, sums)
+    units = 2 * kernel._BLOCK + 5  # blocks copied in parallel, the last one short
+    wide = np.random.default_rng(3).random((units, 4)).T
+    assert np.array_equal(kernel.measure_major(wide), wide)
     already = np.zeros((3, 7))
     assert kernel.measure_major(already) is already
 
