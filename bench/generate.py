@@ -5,7 +5,7 @@
 Writes `exposures.<fmt>` (two arms, device and channel segments, a pre-period covariate) and
 `events/part-NNN.<fmt>` (about 92 % page views no metric uses, then add_to_cart, purchase with
 revenue, refund, payment_error), in chunks of users so memory stays flat whatever the size, plus
-`plan.yaml` reading them. Three shapes:
+`plan.yaml` reading them. Five shapes:
 
 - `tidy` (the default): integer user and event ids, one exposure row per user, each user's
   events together.
@@ -15,6 +15,10 @@ revenue, refund, payment_error), in chunks of users so memory stays flat whateve
 - `realistic`: ids are 32-character hex strings (as UUIDs are), each user is exposed one to
   several times (later rows may come from another device), and each part's events are in time
   order, so a user's events are scattered through the file.
+- `uuid`: user ids are UUIDs as text (36 characters with dashes), each part's events in no
+  order, and the Parquet files written by pyarrow with its defaults (snappy, row groups of 1 Mi
+  rows, a dictionary page that falls back to plain encoding for such ids), as an export from
+  another tool might be.
 """
 
 from __future__ import annotations
@@ -74,14 +78,18 @@ metrics:
 """
 
 
-def _write(frame: pl.DataFrame, path: Path, fmt: str) -> None:
-    if fmt == "parquet":
+def _write(frame: pl.DataFrame, path: Path, fmt: str, shape: str) -> None:
+    if fmt == "parquet" and shape == "uuid":
+        import pyarrow.parquet as pq
+
+        pq.write_table(frame.to_arrow(), path)
+    elif fmt == "parquet":
         frame.write_parquet(path, row_group_size=1_000_000)
     else:
         frame.write_csv(path)
 
 
-SHAPES = ("tidy", "numbered", "scattered", "realistic")
+SHAPES = ("tidy", "numbered", "scattered", "realistic", "uuid")
 DEVICES, DEVICE_P = ["mobile", "desktop", "tablet"], [0.6, 0.33, 0.07]
 
 
@@ -90,6 +98,14 @@ def _hex_ids(rng: np.random.Generator, n: int) -> pl.Series:
     digits = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
     nibbles = rng.integers(0, 16, size=(n, 32), dtype=np.uint8)
     return pl.Series(digits[nibbles].view("S32").ravel()).cast(pl.String)
+
+
+def _uuid_ids(rng: np.random.Generator, n: int) -> pl.Series:
+    """n random UUIDs as text: 8-4-4-4-12 lowercase hex digits."""
+    digits = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+    text = digits[rng.integers(0, 16, size=(n, 32), dtype=np.uint8)]
+    text = np.insert(text, [8, 12, 16, 20], ord("-"), axis=1)
+    return pl.Series(np.ascontiguousarray(text).view("S36").ravel()).cast(pl.String)
 
 
 def _exposure_rows(rng: np.random.Generator, frame: pl.DataFrame, realistic: bool) -> pl.DataFrame:
@@ -127,7 +143,10 @@ def generate(
     exposures, total = [], 0
     for part, first in enumerate(range(0, users, CHUNK)):
         n = min(CHUNK, users - first)
-        ids = _hex_ids(rng, n) if realistic else pl.Series(np.arange(first, first + n))
+        if shape == "uuid":
+            ids = _uuid_ids(rng, n)
+        else:
+            ids = _hex_ids(rng, n) if realistic else pl.Series(np.arange(first, first + n))
         treated = rng.random(n) < 0.5
         start = rng.uniform(0, DAYS * 86400, n)
         first_exposures = pl.DataFrame(
@@ -163,9 +182,11 @@ def generate(
         )
         if shape in ("realistic", "scattered"):
             events = events.sort("ts")
-        _write(_written(events, shape), out / "events" / f"part-{part:03d}.{ext}", fmt)
+        elif shape == "uuid":
+            events = events.sample(fraction=1.0, shuffle=True, seed=int(rng.integers(2**32)))
+        _write(_written(events, shape), out / "events" / f"part-{part:03d}.{ext}", fmt, shape)
         total += m
-    _write(_written(pl.concat(exposures), shape), out / f"exposures.{ext}", fmt)
+    _write(_written(pl.concat(exposures), shape), out / f"exposures.{ext}", fmt, shape)
     (out / "plan.yaml").write_text(PLAN.format(ext=ext))
     return total
 

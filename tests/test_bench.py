@@ -52,6 +52,7 @@ def _readout(
         ("parquet", "numbered"),
         ("parquet", "scattered"),
         ("parquet", "realistic"),
+        ("parquet", "uuid"),
     ],
 )
 def test_duckdb_baseline_agrees_with_croctl(
