@@ -36,13 +36,14 @@ NO_SLOT = -1  # a null id; in `find`, also an id no exposure has
 _MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)  # 2^64 / golden ratio
 _MAX_LOAD = 0.7  # keys per place before the table doubles (linear probing slows past ~0.75)
 _ASIDE = 1  # in `state`: the slot of the key whose high word is EMPTY
+_MIN_BITS = 16  # the smallest table: 2^16 places (1.3 MiB)
 _PART_BITS = 14  # `Marker`: 2^14 groups of neighbouring places (16 KiB each at 16 M places)
 
 
 class UnitIndex:
     """Slots for unit keys (high, low words), numbered in order of first sight."""
 
-    def __init__(self, bits: int = 16) -> None:
+    def __init__(self, bits: int = _MIN_BITS) -> None:
         self.bits = bits
         self.table = _empty_table(bits)
         self.slots = np.zeros(1 << bits, np.int32)  # 2^31 units would not fit in memory
@@ -253,7 +254,7 @@ def _rehash(table: I64, slots: I32, to: I64, to_slots: I32, bits: int) -> None: 
         to[i, 0], to[i, 1], to_slots[i] = table[k, 0], table[k, 1], slots[k]
 
 
-def _bits_for(keys: int, bits: int = 16) -> int:
+def _bits_for(keys: int, bits: int = _MIN_BITS) -> int:
     """The fewest bits, from `bits` up, of a table that holds `keys` keys."""
     while keys > _MAX_LOAD * (1 << bits):
         bits += 1
