@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -10,17 +10,19 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
+from croctl.errors import DataError
 from croctl.io import FileFormat
 from croctl.pipeline.bind import BoundPlan, BoundSource
 from croctl.pipeline.build import measures_on
 from croctl.pipeline.held import KEEP, kept_chunks
 from croctl.pipeline.keys import fingerprint_words
-from croctl.pipeline.slots import Slots
+from croctl.pipeline.slots import KeyedSlots, Slots, long_ids
 from croctl.pipeline.table import source_counts
 from croctl.plan import MetricSpec
 
 if TYPE_CHECKING:
     from croctl.pipeline.kernel import F64, I64, MeasureSpans
+    from croctl.pipeline.unit_index import I32
 
 MAX_FILTERS = 32  # flag bits 0-31: one per distinct metric filter
 MAX_VALUES = 30  # flag bits 32-61: one per value column's NaN/inf (bit 62: a null event id)
@@ -35,12 +37,13 @@ def matrix(batch: pl.DataFrame, names: list[str], dtype: type[np.generic]) -> np
 
 
 def source_sums(
-    bound: BoundPlan, source: BoundSource, slots: Slots, units: I64
+    bound: BoundPlan, source: BoundSource, slots: Slots, units: I64, kept: I32 | None = None
 ) -> tuple[F64, I64, dict[str, int]]:
     """Per measure and slot, the source's sums; per check and variant code, its counts.
 
     `units`: per slot, the unit's start and variant code, -1 when its rows do not count
-    (`kernel.unit_pairs`).
+    (`kernel.unit_pairs`). `kept`: the kept rows' slots, when their ids were read apart
+    (`read_apart`); the kept rows' read then leaves the ids out.
     """
     from croctl.pipeline import kernel
 
@@ -60,16 +63,15 @@ def source_sums(
         batches = _one_pass(bound, source, slots, measures, values)
         ids = kernel.IdSet(integer)
     else:
-        rows = _tagged_rows(bound, source, slots, measures, values)
+        rows = _tagged_rows(bound, source, slots if kept is None else None, measures, values)
         batches = rows.collect_batches(engine="streaming", maintain_order=True)
         ids = kernel.IdSet(
             integer, 0 if integer or not spec.id else _expected_rows(source, measures)
         )
-    for batch in batches:
+    for batch, unit in _with_units(batches, slots, kept, source):
         flags = batch.get_column("__flags").to_numpy()
         id_high = batch.get_column("__id_high").to_numpy()
         ids.reserve(id_high, flags >> kernel.NULL_ID_BIT & 1 == 0)
-        unit = slots.of(batch)
         scattered = slots.scattered or far_apart(unit)
         if sums is None:
             sums = _zeros(shape, scattered)
@@ -92,6 +94,47 @@ def source_sums(
             scattered,
         )
     return (_zeros(shape, slots.scattered) if sums is None else sums), checks, measures.columns
+
+
+def read_apart(bound: BoundPlan, source: BoundSource, slots: Slots) -> I32 | None:
+    """The kept rows' slots from a read of every row's unit id, when the ids are stored long.
+
+    Polars decodes a column stored plainly (`slots.long_ids`) whole, filter or not: the kept
+    rows' read would decode every row's id a second time after coverage's read (10 M users,
+    150 M rows: ~7 s each). Read apart, the kept rows come without their ids. None: the kept
+    rows' read finds their slots. Also when every row is kept: the slots would be as many.
+    """
+    if not isinstance(slots, KeyedSlots) or not long_ids(bound, source):
+        return None
+    measures = Measures.of(bound, source.name)
+    if measures.unfiltered:
+        return None
+    return slots.kept_slots(source, pl.any_horizontal(measures.filters))
+
+
+def _with_units(
+    batches: Iterable[pl.DataFrame], slots: Slots, kept: I32 | None, source: BoundSource
+) -> Iterator[tuple[pl.DataFrame, I64]]:
+    """Each batch of kept rows with its rows' slots: `kept` in order, when read apart."""
+    if kept is None:
+        yield from ((batch, slots.of(batch)) for batch in batches)
+        return
+    at = 0
+    for batch in batches:
+        if at + batch.height > len(kept):
+            raise _changed(source)
+        yield batch, kept[at : at + batch.height].astype(np.int64)
+        at += batch.height
+    if at != len(kept):
+        raise _changed(source)
+
+
+def _changed(source: BoundSource) -> DataError:
+    """Two reads of a source disagree on its kept rows: it was written to as they ran."""
+    return DataError(
+        f"{source.files.label}: the export changed while it was read",
+        hint="read it again once it is written in full",
+    )
 
 
 def far_apart(unit: I64) -> bool:
@@ -261,14 +304,20 @@ def _one_pass(
 
 
 def _tagged_rows(
-    bound: BoundPlan, source: BoundSource, slots: Slots, measures: Measures, values: list[str]
+    bound: BoundPlan,
+    source: BoundSource,
+    slots: Slots | None,
+    measures: Measures,
+    values: list[str],
 ) -> pl.LazyFrame:
-    """The rows some metric could use: unit (`slots`), time, flag bits, event id words, values."""
+    """The rows some metric could use: unit (`slots`, if any), time, flags, event id, values."""
     assert source.scan is not None
     if measures.unfiltered:
         rows = source.scan.frame
     else:  # rows no metric uses (page views) drop at the scan, before their times are parsed
         rows = source.scan.filtered(pl.any_horizontal(measures.filters))
+    if slots is None:  # the ids were read apart (`KeyedSlots.kept_slots`)
+        return rows.select(_tags(bound, source, measures, values))
     rows = rows.with_columns(slots.columns(source))
     return rows.select(*slots.names, *_tags(bound, source, measures, values))
 
