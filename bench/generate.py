@@ -5,7 +5,7 @@
 Writes `exposures.<fmt>` (two arms, device and channel segments, a pre-period covariate) and
 `events/part-NNN.<fmt>` (about 92 % page views no metric uses, then add_to_cart, purchase with
 revenue, refund, payment_error), in chunks of users so memory stays flat whatever the size, plus
-`plan.yaml` reading them. Five shapes:
+`plan.yaml` reading them. Six shapes:
 
 - `tidy` (the default): integer user and event ids, one exposure row per user, each user's
   events together.
@@ -19,6 +19,7 @@ revenue, refund, payment_error), in chunks of users so memory stays flat whateve
   order, and the Parquet files written by pyarrow with its defaults (snappy, row groups of 1 Mi
   rows, a dictionary page that falls back to plain encoding for such ids), as an export from
   another tool might be.
+- `uuids`: the uuid shape with the event ids UUIDs as text too.
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ metrics:
 
 
 def _write(frame: pl.DataFrame, path: Path, fmt: str, shape: str) -> None:
-    if fmt == "parquet" and shape == "uuid":
+    if fmt == "parquet" and shape in ("uuid", "uuids"):
         import pyarrow.parquet as pq
 
         pq.write_table(frame.to_arrow(), path)
@@ -89,7 +90,7 @@ def _write(frame: pl.DataFrame, path: Path, fmt: str, shape: str) -> None:
         frame.write_csv(path)
 
 
-SHAPES = ("tidy", "numbered", "scattered", "realistic", "uuid")
+SHAPES = ("tidy", "numbered", "scattered", "realistic", "uuid", "uuids")
 DEVICES, DEVICE_P = ["mobile", "desktop", "tablet"], [0.6, 0.33, 0.07]
 
 
@@ -106,6 +107,15 @@ def _uuid_ids(rng: np.random.Generator, n: int) -> pl.Series:
     text = digits[rng.integers(0, 16, size=(n, 32), dtype=np.uint8)]
     text = np.insert(text, [8, 12, 16, 20], ord("-"), axis=1)
     return pl.Series(np.ascontiguousarray(text).view("S36").ravel()).cast(pl.String)
+
+
+def _event_ids(rng: np.random.Generator, shape: str, first: int, m: int) -> pl.Series:
+    """The next m event ids: numbers from `first`, or random text by shape."""
+    if shape == "uuids":
+        return _uuid_ids(rng, m)
+    if shape == "realistic":
+        return _hex_ids(rng, m)
+    return pl.Series(np.arange(first, first + m))
 
 
 def _exposure_rows(rng: np.random.Generator, frame: pl.DataFrame, realistic: bool) -> pl.DataFrame:
@@ -143,7 +153,7 @@ def generate(
     exposures, total = [], 0
     for part, first in enumerate(range(0, users, CHUNK)):
         n = min(CHUNK, users - first)
-        if shape == "uuid":
+        if shape in ("uuid", "uuids"):
             ids = _uuid_ids(rng, n)
         else:
             ids = _hex_ids(rng, n) if realistic else pl.Series(np.arange(first, first + n))
@@ -170,7 +180,7 @@ def generate(
         revenue = np.where(kind == 2, np.round(rng.lognormal(3.7, 0.8, m), 2), np.nan)
         events = pl.DataFrame(
             {
-                "event_id": _hex_ids(rng, m) if realistic else np.arange(total, total + m),
+                "event_id": _event_ids(rng, shape, total, m),
                 "user_id": ids.gather(owner),
                 "ts": ((START.timestamp() + offset) * 1e6).astype(np.int64),
                 "event_name": KINDS[kind],
@@ -182,7 +192,7 @@ def generate(
         )
         if shape in ("realistic", "scattered"):
             events = events.sort("ts")
-        elif shape == "uuid":
+        elif shape in ("uuid", "uuids"):
             events = events.sample(fraction=1.0, shuffle=True, seed=int(rng.integers(2**32)))
         _write(_written(events, shape), out / "events" / f"part-{part:03d}.{ext}", fmt, shape)
         total += m

@@ -53,6 +53,7 @@ def _readout(
         ("parquet", "scattered"),
         ("parquet", "realistic"),
         ("parquet", "uuid"),
+        ("parquet", "uuids"),
     ],
 )
 def test_duckdb_baseline_agrees_with_croctl(
