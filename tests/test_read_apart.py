@@ -36,8 +36,8 @@ def _spy_read_apart(monkeypatch: pytest.MonkeyPatch) -> list[object]:
 
 @pytest.mark.parametrize(
     "unit_id",
-    [(lambda i: f"u{i:03d}x", pl.String()), (lambda i: i * 10**12, pl.Int64())],
-    ids=["text", "sparse"],
+    [(lambda i: f"u{i:03d}x", pl.String()), (lambda i: f"u{i:03d}".encode(), pl.Binary())],
+    ids=["text", "binary"],
 )
 def test_ids_read_apart_give_the_hash_query_report(tmp_path, monkeypatch, unit_id):
     """Null ids, ids no exposure has, repeated rows, text event ids: as the hash query."""
@@ -87,6 +87,9 @@ def test_ids_stored_plainly_are_long_and_dictionary_ones_not(tmp_path):
     uuids = pl.read_parquet(events).with_columns(pl.col("user_id") + "-0000-0000-0000-000000000000")
     pq.write_table(uuids.to_arrow(), events, use_dictionary=False)  # as pyarrow's overflow
     assert slots_module.long_ids(bind_plan(plan), bound.sources["events"])
+    (tmp_path / "int").mkdir()
+    integers = bind_plan(load_plan(_edge_export(tmp_path / "int", int)))
+    assert not slots_module.long_ids(integers, integers.sources["events"])  # cheap to decode
 
 
 @pytest.mark.parametrize("rows", [[3, 2], [3, 2, 2]], ids=["fewer", "more"])
