@@ -72,6 +72,11 @@ def fingerprint_words(text: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
     return _high_word(text), text.hash(seed=_LOW_SEED).reinterpret(signed=True)
 
 
+def low_words(text: pl.Series) -> pl.Series:
+    """`fingerprint_words`' low words of the values, hashed eagerly (a few rows of many)."""
+    return text.hash(seed=_LOW_SEED).reinterpret(signed=True)
+
+
 def _high_word(text: pl.Expr) -> pl.Expr:
     """The high 64 bits of `fingerprint`, signed (and not null for null text)."""
     return text.hash(seed=_HIGH_SEED).reinterpret(signed=True)
