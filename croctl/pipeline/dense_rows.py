@@ -99,9 +99,10 @@ def source_sums(
 def read_apart(bound: BoundPlan, source: BoundSource, slots: Slots) -> I32 | None:
     """The kept rows' slots from a read of every row's unit id, when the ids are stored long.
 
-    Polars decodes a column stored plainly (`slots.long_ids`) whole, filter or not: the kept
-    rows' read would decode every row's id a second time after coverage's read (10 M users,
-    150 M rows: ~7 s each). Read apart, the kept rows come without their ids. None: the kept
+    Polars decodes a column stored plainly (UUID text from pyarrow, `slots.long_ids`) whole,
+    filter or not: the kept rows' read would decode every row's id a second time after
+    coverage's read (10 M users, 150 M rows: ~7 s each). Read apart, the kept rows come
+    without their ids, and the table of keys can go before the sums come. None: the kept
     rows' read finds their slots. Also when every row is kept: the slots would be as many.
     """
     if not isinstance(slots, KeyedSlots) or not long_ids(bound, source):
