@@ -164,6 +164,9 @@ def dense_results(bound: BoundPlan, slots: Slots) -> dict[str, pl.DataFrame]:
     return results | dict(zip(frames, collected, strict=True))
 
 
+_PER_UNIT = ("first", "low", "high", "words", "covariates")  # `_Units`' arrays with a slot axis
+
+
 @dataclass(slots=True)
 class _Units:
     """Per slot (`slots`): the unit's first in-window exposure.
@@ -243,7 +246,7 @@ class _Units:
         if size <= have:
             return
         wider = _Units.empty(len(self.words), len(self.covariates), max(size, 2 * have))
-        for name in ("first", "low", "high", "words", "covariates"):
+        for name in _PER_UNIT:
             getattr(wider, name)[..., :have] = getattr(self, name)
             setattr(self, name, getattr(wider, name))
 
@@ -256,7 +259,7 @@ class _Units:
         as its copy is made: copying all before letting any go was the realistic readout's
         peak (10 M users: 1.86 GiB in process).
         """
-        for name in ("first", "low", "high", "words", "covariates"):
+        for name in _PER_UNIT:
             if getattr(self, name).shape[-1] > size:
                 setattr(self, name, getattr(self, name)[..., :size].copy())
         return self
