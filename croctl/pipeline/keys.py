@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import polars as pl
 
 from croctl.pipeline.bind import BoundPlan, BoundSource
 from croctl.pipeline.names import UNIT, seg_col, word_col
 
+Text = TypeVar("Text", pl.Expr, pl.Series)  # a column as an expression, or its values
 _HIGH_SEED, _LOW_SEED = 0x5EED1, 0x5EED2  # the two hashes of `fingerprint`
 
 
@@ -69,11 +72,11 @@ def fingerprint(text: pl.Expr) -> pl.Expr:
 
 def fingerprint_words(text: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
     """`fingerprint`'s two hashes as signed 64-bit words (a pair of `Int64` keys, not null)."""
-    return _high_word(text), text.hash(seed=_LOW_SEED).reinterpret(signed=True)
+    return _high_word(text), low_word(text)
 
 
-def low_words(text: pl.Series) -> pl.Series:
-    """`fingerprint_words`' low words of the values, hashed eagerly (a few rows of many)."""
+def low_word(text: Text) -> Text:
+    """`fingerprint_words`' low word: of an expression, or of a Series eagerly (few of many)."""
     return text.hash(seed=_LOW_SEED).reinterpret(signed=True)
 
 

@@ -22,7 +22,7 @@ import polars as pl
 from croctl.io import FileFormat
 from croctl.pipeline.bind import BoundPlan, BoundSource
 from croctl.pipeline.coverage import Bitmap, Span, id_batches
-from croctl.pipeline.keys import fingerprint_words, low_words, source_ids, unit_id
+from croctl.pipeline.keys import fingerprint_words, low_word, source_ids, unit_id
 from croctl.pipeline.names import UNIT
 
 if TYPE_CHECKING:
@@ -163,7 +163,7 @@ class KeyedSlots:
             self.mark(source.name, batch)
             mask = batch.get_column(KEEP)
             kept = [batch.get_column(c).filter(mask) for c in (_HIGH, _NULL, UNIT)]
-            low = low_words(kept[2]).fill_null(0).to_numpy()
+            low = low_word(kept[2]).fill_null(0).to_numpy()
             slots = self.index.find(kept[0].to_numpy(), low, kept[1].to_numpy())
             found.append(slots.astype(np.int32))  # half the memory: slots fit 32 bits
         return np.concatenate(found)
