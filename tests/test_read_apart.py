@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from croctl.errors import DataError
+from croctl.io import ExportFiles, FileFormat, stored_row_bytes
 from croctl.pipeline import bind_plan, dense, dense_rows
 from croctl.pipeline import slots as slots_module
 from croctl.pipeline.slots import KeyedSlots
@@ -90,6 +91,14 @@ def test_ids_stored_plainly_are_long_and_dictionary_ones_not(tmp_path):
     (tmp_path / "int").mkdir()
     integers = bind_plan(load_plan(_edge_export(tmp_path / "int", int)))
     assert not slots_module.long_ids(integers, integers.sources["events"])  # cheap to decode
+
+
+def test_a_footer_that_cannot_be_read_says_nothing_of_the_ids(tmp_path):
+    """The scan's own read reports a broken file; the guess at the ids' width does not fail."""
+    broken = tmp_path / "broken.parquet"
+    broken.write_bytes(b"not a parquet file")
+    assert stored_row_bytes(ExportFiles("b", (broken,), FileFormat.PARQUET, ("u",)), "u") is None
+    assert stored_row_bytes(ExportFiles("c", (broken,), FileFormat.CSV, ("u",)), "u") is None
 
 
 @pytest.mark.parametrize("rows", [[3, 2], [3, 2, 2]], ids=["fewer", "more"])

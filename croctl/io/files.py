@@ -173,6 +173,29 @@ def _parquet_columns(path: Path) -> list[str]:
     return columns
 
 
+def stored_row_bytes(files: ExportFiles, name: str) -> float | None:
+    """Bytes a row of a Parquet column takes decoded but uncompressed, in the first row group.
+
+    A column kept in a dictionary takes a few; text stored plainly, its length and 4. None: not
+    Parquet, no row group, or a footer pyarrow cannot read (the scan's own read reports it).
+    """
+    import pyarrow as pa  # its footer reader gives each column's sizes; Polars' does not
+    import pyarrow.parquet as pq
+
+    if files.format is not FileFormat.PARQUET:
+        return None
+    try:
+        metadata = pq.read_metadata(files.paths[0])
+    except (OSError, ValueError, pa.ArrowException):
+        return None
+    if not metadata.num_row_groups:
+        return None
+    group = metadata.row_group(0)
+    columns = (group.column(i) for i in range(group.num_columns))
+    size = sum(c.total_uncompressed_size for c in columns if c.path_in_schema == name)
+    return size / group.num_rows if group.num_rows else None
+
+
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 

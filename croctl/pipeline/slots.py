@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
-from croctl.io import FileFormat
+from croctl.io import stored_row_bytes
 from croctl.pipeline.bind import BoundPlan, BoundSource
 from croctl.pipeline.coverage import Bitmap, Span, id_batches
 from croctl.pipeline.keys import fingerprint_words, low_word, source_ids, unit_id
@@ -206,18 +206,10 @@ def long_ids(bound: BoundPlan, source: BoundSource) -> bool:
     full, then plainly (40 bytes a row), and Polars decodes such a column whole even where a
     filter drops most rows, on about one core of two (10 M users, 150 M rows: ~7 s).
     """
-    if source.files.format is not FileFormat.PARQUET or bound.unit_dtype.is_integer():
+    if bound.unit_dtype.is_integer():
         return False
-    import pyarrow.parquet as pq
-
-    unit = bound.plan.sources[source.name].unit
-    meta = pq.read_metadata(source.files.paths[0])
-    if not meta.num_row_groups:
-        return False
-    group = meta.row_group(0)
-    stored = (group.column(i) for i in range(group.num_columns))
-    size = sum(c.total_uncompressed_size for c in stored if c.path_in_schema == unit)
-    return bool(size > LONG_ID_BYTES * group.num_rows)
+    stored = stored_row_bytes(source.files, bound.plan.sources[source.name].unit)
+    return stored is not None and stored > LONG_ID_BYTES
 
 
 # Polars' own writer keeps 32-character ids in a dictionary, ~10 bytes a row: read apart, such
