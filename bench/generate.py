@@ -80,7 +80,7 @@ metrics:
 
 
 def _write(frame: pl.DataFrame, path: Path, fmt: str, shape: str) -> None:
-    if fmt == "parquet" and shape in ("uuid", "uuids"):
+    if fmt == "parquet" and shape in UUID_SHAPES:
         import pyarrow.parquet as pq
 
         pq.write_table(frame.to_arrow(), path)
@@ -90,7 +90,8 @@ def _write(frame: pl.DataFrame, path: Path, fmt: str, shape: str) -> None:
         frame.write_csv(path)
 
 
-SHAPES = ("tidy", "numbered", "scattered", "realistic", "uuid", "uuids")
+UUID_SHAPES = ("uuid", "uuids")  # UUID user ids, events in no order, written by pyarrow
+SHAPES = ("tidy", "numbered", "scattered", "realistic", *UUID_SHAPES)
 DEVICES, DEVICE_P = ["mobile", "desktop", "tablet"], [0.6, 0.33, 0.07]
 
 
@@ -153,7 +154,7 @@ def generate(
     exposures, total = [], 0
     for part, first in enumerate(range(0, users, CHUNK)):
         n = min(CHUNK, users - first)
-        if shape in ("uuid", "uuids"):
+        if shape in UUID_SHAPES:
             ids = _uuid_ids(rng, n)
         else:
             ids = _hex_ids(rng, n) if realistic else pl.Series(np.arange(first, first + n))
@@ -192,7 +193,7 @@ def generate(
         )
         if shape in ("realistic", "scattered"):
             events = events.sort("ts")
-        elif shape in ("uuid", "uuids"):
+        elif shape in UUID_SHAPES:
             events = events.sample(fraction=1.0, shuffle=True, seed=int(rng.integers(2**32)))
         _write(_written(events, shape), out / "events" / f"part-{part:03d}.{ext}", fmt, shape)
         total += m
