@@ -418,3 +418,24 @@ def test_a_prefetch_changes_nothing_and_never_faults():
     for at in (0, 3, 9, 10**12, -(10**12)):
         assert total_after_prefetch(values, at) == 45.0
         assert total_after_prefetch(values.reshape(2, 5).T, at % 5) == 45.0
+
+
+def test_per_unit_arrays_grow_and_trim_keeping_every_unit_and_unseen_room():
+    """`_Units.grow` doubles array by array: the units seen stay, the new room is unseen."""
+    units = dense._Units.empty(words=2, covariates=1, size=3)
+    units.first[:] = [7, 8, 9]
+    units.low[:], units.high[:] = [0, 1, 0], [1, 1, 0]
+    units.words[:] = [[1, 2, 3], [4, 5, 6]]
+    units.covariates[:] = [[0.5, 1.5, 2.5]]
+    seen = {name: getattr(units, name).copy() for name in dense._PER_UNIT}
+    units.grow(4)  # doubles: room for 6
+    fresh = dense._Units.empty(words=2, covariates=1, size=3)
+    for name in dense._PER_UNIT:
+        grown = getattr(units, name)
+        assert grown.shape[-1] == 6 and grown.dtype == seen[name].dtype
+        assert np.array_equal(grown[..., :3], seen[name])
+        assert np.array_equal(grown[..., 3:], getattr(fresh, name))
+    units.grow(20)  # past double: exactly as asked
+    assert len(units.first) == 20 and units.words.shape == (2, 20)
+    trimmed = units.trimmed(3)
+    assert all(np.array_equal(getattr(trimmed, n), seen[n]) for n in dense._PER_UNIT)

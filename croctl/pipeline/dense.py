@@ -167,6 +167,21 @@ def dense_results(bound: BoundPlan, slots: Slots) -> dict[str, pl.DataFrame]:
 _PER_UNIT = ("first", "low", "high", "words", "covariates")  # `_Units`' arrays with a slot axis
 
 
+def _unseen(name: str, rows: tuple[int, ...], size: int) -> np.ndarray:
+    """`_Units`' array `name` (one of `_PER_UNIT`) for `size` slots, no unit seen in any."""
+    from croctl.pipeline.kernel import UNSEEN
+
+    fill, dtype = {
+        "first": (UNSEEN, np.int64),  # earliest start: none yet
+        "low": (np.iinfo(np.uint32).max, np.uint32),  # lowest code: above every code
+        "high": (0, np.uint32),
+        "words": (0, np.uint64),
+        "covariates": (0, np.float64),
+    }[name]
+    # zeros stay unwritten pages until a unit takes the slot (`np.full` would write them all)
+    return np.full((*rows, size), fill, dtype) if fill else np.zeros((*rows, size), dtype)
+
+
 @dataclass(slots=True)
 class _Units:
     """Per slot (`slots`): the unit's first in-window exposure.
@@ -229,26 +244,29 @@ class _Units:
     @classmethod
     def empty(cls, words: int, covariates: int, size: int) -> _Units:
         """Room for `size` units, none seen yet."""
-        from croctl.pipeline.kernel import UNSEEN
-
         return cls(
-            np.full(size, UNSEEN, np.int64),
-            np.full(size, np.iinfo(np.uint32).max, np.uint32),
-            np.zeros(size, np.uint32),
-            np.zeros((words, size), np.uint64),
-            np.zeros((covariates, size), np.float64),
+            _unseen("first", (), size),
+            _unseen("low", (), size),
+            _unseen("high", (), size),
+            _unseen("words", (words,), size),
+            _unseen("covariates", (covariates,), size),
             np.zeros((len(_EXPOSURE_COUNTS) + covariates, 1), np.int64),
         )
 
     def grow(self, size: int) -> None:
-        """Room for at least `size` units (doubling, as keyed slots arrive batch by batch)."""
+        """Room for at least `size` units (doubling, as keyed slots arrive batch by batch).
+
+        One array at a time, each shorter one let go as its copy is made, as in `trimmed`.
+        """
         have = len(self.first)
         if size <= have:
             return
-        wider = _Units.empty(len(self.words), len(self.covariates), max(size, 2 * have))
         for name in _PER_UNIT:
-            getattr(wider, name)[..., :have] = getattr(self, name)
-            setattr(self, name, getattr(wider, name))
+            shorter = getattr(self, name)
+            wider = _unseen(name, shorter.shape[:-1], max(size, 2 * have))
+            wider[..., :have] = shorter
+            setattr(self, name, wider)
+            del shorter, wider
 
     def trimmed(self, size: int) -> _Units:
         """The first `size` slots, copied when the arrays are longer.
