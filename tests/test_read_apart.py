@@ -112,3 +112,28 @@ def test_kept_rows_unlike_the_first_reads_are_a_data_error(tmp_path, rows):
         list(dense_rows._with_units(batches, slots, kept, source))
     units = list(dense_rows._with_units(batches[:2], slots, kept[:5], source))
     assert [u.tolist() for _, u in units] == [[0, 10, 20], [30, 40]]
+
+
+def test_an_export_rewritten_between_its_two_reads_is_a_data_error(tmp_path, monkeypatch):
+    """No readout from an export swapped for another between the read of every id and the
+    kept rows' read: the kept rows would be paired with the wrong units. The count of kept rows
+    tells (`_with_units`), unless Polars, reading the new file by the old one's footer, fails
+    first."""
+    from croctl.pipeline import collect_stats
+
+    monkeypatch.setattr(slots_module, "LONG_ID_BYTES", 0)
+    monkeypatch.setattr(dense, "MIN_ROWS", 0)
+    plan = load_plan(_edge_export(tmp_path, int, unit_id=(lambda i: f"u{i:03d}x", pl.String())))
+    original = KeyedSlots.kept_slots
+
+    def then_rewritten(self: KeyedSlots, source: object, keep: pl.Expr) -> np.ndarray:
+        kept = original(self, source, keep)  # type: ignore[arg-type]
+        (path,) = source.files.paths  # type: ignore[attr-defined]
+        rows = pl.read_parquet(path)
+        pl.concat([rows, rows]).write_parquet(path.with_suffix(".new"))
+        path.with_suffix(".new").replace(path)  # another writer swaps in a longer export
+        return kept
+
+    monkeypatch.setattr(KeyedSlots, "kept_slots", then_rewritten)
+    with pytest.raises(DataError, match=r"changed while it was read|cannot read the exports"):
+        collect_stats(plan)
