@@ -20,6 +20,9 @@ revenue, refund, payment_error), in chunks of users so memory stays flat whateve
   rows, a dictionary page that falls back to plain encoding for such ids), as an export from
   another tool might be.
 - `uuids`: the uuid shape with the event ids UUIDs as text too.
+
+`--writer polars|pyarrow|duckdb` writes any shape's Parquet files with that tool's defaults
+instead (row groups, compression and encodings differ; the rows do not).
 """
 
 from __future__ import annotations
@@ -79,19 +82,34 @@ metrics:
 """
 
 
-def _write(frame: pl.DataFrame, path: Path, fmt: str, shape: str) -> None:
-    if fmt == "parquet" and shape in UUID_SHAPES:
+def _write(frame: pl.DataFrame, path: Path, fmt: str, writer: str) -> None:
+    """One file, written by `writer` with its defaults (Polars: row groups of 1 M rows)."""
+    if fmt == "csv":
+        frame.write_csv(path)
+    elif writer == "pyarrow":  # snappy, row groups of 1 Mi rows, dictionaries that fall back
         import pyarrow.parquet as pq
 
         pq.write_table(frame.to_arrow(), path)
-    elif fmt == "parquet":
-        frame.write_parquet(path, row_group_size=1_000_000)
+    elif writer == "duckdb":  # snappy, row groups of 122,880 rows
+        import duckdb
+
+        with duckdb.connect() as con:
+            con.register("frame", frame.to_arrow())
+            con.execute(f"COPY frame TO '{path}' (FORMAT parquet)")
     else:
-        frame.write_csv(path)
+        frame.write_parquet(path, row_group_size=1_000_000)
 
 
 UUID_SHAPES = ("uuid", "uuids")  # UUID user ids, events in no order, written by pyarrow
 SHAPES = ("tidy", "numbered", "scattered", "realistic", *UUID_SHAPES)
+WRITERS = ("polars", "pyarrow", "duckdb")  # who writes the Parquet files
+
+
+def default_writer(shape: str) -> str:
+    """The UUID shapes are written by pyarrow, the others by Polars."""
+    return "pyarrow" if shape in UUID_SHAPES else "polars"
+
+
 DEVICES, DEVICE_P = ["mobile", "desktop", "tablet"], [0.6, 0.33, 0.07]
 
 
@@ -144,9 +162,19 @@ def _written(frame: pl.DataFrame, shape: str) -> pl.DataFrame:
 
 
 def generate(
-    users: int, events_per_user: float, fmt: str, out: Path, seed: int = 7, shape: str = "tidy"
+    users: int,
+    events_per_user: float,
+    fmt: str,
+    out: Path,
+    seed: int = 7,
+    shape: str = "tidy",
+    writer: str | None = None,
 ) -> int:
-    """Write the exports and the plan; returns the number of event rows."""
+    """Write the exports and the plan; returns the number of event rows.
+
+    `writer`: who writes the Parquet files (`WRITERS`; None: the shape's `default_writer`).
+    """
+    writer = writer or default_writer(shape)
     rng = np.random.default_rng(seed)
     realistic = shape == "realistic"
     (out / "events").mkdir(parents=True, exist_ok=True)
@@ -195,9 +223,9 @@ def generate(
             events = events.sort("ts")
         elif shape in UUID_SHAPES:
             events = events.sample(fraction=1.0, shuffle=True, seed=int(rng.integers(2**32)))
-        _write(_written(events, shape), out / "events" / f"part-{part:03d}.{ext}", fmt, shape)
+        _write(_written(events, shape), out / "events" / f"part-{part:03d}.{ext}", fmt, writer)
         total += m
-    _write(_written(pl.concat(exposures), shape), out / f"exposures.{ext}", fmt, shape)
+    _write(_written(pl.concat(exposures), shape), out / f"exposures.{ext}", fmt, writer)
     (out / "plan.yaml").write_text(PLAN.format(ext=ext))
     return total
 
@@ -210,8 +238,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--shape", choices=SHAPES, default="tidy")
+    parser.add_argument("--writer", choices=WRITERS, help="who writes Parquet (default: by shape)")
     args = parser.parse_args()
-    rows = generate(args.users, args.events_per_user, args.format, args.out, args.seed, args.shape)
+    rows = generate(
+        args.users, args.events_per_user, args.format, args.out, args.seed, args.shape, args.writer
+    )
     print(f"{args.out}: {args.users:,} users, {rows:,} events ({args.format}, {args.shape})")
 
 

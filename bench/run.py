@@ -28,7 +28,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from generate import SHAPES, generate  # bench/ is on sys.path when run as a script
+from generate import (  # bench/ is on sys.path when run as a script
+    SHAPES,
+    WRITERS,
+    default_writer,
+    generate,
+)
 
 HERE = Path(__file__).resolve().parent
 CROCTL = Path(sys.executable).with_name("croctl")
@@ -58,14 +63,19 @@ def _timed(name: str, command: list[str]) -> Timing:
     return Timing(name, seconds, int(peak.group(1)) / 1024)
 
 
-def _data(users: int, events_per_user: float, fmt: str, shape: str) -> tuple[Path, int]:
+def _data(
+    users: int, events_per_user: float, fmt: str, shape: str, writer: str | None
+) -> tuple[Path, int]:
     suffix = "" if shape == "tidy" else f"-{shape}"
+    if fmt == "parquet" and writer not in (None, default_writer(shape)):
+        suffix += f"-{writer}"
     folder = HERE / "data" / f"{users}x{events_per_user:g}-{fmt}{suffix}"
     marker = folder / "rows.txt"
     if not marker.exists():
         shutil.rmtree(folder, ignore_errors=True)
         marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text(str(generate(users, events_per_user, fmt, folder, shape=shape)))
+        rows = generate(users, events_per_user, fmt, folder, shape=shape, writer=writer)
+        marker.write_text(str(rows))
     return folder, int(marker.read_text())
 
 
@@ -77,9 +87,15 @@ def _median(runs: list[Timing]) -> Timing:
 
 
 def run(
-    users: int, events_per_user: float, fmt: str, engines: list[str], repeat: int, shape: str
+    users: int,
+    events_per_user: float,
+    fmt: str,
+    engines: list[str],
+    repeat: int,
+    shape: str,
+    writer: str | None = None,
 ) -> list[Timing]:
-    folder, rows = _data(users, events_per_user, fmt, shape)
+    folder, rows = _data(users, events_per_user, fmt, shape, writer)
     plan = str(folder / "plan.yaml")
     python = sys.executable
     commands = {
@@ -92,7 +108,8 @@ def run(
     # rounds interleave the contenders, so a slow spell of the machine hits them alike
     rounds = [[_timed(name, commands[name]) for name in engines] for _ in range(repeat)]
     timings = [_median([r[i] for r in rounds]) for i in range(len(engines))]
-    print(f"\n{users:,} users, {rows:,} events ({fmt}, {shape}), median of {repeat}")
+    written = f", written by {writer}" if fmt == "parquet" and writer else ""
+    print(f"\n{users:,} users, {rows:,} events ({fmt}, {shape}{written}), median of {repeat}")
     by_name = {t.name: t for t in timings}
     for t in timings:
         ratios = "  ".join(
@@ -152,9 +169,18 @@ def main() -> None:
     )
     parser.add_argument("--repeat", type=int, default=3, help="runs per contender (median)")
     parser.add_argument("--shape", choices=SHAPES, default="tidy")
+    parser.add_argument("--writer", choices=WRITERS, help="who writes Parquet (default: by shape)")
     args = parser.parse_args()
     for users in args.users:
-        run(users, args.events_per_user, args.format, args.engines, args.repeat, args.shape)
+        run(
+            users,
+            args.events_per_user,
+            args.format,
+            args.engines,
+            args.repeat,
+            args.shape,
+            args.writer,
+        )
 
 
 if __name__ == "__main__":

@@ -30,12 +30,16 @@ def _bench_module(name: str) -> ModuleType:
 
 
 def _readout(
-    tmp_path: Path, fmt: str, monkeypatch: pytest.MonkeyPatch, shape: str = "tidy"
+    tmp_path: Path,
+    fmt: str,
+    monkeypatch: pytest.MonkeyPatch,
+    shape: str = "tidy",
+    writer: str | None = None,
 ) -> tuple[ModuleType, ModuleType]:
     """Generate a small export, read it out with croctl; returns the baselines and run modules."""
     monkeypatch.syspath_prepend(str(ROOT / "bench"))  # the scripts import each other
     generate, baselines, run = (_bench_module(n) for n in ("generate", "baselines", "run"))
-    generate.generate(4000, 15, fmt, tmp_path, shape=shape)
+    generate.generate(4000, 15, fmt, tmp_path, shape=shape, writer=writer)
     report = str(tmp_path / "report.json")
     result = CliRunner().invoke(
         app, ["evaluate", str(tmp_path / "plan.yaml"), "-f", "json", "-o", report]
@@ -45,21 +49,23 @@ def _readout(
 
 
 @pytest.mark.parametrize(
-    ("fmt", "shape"),
+    ("fmt", "shape", "writer"),
     [
-        ("parquet", "tidy"),
-        ("csv", "tidy"),
-        ("parquet", "numbered"),
-        ("parquet", "scattered"),
-        ("parquet", "realistic"),
-        ("parquet", "uuid"),
-        ("parquet", "uuids"),
+        ("parquet", "tidy", None),
+        ("csv", "tidy", None),
+        ("parquet", "numbered", None),
+        ("parquet", "scattered", None),
+        ("parquet", "realistic", None),
+        ("parquet", "uuid", None),
+        ("parquet", "uuids", None),
+        ("parquet", "scattered", "pyarrow"),
+        ("parquet", "tidy", "duckdb"),
     ],
 )
 def test_duckdb_baseline_agrees_with_croctl(
-    tmp_path: Path, fmt: str, shape: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, fmt: str, shape: str, writer: str | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    baselines, run = _readout(tmp_path, fmt, monkeypatch, shape)
+    baselines, run = _readout(tmp_path, fmt, monkeypatch, shape, writer)
     baselines.run_duckdb(tmp_path)
     run._check_agreement(tmp_path)  # raises SystemExit naming the first disagreement
 
@@ -77,3 +83,18 @@ def test_agreement_check_catches_a_baseline_doing_other_work(
     baselines.run_duckdb(tmp_path)
     with pytest.raises(SystemExit, match="conversion"):
         run._check_agreement(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("writer", "maker"),
+    [("polars", "Polars"), ("pyarrow", "parquet-cpp-arrow"), ("duckdb", "DuckDB")],
+)
+def test_each_writer_writes_the_parquet_files(
+    tmp_path: Path, writer: str, maker: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pyarrow.parquet as pq
+
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    _bench_module("generate").generate(500, 5, "parquet", tmp_path, writer=writer)
+    for path in [tmp_path / "exposures.parquet", *(tmp_path / "events").glob("*.parquet")]:
+        assert pq.ParquetFile(path).metadata.created_by.startswith(maker)
