@@ -266,7 +266,7 @@ class _Units:
             wider = _unseen(name, shorter.shape[:-1], max(size, 2 * have))
             wider[..., :have] = shorter
             setattr(self, name, wider)
-            del shorter, wider
+            del shorter  # before the next array's wider copy is made
 
     def trimmed(self, size: int) -> _Units:
         """The first `size` slots, copied when the arrays are longer.
