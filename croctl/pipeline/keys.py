@@ -38,9 +38,7 @@ def source_ids(bound: BoundPlan, source: BoundSource) -> pl.LazyFrame:
 def source_key(bound: BoundPlan, source: BoundSource) -> pl.Expr:
     """A row's unit id as `coverage_key` keys it (null for none)."""
     ids = unit_id(bound, source)
-    return (
-        ids if bound.unit_dtype.is_integer() else pl.when(ids.is_not_null()).then(_high_word(ids))
-    )
+    return ids if bound.unit_dtype.is_integer() else pl.when(ids.is_not_null()).then(high_word(ids))
 
 
 def coverage_key(bound: BoundPlan) -> pl.Expr:
@@ -65,14 +63,14 @@ def fingerprint(text: pl.Expr) -> pl.Expr:
     Distinct ids share a fingerprint with probability below n^2 / 2^129 (1e-21 at a billion
     ids), the bound ClickHouse's exact distinct count relies on for strings. Null stays null.
     """
-    high = _high_word(text).cast(pl.Int128)
+    high = high_word(text).cast(pl.Int128)
     low = text.hash(seed=_LOW_SEED).cast(pl.Int128)
     return pl.when(text.is_not_null()).then(high * pl.lit(1 << 64, pl.Int128) + low)
 
 
 def fingerprint_words(text: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
     """`fingerprint`'s two hashes as signed 64-bit words (a pair of `Int64` keys, not null)."""
-    return _high_word(text), low_word(text)
+    return high_word(text), low_word(text)
 
 
 def low_word(text: Text) -> Text:
@@ -80,7 +78,7 @@ def low_word(text: Text) -> Text:
     return text.hash(seed=_LOW_SEED).reinterpret(signed=True)
 
 
-def _high_word(text: pl.Expr) -> pl.Expr:
+def high_word(text: pl.Expr) -> pl.Expr:
     """The high 64 bits of `fingerprint`, signed (and not null for null text)."""
     return text.hash(seed=_HIGH_SEED).reinterpret(signed=True)
 
