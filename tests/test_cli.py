@@ -147,6 +147,30 @@ def test_internal_errors_exit_70_never_1(monkeypatch):
     assert "internal error" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_a_panic_in_polars_exits_70_never_1(monkeypatch):
+    import polars as pl
+
+    def panic(*args, **kwargs):  # what a Rust panic inside Polars raises: a BaseException
+        raise pl.exceptions.PanicException("simulated panic")
+
+    monkeypatch.setattr("croctl.cli.readout.evaluate_plan", panic)
+    result = run("evaluate", str(PLANS / "saas.yaml"))
+    assert result.exit_code == 70
+    assert "internal error (PanicException: simulated panic)" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_real_polars_panic_exits_70_from_the_console_script():
+    """Polars 2.1 panics on an empty read-ahead setting, in a thread of its Parquet reader."""
+    env = {**os.environ, "POLARS_ROW_GROUP_PREFETCH_SIZE": ""}
+    command = [sys.executable, "-m", "croctl", "evaluate", str(PLANS / "checkout.yaml")]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if done.returncode == 0:
+        pytest.skip("this Polars reads an empty POLARS_ROW_GROUP_PREFETCH_SIZE without a panic")
+    assert done.returncode == 70, done.stderr
+    assert done.stderr.splitlines()[-1].startswith("croctl: internal error (PanicException: ")
+
+
 @pytest.mark.parametrize("plan", ["checkout", "leadgen", "saas"])
 def test_validate_accepts_shipped_plans(plan):
     result = run("validate", str(PLANS / f"{plan}.yaml"))

@@ -49,7 +49,11 @@ def errors(debug: bool) -> Iterator[None]:
     except BrokenPipeError:  # `croctl schema ... | head`: the reader left, nothing went wrong
         detach_stdout()
         raise typer.Exit(0) from None
-    except Exception as exc:  # a bug: never let it look like a verdict
+    except BaseException as exc:  # a bug: never let it look like a verdict
+        if isinstance(exc, (SystemExit, GeneratorExit)):
+            raise
+        # A panic in Polars' Rust code (`PanicException`) derives from BaseException, not
+        # Exception: left to Python, it would print a traceback and exit 1, a "do not ship".
         if debug:
             traceback.print_exc()
         fail(
