@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from datetime import datetime
+from operator import attrgetter
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,15 +29,20 @@ class Moments:
     rr: float = 0.0
 
     def __add__(self, other: Moments) -> Moments:
-        return Moments(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+        return Moments.total((self, other))
 
     @staticmethod
     def total(items: Iterable[Moments]) -> Moments:
-        """Sum of many cells' moments."""
-        result = Moments()
-        for item in items:
-            result = result + item
-        return result
+        """Sum of many cells' moments, field by field in the items' order.
+
+        In C loops (`attrgetter`, `zip`, `sum`): a segment dimension of thousands of values
+        makes as many times more cells, and adding them one `Moments` at a time, through
+        `dataclasses.fields`, took ~5 µs an addition (11 k values: seconds per summary).
+        """
+        return Moments(*map(sum, zip(*map(_VALUES, items), strict=True)))
+
+
+_VALUES = attrgetter(*(f.name for f in fields(Moments)))  # a Moments' fields, in order
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +100,13 @@ class SufficientStats:
     sources: dict[str, SourceCounts]
     caps: dict[str, float]  # metric name -> cap applied to per-unit values
 
+    def units_by_variant(self, cells: Iterable[Cell] | None = None) -> dict[str, int]:
+        """Units per variant, summed over the given (default: all) cells."""
+        units: dict[str, int] = {}
+        for cell in self.cells if cells is None else cells:
+            units[cell.variant] = units.get(cell.variant, 0) + cell.units
+        return units
+
     def by_variant(
         self, cells: Iterable[Cell] | None = None
     ) -> dict[str, tuple[int, list[Moments]]]:
@@ -109,13 +122,15 @@ class SufficientStats:
             for v, cs in grouped.items()
         }
 
-    def segment_values(self, dimension: int) -> list[str]:
-        """Distinct values of one segment dimension, most units first."""
-        totals: dict[str, int] = {}
-        for cell in self.cells:
-            totals[cell.segments[dimension]] = totals.get(cell.segments[dimension], 0) + cell.units
-        return sorted(totals, key=lambda v: (-totals[v], v))
+    def segment_groups(self, dimension: int) -> list[tuple[str, list[Cell]]]:
+        """Each distinct value of one segment dimension with its cells, most units first.
 
-    def segment_cells(self, dimension: int, value: str) -> list[Cell]:
-        """Cells whose segment `dimension` equals `value`."""
-        return [c for c in self.cells if c.segments[dimension] == value]
+        One pass over the cells: a dimension of thousands of values (a campaign, a page) has
+        thousands of times as many cells, so looking each value's cells up anew was quadratic
+        (11 k values, 67 k cells: minutes).
+        """
+        groups: dict[str, list[Cell]] = {}
+        for cell in self.cells:
+            groups.setdefault(cell.segments[dimension], []).append(cell)
+        units = {value: sum(c.units for c in cells) for value, cells in groups.items()}
+        return sorted(groups.items(), key=lambda group: (-units[group[0]], group[0]))

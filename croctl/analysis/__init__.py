@@ -18,7 +18,7 @@ __all__ = ["analyze"]
 
 def analyze(plan: Plan, data: SufficientStats, *, segments: bool = True) -> Report:
     """Turn sufficient statistics into the full readout (pure: no I/O)."""
-    units = {v: n for v, (n, _) in data.by_variant().items()}
+    units = data.units_by_variant()
     arms = arms_of(plan, data)
     metrics = analyze_metrics(plan, arms, data.caps)
     checks = run_checks(plan, data, units, metrics)

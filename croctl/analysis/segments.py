@@ -86,10 +86,9 @@ def analyze_heterogeneity(plan: Plan, segments: list[SegmentResult]) -> list[Het
 
 
 def _grouped_values(data: SufficientStats, dim: int) -> list[tuple[str, list[Cell]]]:
-    values = data.segment_values(dim)
-    groups = [(v, data.segment_cells(dim, v)) for v in values[:MAX_VALUES]]
-    rest = [c for v in values[MAX_VALUES:] for c in data.segment_cells(dim, v)]
-    return groups + ([(OTHER, rest)] if rest else [])
+    groups = data.segment_groups(dim)
+    rest = [c for _, cells in groups[MAX_VALUES:] for c in cells]
+    return groups[:MAX_VALUES] + ([(OTHER, rest)] if rest else [])
 
 
 def _segment(

@@ -93,7 +93,7 @@ def refuse_bad_data(plan: Plan, stats: SufficientStats) -> None:
     refuse_unknown_labels(plan, set(stats.exposures.rows))
     label = plan.exposures.path.name
     planned = plan.experiment.variants
-    units = {variant: n for variant, (n, _) in stats.by_variant().items()}
+    units = stats.units_by_variant()
     if not units:
         raise DataError(
             f"{label}: no exposures inside the experiment window",
