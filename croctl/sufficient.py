@@ -6,6 +6,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from operator import attrgetter
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +46,8 @@ class Moments:
         return Moments(*map(sum, zip(*map(_VALUES, items), strict=True)))
 
 
-_VALUES = attrgetter(*(f.name for f in fields(Moments)))  # a Moments' fields, in order
+_FIELDS = tuple(f.name for f in fields(Moments))
+_VALUES = attrgetter(*_FIELDS)  # a Moments' fields, in order
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +104,7 @@ class SufficientStats:
     exposures: ExposureCounts
     sources: dict[str, SourceCounts]
     caps: dict[str, float]  # metric name -> cap applied to per-unit values
+    _arrays: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def units_by_variant(self, cells: Iterable[Cell] | None = None) -> dict[str, int]:
         """Units per variant, summed over the given (default: all) cells."""
@@ -110,24 +116,42 @@ class SufficientStats:
     def by_variant(
         self, cells: Iterable[Cell] | None = None
     ) -> dict[str, tuple[int, list[Moments]]]:
-        """Units and per-metric moments per variant, summed over the given (default: all) cells."""
-        grouped: dict[str, list[Cell]] = {}
+        """Units and per-metric moments per variant, summed over `cells` (some of `self.cells`).
+
+        The sums run over one array of every cell's moments, built once (`_moments`): each
+        summary (overall, each segment value) re-sums the cells, and with five dimensions of
+        tens of values (~75 k cells) summing `Moments` in Python took 11 s of a 16 s readout.
+        numpy reduces the first axis row after row, the order `Moments.total` adds them in.
+        """
+        at, moments = self._moments()
+        grouped: dict[str, list[int]] = {}
         for cell in self.cells if cells is None else cells:
-            grouped.setdefault(cell.variant, []).append(cell)
+            grouped.setdefault(cell.variant, []).append(at[id(cell)])
         return {
-            v: (
-                sum(c.units for c in cs),
-                [Moments.total(m) for m in zip(*(c.metrics for c in cs), strict=True)],
+            variant: (
+                sum(self.cells[row].units for row in rows),
+                [Moments(int(m[0]), *m[1:]) for m in moments[rows].sum(axis=0).tolist()],
             )
-            for v, cs in grouped.items()
+            for variant, rows in grouped.items()
         }
+
+    def _moments(self) -> tuple[dict[int, int], npt.NDArray[np.float64]]:
+        """Each cell's row by its identity, and `[row, metric, field]`: its moments."""
+        if not self._arrays:
+            width = len(self.cells[0].metrics) if self.cells else 0
+            values = [[_VALUES(m) for m in cell.metrics] for cell in self.cells]
+            self._arrays["at"] = {id(cell): row for row, cell in enumerate(self.cells)}
+            self._arrays["moments"] = np.array(values, np.float64).reshape(
+                len(self.cells), width, len(_FIELDS)
+            )
+        return self._arrays["at"], self._arrays["moments"]
 
     def segment_groups(self, dimension: int) -> list[tuple[str, list[Cell]]]:
         """Each distinct value of one segment dimension with its cells, most units first.
 
         One pass over the cells: a dimension of thousands of values (a campaign, a page) has
         thousands of times as many cells, so looking each value's cells up anew was quadratic
-        (11 k values, ~53 k cells: past two minutes).
+        (11 k values, ~45 k cells: past two minutes).
         """
         groups: dict[str, list[Cell]] = {}
         for cell in self.cells:

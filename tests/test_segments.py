@@ -139,6 +139,30 @@ def test_moments_total_adds_each_field_in_order(rows):
         assert items[0] + items[1] == Moments.total(items[:2])
 
 
+def test_by_variant_sums_each_variants_cells_as_moments_total_does():
+    rng = np.random.default_rng(7)
+    cells = [
+        Cell(
+            arm,
+            (f"p{k}",),
+            int(rng.integers(1, 50)),
+            tuple(Moments(int(rng.integers(1, 50)), *rng.normal(0, 1e6, 10)) for _ in range(3)),
+        )
+        for k in range(300)
+        for arm in ("control", "treatment")
+    ]
+    data = _stats(cells)
+    some = cells[::3]
+    for chosen in (cells, some):
+        totals = data.by_variant(None if chosen is cells else chosen)
+        for arm in ("control", "treatment"):
+            mine = [c for c in chosen if c.variant == arm]
+            units, moments = totals[arm]
+            assert units == sum(c.units for c in mine)
+            for i, summed in enumerate(moments):  # exactly: the same additions in the same order
+                assert summed == Moments.total(c.metrics[i] for c in mine)
+
+
 def test_cells_read_moments_in_the_order_moments_declares_them():
     # `collect._cells` hands each row's moments to `Moments` by position
     assert [f.name for f in fields(Moments)] == ["n", *(name for name, _, _ in MOMENTS)]
