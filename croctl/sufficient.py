@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from operator import attrgetter
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -40,7 +39,7 @@ class Moments:
         """Sum of many cells' moments, field by field in the items' order.
 
         In C loops (`attrgetter`, `zip`, `sum`): one addition through `dataclasses.fields` took
-        ~5 µs. Summaries over many cells go through `SufficientStats.by_variant`'s array.
+        ~5 µs. Summaries over many cells sum a `CellTable`'s array instead.
         """
         return Moments(*map(sum, zip(*map(_VALUES, items), strict=True)))
 
@@ -57,6 +56,80 @@ class Cell:
     segments: tuple[str, ...]
     units: int
     metrics: tuple[Moments, ...]
+
+
+Rows = npt.NDArray[np.intp]  # positions of some cells in a `CellTable` (one segment value's)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class CellTable:
+    """Every cell (a variant and one value of each segment dimension), one row per cell.
+
+    Columns rather than `Cell` objects: a dimension of thousands of values, or a few dimensions
+    of tens, make tens of thousands of cells, and a `Moments` per cell and metric took ~2.5 s
+    to build at ~75 k cells, their sums another 1.4 s. Rows are sorted by variant, then segment
+    values, so a sum over any cells adds them in one order, whatever order an engine returned.
+    """
+
+    variants: tuple[str, ...]  # the distinct variants, sorted
+    variant_of: npt.NDArray[np.intp]  # each row's variant: a position in `variants`
+    segments: tuple[tuple[str, ...], ...]  # per dimension, each row's value
+    units: npt.NDArray[np.int64]
+    moments: npt.NDArray[np.float64]  # [row, metric, field in `Moments`' order]
+
+    @staticmethod
+    def build(
+        variants: Sequence[str],
+        segments: Sequence[Sequence[str]],
+        units: npt.ArrayLike,
+        moments: npt.ArrayLike,
+    ) -> CellTable:
+        """A table of rows sorted by (variant, segment values); `moments` shaped as the field."""
+        names = tuple(sorted(set(variants)))
+        at = {name: code for code, name in enumerate(names)}
+        return CellTable(
+            names,
+            np.fromiter(map(at.__getitem__, variants), np.intp, len(variants)),
+            tuple(tuple(column) for column in segments),
+            np.asarray(units, np.int64),
+            np.asarray(moments, np.float64),
+        )
+
+    @staticmethod
+    def of(cells: Iterable[Cell]) -> CellTable:
+        """The table of some `Cell`s (in any order), all with as many metrics."""
+        rows = sorted(cells, key=lambda c: (c.variant, c.segments))
+        dimensions, width = (len(rows[0].segments), len(rows[0].metrics)) if rows else (0, 0)
+        moments = [[_VALUES(m) for m in c.metrics] for c in rows]
+        return CellTable.build(
+            [c.variant for c in rows],
+            [[c.segments[d] for c in rows] for d in range(dimensions)],
+            [c.units for c in rows],
+            np.array(moments, np.float64).reshape(len(rows), width, len(_FIELDS)),
+        )
+
+    def __len__(self) -> int:
+        return len(self.variant_of)
+
+    def __iter__(self) -> Iterator[Cell]:
+        """Each row as a `Cell` (to inspect; the statistics read the columns)."""
+        for row, code in enumerate(self.variant_of.tolist()):
+            metrics = tuple(Moments(int(m[0]), *m[1:]) for m in self.moments[row].tolist())
+            values = tuple(column[row] for column in self.segments)
+            yield Cell(self.variants[code], values, int(self.units[row]), metrics)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, CellTable):
+            return NotImplemented
+        return (
+            self.variants == other.variants
+            and self.segments == other.segments
+            and np.array_equal(self.variant_of, other.variant_of)
+            and np.array_equal(self.units, other.units)
+            and np.array_equal(self.moments, other.moments)
+        )
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,61 +172,52 @@ class ExposureCounts:
 class SufficientStats:
     """Everything the statistics need, computed by one pass over the exports."""
 
-    cells: tuple[Cell, ...]
+    cells: CellTable
     exposures: ExposureCounts
     sources: dict[str, SourceCounts]
     caps: dict[str, float]  # metric name -> cap applied to per-unit values
-    _arrays: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
-    def units_by_variant(self, cells: Iterable[Cell] | None = None) -> dict[str, int]:
+    def units_by_variant(self, rows: Rows | None = None) -> dict[str, int]:
         """Units per variant, summed over the given (default: all) cells."""
-        units: dict[str, int] = {}
-        for cell in self.cells if cells is None else cells:
-            units[cell.variant] = units.get(cell.variant, 0) + cell.units
-        return units
-
-    def by_variant(
-        self, cells: Iterable[Cell] | None = None
-    ) -> dict[str, tuple[int, list[Moments]]]:
-        """Units and per-metric moments per variant, summed over `cells` (some of `self.cells`).
-
-        The sums run over one array of every cell's moments, built once (`_moments`): each
-        summary (overall, each segment value) re-sums the cells, and with five dimensions of
-        tens of values (~75 k cells) summing `Moments` in Python took 11 s of a 16 s readout.
-        numpy reduces the first axis row after row, the order `Moments.total` adds them in.
-        """
-        at, moments = self._moments()
-        grouped: dict[str, list[int]] = {}
-        for cell in self.cells if cells is None else cells:
-            grouped.setdefault(cell.variant, []).append(at[id(cell)])
+        table = self.cells
+        units = table.units if rows is None else table.units[rows]
+        of = table.variant_of if rows is None else table.variant_of[rows]
         return {
-            variant: (
-                sum(self.cells[row].units for row in rows),
-                [Moments(int(m[0]), *m[1:]) for m in moments[rows].sum(axis=0).tolist()],
-            )
-            for variant, rows in grouped.items()
+            variant: int(units[mine].sum())
+            for code, variant in enumerate(table.variants)
+            if (mine := of == code).any()
         }
 
-    def _moments(self) -> tuple[dict[int, int], npt.NDArray[np.float64]]:
-        """Each cell's row by its identity, and `[row, metric, field]`: its moments."""
-        if not self._arrays:
-            width = len(self.cells[0].metrics) if self.cells else 0
-            values = [[_VALUES(m) for m in cell.metrics] for cell in self.cells]
-            self._arrays["at"] = {id(cell): row for row, cell in enumerate(self.cells)}
-            self._arrays["moments"] = np.array(values, np.float64).reshape(
-                len(self.cells), width, len(_FIELDS)
-            )
-        return self._arrays["at"], self._arrays["moments"]
+    def by_variant(self, rows: Rows | None = None) -> dict[str, tuple[int, list[Moments]]]:
+        """Units and per-metric moments per variant, summed over the given (default: all) cells.
 
-    def segment_groups(self, dimension: int) -> list[tuple[str, list[Cell]]]:
-        """Each distinct value of one segment dimension with its cells, most units first.
+        The cells are added in the table's order, whatever order `rows` lists them in: numpy
+        reduces the first axis row after row, as `Moments.total` adds its items.
+        """
+        table = self.cells
+        rows = np.arange(len(table)) if rows is None else np.sort(rows)
+        of = table.variant_of[rows]
+        totals = {}
+        for code, variant in enumerate(table.variants):
+            mine = rows[of == code]
+            if len(mine):
+                sums = table.moments[mine].sum(axis=0).tolist()
+                totals[variant] = (
+                    int(table.units[mine].sum()),
+                    [Moments(int(m[0]), *m[1:]) for m in sums],
+                )
+        return totals
+
+    def segment_groups(self, dimension: int) -> list[tuple[str, Rows]]:
+        """Each distinct value of one segment dimension with its cells' rows, most units first.
 
         One pass over the cells: a dimension of thousands of values (a campaign, a page) has
         thousands of times as many cells, so looking each value's cells up anew was quadratic
         (11 k values, ~45 k cells: past two minutes).
         """
-        groups: dict[str, list[Cell]] = {}
-        for cell in self.cells:
-            groups.setdefault(cell.segments[dimension], []).append(cell)
-        units = {value: sum(c.units for c in cells) for value, cells in groups.items()}
-        return sorted(groups.items(), key=lambda group: (-units[group[0]], group[0]))
+        groups: dict[str, list[int]] = {}
+        for row, value in enumerate(self.cells.segments[dimension]):
+            groups.setdefault(value, []).append(row)
+        rows = {value: np.array(found, np.intp) for value, found in groups.items()}
+        units = {value: int(self.cells.units[found].sum()) for value, found in rows.items()}
+        return sorted(rows.items(), key=lambda group: (-units[group[0]], group[0]))

@@ -14,7 +14,7 @@ from statsmodels.stats.meta_analysis import combine_effects
 from croctl.evaluate import evaluate
 from croctl.pipeline.names import MOMENTS
 from croctl.stats import compute_heterogeneity
-from croctl.sufficient import Cell, ExposureCounts, Moments, SufficientStats
+from croctl.sufficient import Cell, CellTable, ExposureCounts, Moments, SufficientStats
 from tests.conftest import BASE_PLAN
 
 
@@ -107,7 +107,7 @@ def test_cochran_q_matches_statsmodels_meta_analysis():
 
 def _stats(cells):
     exposures = ExposureCounts({}, {}, {}, {}, {}, units_seen=0, multiple_variants=0)
-    return SufficientStats(tuple(cells), exposures, {}, {})
+    return SufficientStats(CellTable.of(cells), exposures, {}, {})
 
 
 def test_segment_groups_hold_each_values_cells_most_units_first():
@@ -119,10 +119,24 @@ def test_segment_groups_hold_each_values_cells_most_units_first():
     data = _stats(cells)
     pages = data.segment_groups(1)
     assert [value for value, _ in pages] == ["a", "b", "c"]  # 14 units, then 4 and 4 by name
-    for value, group in pages:
-        assert group == [c for c in cells if c.segments[1] == value]
+    table = list(data.cells)  # sorted by variant, then segment values
+    for value, rows in pages:
+        assert [table[row] for row in rows] == [c for c in table if c.segments[1] == value]
     assert data.units_by_variant() == {v: n for v, (n, _) in data.by_variant().items()}
     assert data.units_by_variant(pages[0][1]) == {"control": 7, "treatment": 7}
+
+
+def test_cell_table_holds_the_cells_sorted_by_variant_then_segment_values():
+    cells = [
+        Cell(arm, (device,), units, (Moments(units, y=units / 2), Moments(units, d=1.5)))
+        for arm, device, units in [("t", "m", 3), ("c", "m", 2), ("t", "d", 4), ("c", "d", 1)]
+    ]
+    table = CellTable.of(cells)
+    assert list(table) == sorted(cells, key=lambda c: (c.variant, c.segments))
+    assert table.variants == ("c", "t") and len(table) == 4
+    assert table == CellTable.of(reversed(cells))
+    assert table != CellTable.of(cells[1:])
+    assert list(CellTable.of([])) == []
 
 
 _FLOATS = st.floats(-1e9, 1e9, allow_nan=False)
@@ -152,11 +166,13 @@ def test_by_variant_sums_each_variants_cells_as_moments_total_does():
         for arm in ("control", "treatment")
     ]
     data = _stats(cells)
-    some = cells[::3]
-    for chosen in (cells, some):
-        totals = data.by_variant(None if chosen is cells else chosen)
+    table = list(data.cells)
+    some = np.arange(len(table))[::-3]  # any order: the cells are added in the table's
+    for chosen in (None, some):
+        totals = data.by_variant(chosen)
         for arm in ("control", "treatment"):
-            mine = [c for c in chosen if c.variant == arm]
+            rows = range(len(table)) if chosen is None else sorted(chosen)
+            mine = [table[row] for row in rows if table[row].variant == arm]
             units, moments = totals[arm]
             assert units == sum(c.units for c in mine)
             for i, summed in enumerate(moments):  # exactly: the same additions in the same order

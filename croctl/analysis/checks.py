@@ -76,8 +76,8 @@ def check_segment_srm(plan: Plan, data: SufficientStats, dimension: int) -> Chec
     """SRM within each value of one segment dimension; a mismatch is only a warning."""
     label = list(plan.segments)[dimension]
     worst: tuple[float, str] | None = None
-    for value, cells in data.segment_groups(dimension):
-        cell_units = data.units_by_variant(cells)
+    for value, rows in data.segment_groups(dimension):
+        cell_units = data.units_by_variant(rows)
         result = check_srm(plan, cell_units)
         if result.p_value is not None and (worst is None or result.p_value < worst[0]):
             worst = (result.p_value, value)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
+
 from croctl.analysis.metrics import ArmMoments, build_comparison, compare_arms, correct_family
 from croctl.plan import MetricSpec, Plan, Role
 from croctl.report import (
@@ -15,18 +17,16 @@ from croctl.report import (
     SegmentResult,
 )
 from croctl.stats import adjust_p_values, compute_heterogeneity, normal_quantile
-from croctl.sufficient import Cell, SufficientStats
+from croctl.sufficient import Rows, SufficientStats
 
 OTHER = "(other)"
 SUPPRESSED = "suppressed"
 MAX_VALUES = 10  # high-cardinality dimensions keep the largest values, the rest pool as OTHER
 
 
-def arms_of(
-    plan: Plan, data: SufficientStats, cells: list[Cell] | None = None
-) -> dict[str, ArmMoments]:
-    """Per metric, its moments per planned variant, summed over `cells` (default: all)."""
-    by_variant = data.by_variant(cells)
+def arms_of(plan: Plan, data: SufficientStats, rows: Rows | None = None) -> dict[str, ArmMoments]:
+    """Per metric, its moments per planned variant, summed over some (default: all) cells."""
+    by_variant = data.by_variant(rows)
     return {
         metric.name: {v: by_variant[v][1][i] for v in plan.experiment.variants if v in by_variant}
         for i, metric in enumerate(plan.metrics)
@@ -40,8 +40,8 @@ def analyze_segments(
     metrics = [m for m in plan.metrics if m.role in (Role.PRIMARY, Role.GUARDRAIL)]
     raw: list[SegmentResult] = []
     for dim, label in enumerate(plan.segments):
-        for value, cells in _grouped_values(data, dim):
-            arms = arms_of(plan, data, cells)
+        for value, rows in _grouped_values(data, dim):
+            arms = arms_of(plan, data, rows)
             if any(v not in arms[metrics[0].name] for v in plan.experiment.variants):
                 continue
             raw += [_segment(plan, label, value, m, arms[m.name]) for m in metrics]
@@ -85,10 +85,10 @@ def analyze_heterogeneity(plan: Plan, segments: list[SegmentResult]) -> list[Het
     ]
 
 
-def _grouped_values(data: SufficientStats, dim: int) -> list[tuple[str, list[Cell]]]:
+def _grouped_values(data: SufficientStats, dim: int) -> list[tuple[str, Rows]]:
     groups = data.segment_groups(dim)
-    rest = [c for _, cells in groups[MAX_VALUES:] for c in cells]
-    return groups[:MAX_VALUES] + ([(OTHER, rest)] if rest else [])
+    rest = [rows for _, rows in groups[MAX_VALUES:]]
+    return groups[:MAX_VALUES] + ([(OTHER, np.concatenate(rest))] if rest else [])
 
 
 def _segment(

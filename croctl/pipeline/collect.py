@@ -17,11 +17,11 @@ from croctl.pipeline.caps import capped_cells, sample_frames, thresholds_from_sa
 from croctl.pipeline.coverage import Bitmap, Coverage, MarkIds, Span, bitmap_of, id_span
 from croctl.pipeline.held import hold_csv_exports, hold_exposures
 from croctl.pipeline.keys import source_ids
-from croctl.pipeline.names import MOMENTS, VARIANT, check_col, seg_col
+from croctl.pipeline.names import MISSING_SEGMENT, MOMENTS, VARIANT, check_col, seg_col
 from croctl.pipeline.numbered_ids import integer_keyed
 from croctl.pipeline.table import cap_columns, check_columns, source_counts
 from croctl.plan import Plan
-from croctl.sufficient import Cell, ExposureCounts, Moments, SourceCounts, SufficientStats
+from croctl.sufficient import CellTable, ExposureCounts, SourceCounts, SufficientStats
 
 _MOMENT_NAMES = tuple(name for name, _, _ in MOMENTS)
 
@@ -167,27 +167,31 @@ def stats_from_frames(results: dict[str, pl.DataFrame], plan: Plan) -> Sufficien
     )
 
 
-def _cells(frame: pl.DataFrame, n_segments: int, n_metrics: int) -> tuple[Cell, ...]:
-    """One `Cell` per row: its variant, segments, units and each metric's moments (null: 0).
+def _cells(frame: pl.DataFrame, n_segments: int, n_metrics: int) -> CellTable:
+    """The cells frame as a `CellTable`: rows sorted, each metric's moments (null: 0)."""
+    keys = [VARIANT, *(seg_col(j) for j in range(n_segments))]
+    fields = ("n", *_MOMENT_NAMES)  # `Moments`' order; its `n` is the cell's units
+    moments = [f"{field}{i}" for i in range(n_metrics) for field in fields]
+    frame = frame.select(
+        *(pl.col(c).cast(pl.String).fill_null(MISSING_SEGMENT) for c in keys),
+        pl.col("n").cast(pl.Int64).fill_null(0),
+        *(_moment_column(frame, name) for name in moments),
+    ).sort(keys)
+    return CellTable.build(
+        frame[VARIANT].to_list(),
+        [frame[c].to_list() for c in keys[1:]],
+        frame["n"].to_numpy(),
+        frame.select(moments).to_numpy().reshape(frame.height, n_metrics, len(fields)),
+    )
 
-    The moments come as plain rows in `Moments`' field order: a segment dimension of thousands
-    of values makes tens of thousands of cells, and looking each moment up by name took ~40 µs
-    a cell.
-    """
-    names = [f"{m}{i}" for i in range(n_metrics) for m in _MOMENT_NAMES]
-    moments = [
-        (pl.col(c).cast(pl.Float64).fill_null(0.0) if c in frame.columns else pl.lit(0.0)).alias(c)
-        for c in names
-    ]
-    segments = [seg_col(j) for j in range(n_segments)]
-    starts = [n_segments + 2 + i * len(_MOMENT_NAMES) for i in range(n_metrics)]  # in a row
-    cells = []
-    for row in frame.select(VARIANT, *segments, "n", *moments).iter_rows():
-        n = int(row[n_segments + 1])
-        values = tuple(str(s) for s in row[1 : n_segments + 1])
-        metrics = tuple(Moments(n, *row[at : at + len(_MOMENT_NAMES)]) for at in starts)
-        cells.append(Cell(str(row[0]), values, n, metrics))
-    return tuple(sorted(cells, key=lambda c: (c.variant, c.segments)))
+
+def _moment_column(frame: pl.DataFrame, name: str) -> pl.Expr:
+    """One metric's moment as floats: `n<i>` the cell's units, a missing one zeros."""
+    if name.startswith("n"):
+        return pl.col("n").cast(pl.Float64).fill_null(0.0).alias(name)
+    if name not in frame.columns:
+        return pl.lit(0.0).alias(name)
+    return pl.col(name).cast(pl.Float64).fill_null(0.0)
 
 
 def _per_variant(frame: pl.DataFrame, column: str) -> dict[str, int]:
