@@ -1,5 +1,5 @@
 """`python -m croctl`."""
 
-from croctl.cli import main
+from croctl.console import main
 
 main()

@@ -171,6 +171,24 @@ def test_a_real_polars_panic_exits_70_from_the_console_script():
     assert done.stderr.splitlines()[-1].startswith("croctl: internal error (PanicException: ")
 
 
+def test_ctrl_c_while_the_command_line_loads_is_one_line_and_130():
+    """The console script imports Polars, SciPy and numba first (~0.4 s); Ctrl-C may come then."""
+    script = (
+        "import sys\n"
+        "class Interrupt:\n"  # a finder that is pressed Ctrl-C on while croctl.cli loads
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name == 'croctl.cli':\n"
+        "            raise KeyboardInterrupt\n"
+        "sys.meta_path.insert(0, Interrupt())\n"
+        "from croctl.console import main\n"
+        "main()\n"
+    )
+    command = [sys.executable, "-c", script]
+    done = subprocess.run(command, check=False, capture_output=True, text=True)
+    assert done.returncode == 130
+    assert done.stderr == "croctl: interrupted\n"
+
+
 @pytest.mark.parametrize("plan", ["checkout", "leadgen", "saas"])
 def test_validate_accepts_shipped_plans(plan):
     result = run("validate", str(PLANS / f"{plan}.yaml"))
