@@ -285,7 +285,7 @@ _BLOCK = 2048  # units: a block of 16 KiB per measure (7 measures: 112 KiB) stay
 
 
 @njit(cache=True, nogil=True)
-def add_rows(
+def add_rows(  # noqa: PLR0915  # one loop: a helper called per row costs refcounts
     unit: I64,
     ts: I64,
     flags: U64,
@@ -306,8 +306,9 @@ def add_rows(
     """Add one batch of rows into `sums[j, unit]` and the per-variant `checks`.
 
     `ahead`: prefetch each row's lines a few rows early (rows `dense_rows.far_apart`; else the
-    CPU's own prefetcher follows the rows and the asking only costs: 10 M users grouped by user,
-    0.6 s of loop against 1.0 s).
+    CPU's own prefetcher follows the rows and the asking only costs). A microbenchmark over 10 M
+    units: rows in random order of the units 44 ns a row asked ahead, 150 ns not; in the units'
+    order 16 ns asked ahead, 13 ns not.
 
     `units[u]`: unit u's start and variant code, the code -1 when the unit is not valid (one
     cache line for both: `unit_pairs`). Rows without a unit (a negative slot) or of units that
@@ -320,11 +321,21 @@ def add_rows(
     one = np.uint64(1)
     by_unit = sums.T  # row u: the unit's sums (together when the rows come scattered)
     n = len(unit)
+    slots = np.uint64(len(id_keys))
     for r in range(n):
-        if ahead and r + AHEAD < n:  # rows scattered over the units miss the cache: ask early
-            _ask_ahead(
-                r + AHEAD, unit, flags, id_high, units, by_unit, has_id, id_bits, id_keys, id_state
-            )
+        # Rows scattered over the units miss the cache: ask for a later row's lines early.
+        # Written out here: a helper, even inlined, took a reference to each array it was
+        # handed and gave it back, row after row (~45 ns a row, more than the loop's own work).
+        a = r + AHEAD
+        if ahead and a < n:
+            if unit[a] >= 0:
+                prefetch(units, unit[a])
+                prefetch(by_unit, unit[a])
+            if has_id and not flags[a] >> np.uint64(NULL_ID_BIT) & one:
+                if id_state[2]:
+                    prefetch(id_keys, np.uint64(id_high[a]) % slots)  # `_home`
+                else:
+                    prefetch(id_bits, (id_high[a] - id_state[3]) >> 6)
         u = unit[r]
         if u < 0 or units[u, 1] < 0:
             continue
@@ -365,23 +376,6 @@ def add_rows(
             if has_time and not (timed and s + since[j] <= t < s + until[j] and t < before[j]):
                 continue
             sums[j, u] += 1.0 if value[j] < 0 else values[value[j], r]
-
-
-@njit(cache=True, inline="always")
-def _ask_ahead(
-    r: int, unit: I64, flags: U64, id_high: I64, units: I64, by_unit: F64,
-    has_id: bool, id_bits: U64, id_keys: I64, id_state: I64,
-) -> None:  # fmt: skip  # pragma: no cover - compiled
-    """Prefetch the lines `add_rows` will read for row r: its unit's, and its event id's."""
-    u = unit[r]
-    if u >= 0:
-        prefetch(units, u)
-        prefetch(by_unit, u)
-    if has_id and not flags[r] >> np.uint64(NULL_ID_BIT) & np.uint64(1):
-        if id_state[2]:
-            prefetch(id_keys, _home(id_keys, id_high[r]))
-        else:
-            prefetch(id_bits, (id_high[r] - id_state[3]) >> 6)
 
 
 AHEAD = 8  # rows: far enough for the lines to arrive in time, few enough that none is dropped

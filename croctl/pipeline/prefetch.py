@@ -3,8 +3,9 @@
 Rows that come scattered over the units (an export in time order, not grouped by user) make
 `kernel.add_rows` wait on memory: each row's unit arrays are a cache miss, ~100 ns, and the
 loop's body is too long for the CPU to run far enough ahead on its own. Asking for the lines
-of a row a few rows ahead overlaps the misses (10 M users, 12 M kept rows in time order: 1.0 s
-of loop against 0.5 s).
+of a row a few rows ahead overlaps the misses (rows in random order of 10 M units: 44 ns a row
+against 150 ns). Call it in the loop itself: a helper handed the arrays, even one numba
+inlines, takes and gives back a reference to each of them per call (~45 ns a row).
 """
 
 from __future__ import annotations
