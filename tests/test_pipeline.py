@@ -569,6 +569,51 @@ def test_a_filter_reading_a_timestamp_column_runs_after_the_parse(tmp_path, make
     assert result == {"control": (1, 1.0), "treatment": (1, 0.0)}
 
 
+@pytest.mark.parametrize(
+    "since",
+    ["TIMESTAMPTZ '2026-10-03 12:00:00+00:00'", "CAST('2026-10-03 12:00:00' AS TIMESTAMPTZ)"],
+)
+def test_a_filter_compares_a_timestamp_column_with_a_utc_literal(tmp_path, make_plan, since):
+    metric = {"role": "primary", "type": "mean", "source": "events"}
+    result, _ = per_unit(
+        tmp_path,
+        make_plan,
+        ["a,control,2026-10-02T00:00:00Z", "b,treatment,2026-10-02T00:00:00Z"],
+        [
+            "a,2026-10-03T11:00:00Z,purchase,",  # before noon UTC: not counted
+            "a,2026-10-03T13:00:00+02:00,purchase,",  # 11:00 UTC: not counted
+            "a,2026-10-03T12:00:00Z,purchase,",
+            "b,2026-10-03T14:00:00+01:00,purchase,",
+        ],
+        metrics={"n": metric | {"filter": f"event_name = 'purchase' AND ts >= {since}"}},
+    )
+    assert result == {"control": (1, 1.0), "treatment": (1, 1.0)}
+
+
+def test_each_filter_that_cannot_run_on_its_columns_is_a_plan_error(tmp_path, make_plan):
+    """Found when the plan is bound, not as an internal error inside the query."""
+    from croctl.errors import PlanErrors
+
+    write_csv(tmp_path / "exposures.csv", EXPOSURE_HEADER, ["a,control,2026-10-02T00:00:00Z"])
+    write_csv(
+        tmp_path / "events.csv", "user_id,ts,event_name,revenue", ["a,2026-10-03T00:00:00Z,x,1"]
+    )
+    metric = {"role": "primary", "type": "mean", "source": "events", "value": "revenue"}
+    plan = make_plan(
+        metrics={
+            "late": metric | {"filter": "ts >= TIMESTAMP '2026-10-03 00:00:00'"},
+            "odd": metric | {"role": "diagnostic", "filter": "event_name > 3"},
+        }
+    )
+    with pytest.raises(PlanErrors) as caught:
+        bind_plan(load_plan(plan))
+    problems = [str(p) for p in caught.value.problems]
+    assert len(problems) == 2
+    assert problems[0].startswith("metrics.late.filter: \"ts >= TIMESTAMP '2026-10-03 00:00:00'\"")
+    assert "TIMESTAMPTZ" in problems[0]  # the hint says how to write it
+    assert problems[1].startswith("metrics.odd.filter: ")
+
+
 def test_cap_is_the_pooled_quantile_of_per_unit_values_and_is_reported(tmp_path, make_plan):
     from croctl.analysis import analyze
 

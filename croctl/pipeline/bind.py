@@ -9,7 +9,7 @@ import polars as pl
 
 from croctl.errors import PlanError, PlanErrors, did_you_mean
 from croctl.io import ColumnNeeds, ExportFiles, ExportScan, inspect_export, scan_export
-from croctl.plan import EXPOSURES, Plan
+from croctl.plan import EXPOSURES, MetricSpec, Plan
 
 if TYPE_CHECKING:
     from croctl.pipeline.numbered_ids import Numbering
@@ -91,7 +91,52 @@ def bind_plan(plan: Plan, *, scan: bool = True) -> BoundPlan:
         for source in bound_plan.scans():
             source.scan = scan_export(source.files, source.needs, plan.timezone)
         bound_plan.unit_dtype = common_unit_dtype(bound_plan)
+        _check_filters(bound_plan)
     return bound_plan
+
+
+def _check_filters(bound: BoundPlan) -> None:
+    """Run every filter on no rows of its source, typed as the query types them.
+
+    A filter Polars cannot evaluate on those types (a naive `TIMESTAMP` against a timestamp
+    column in UTC, text compared with a number) would otherwise fail inside the query, after
+    reading the exports, as an internal error.
+
+    Raises:
+        PlanErrors: each filter that cannot run.
+    """
+    errors = []
+    for metric in bound.plan.measured:
+        for side, measure in metric.measures():
+            expr = bound.filters.get((metric.name, side))
+            source = bound.sources[measure.source]
+            if expr is None or source.frame is None:
+                continue
+            try:
+                source.frame.clear().filter(expr).collect()
+            except pl.exceptions.PolarsError as exc:
+                detail = (str(exc).splitlines() or [type(exc).__name__])[0]
+                errors.append(
+                    PlanError(
+                        f"{_measure_key(metric, side)}.filter: {measure.filter!r} cannot run on "
+                        f"{source.files.label}'s columns: {detail}",
+                        hint=_FILTER_HINT,
+                    )
+                )
+    if errors:
+        raise PlanErrors(errors)
+
+
+_FILTER_HINT = (
+    "compare each column with a value of its type; timestamps are in UTC, so write "
+    "TIMESTAMPTZ '2026-10-10 00:00:00+00:00' (or DATE '2026-10-10'), not TIMESTAMP '...'"
+)
+
+
+def _measure_key(metric: MetricSpec, side: str) -> str:
+    """The plan key of a metric's measure: `metrics.<name>` (`.numerator` of a ratio's)."""
+    label = {"num": ".numerator", "den": ".denominator"}[side] if metric.denominator else ""
+    return f"{metric.key}{label}"
 
 
 def common_unit_dtype(bound: BoundPlan) -> pl.DataType:
@@ -158,8 +203,7 @@ def _bind_metrics(
     filters: dict[tuple[str, str], pl.Expr] = {}
     for metric in plan.measured:
         for side, measure in metric.measures():
-            label = {"num": ".numerator", "den": ".denominator"}[side] if metric.denominator else ""
-            key = f"{metric.key}{label}"
+            key = _measure_key(metric, side)
             bound = sources[measure.source]
             if measure.value and _require(bound, measure.value, f"{key}.value", errors):
                 bound.needs.numbers.add(measure.value)
