@@ -197,7 +197,7 @@ class SufficientStats:
         table = self.cells
         rows = np.arange(len(table)) if rows is None else np.sort(rows)
         of = table.variant_of[rows]
-        totals = {}
+        totals: dict[str, tuple[int, list[Moments]]] = {}
         for code, variant in enumerate(table.variants):
             mine = rows[of == code]
             if len(mine):

@@ -171,23 +171,25 @@ def _cells(frame: pl.DataFrame, n_segments: int, n_metrics: int) -> CellTable:
     """The cells frame as a `CellTable`: rows sorted, each metric's moments (null: 0)."""
     keys = [VARIANT, *(seg_col(j) for j in range(n_segments))]
     fields = ("n", *_MOMENT_NAMES)  # `Moments`' order; its `n` is the cell's units
-    moments = [f"{field}{i}" for i in range(n_metrics) for field in fields]
+    moments = [_moment_column(frame, field, i) for i in range(n_metrics) for field in fields]
     frame = frame.select(
         *(pl.col(c).cast(pl.String).fill_null(MISSING_SEGMENT) for c in keys),
         pl.col("n").cast(pl.Int64).fill_null(0),
-        *(_moment_column(frame, name) for name in moments),
+        *moments,
     ).sort(keys)
+    names = [m.meta.output_name() for m in moments]
     return CellTable.build(
         frame[VARIANT].to_list(),
         [frame[c].to_list() for c in keys[1:]],
         frame["n"].to_numpy(),
-        frame.select(moments).to_numpy().reshape(frame.height, n_metrics, len(fields)),
+        frame.select(names).to_numpy().reshape(frame.height, n_metrics, len(fields)),
     )
 
 
-def _moment_column(frame: pl.DataFrame, name: str) -> pl.Expr:
-    """One metric's moment as floats: `n<i>` the cell's units, a missing one zeros."""
-    if name.startswith("n"):
+def _moment_column(frame: pl.DataFrame, field: str, metric: int) -> pl.Expr:
+    """Metric `metric`'s moment `field` as floats: `n` the cell's units, a missing one zeros."""
+    name = f"{field}{metric}"
+    if field == "n":
         return pl.col("n").cast(pl.Float64).fill_null(0.0).alias(name)
     if name not in frame.columns:
         return pl.lit(0.0).alias(name)
