@@ -180,8 +180,8 @@ class SufficientStats:
     def units_by_variant(self, rows: Rows | None = None) -> dict[str, int]:
         """Units per variant, summed over the given (default: all) cells."""
         table = self.cells
-        units = table.units if rows is None else table.units[rows]
-        of = table.variant_of if rows is None else table.variant_of[rows]
+        chosen = slice(None) if rows is None else rows
+        units, of = table.units[chosen], table.variant_of[chosen]
         return {
             variant: int(units[mine].sum())
             for code, variant in enumerate(table.variants)

@@ -106,14 +106,15 @@ def _check_filters(bound: BoundPlan) -> None:
         PlanErrors: each filter that cannot run.
     """
     errors = []
+    empty = {name: s.frame.clear() for name, s in bound.sources.items() if s.frame is not None}
     for metric in bound.plan.measured:
         for side, measure in metric.measures():
             expr = bound.filters.get((metric.name, side))
             source = bound.sources[measure.source]
-            if expr is None or source.frame is None:
+            if expr is None or measure.source not in empty:
                 continue
             try:
-                source.frame.clear().filter(expr).collect()
+                empty[measure.source].filter(expr).collect()
             except pl.exceptions.PolarsError as exc:
                 detail = (str(exc).splitlines() or [type(exc).__name__])[0]
                 errors.append(
