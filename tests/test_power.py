@@ -104,6 +104,46 @@ def test_no_effect_needs_infinite_units():
     assert mde_at(100, Baseline(0.0, 1.0), 0.05, 0.8, Allocation()) == math.inf
 
 
+@pytest.mark.parametrize(
+    "baseline",
+    [Baseline(5.0, 0.0), Baseline(5.0, math.nan), Baseline.rate(1.0)],
+    ids=["one unit", "no sd", "every unit converted"],
+)
+def test_a_control_arm_without_spread_has_no_mde_or_sample_size(baseline):
+    """Any change would look detectable: not estimable (nan, shown as none), not a crash."""
+    assert math.isnan(mde_at(2, baseline, 0.05, 0.8, Allocation()))
+    assert math.isnan(units_needed(baseline, 0.05, 0.05, 0.8, Allocation()))
+
+
+def test_a_readout_of_one_unit_an_arm_reports_no_mde(tmp_path, make_plan):
+    import json
+
+    from typer.testing import CliRunner
+
+    from croctl.cli import app
+    from tests.conftest import write_csv
+
+    write_csv(
+        tmp_path / "exposures.csv",
+        "user_id,variant,exposed_at",
+        ["a,control,2026-10-02T00:00:00Z", "b,treatment,2026-10-02T00:00:00Z"],
+    )
+    write_csv(
+        tmp_path / "events.csv", "user_id,ts,event_name,revenue", ["a,2026-10-03T00:00:00Z,buy,1"]
+    )
+    metric = {"role": "primary", "type": "mean", "source": "events"}
+    plan = make_plan(metrics={"n": metric}, decision={"mde": 0.05})
+    result = CliRunner().invoke(app, ["evaluate", str(plan), "--format", "json"])
+    assert result.exit_code == 4, result.output  # inconclusive, not an internal error
+    power = json.loads(result.stdout)["power"]
+    assert power["mde_relative"] is None and power["units_needed"] is None
+    # `croctl power` from the same exports: the control arm's sd is none, not a bare NaN
+    result = CliRunner().invoke(app, ["power", str(plan), "--units", "1000", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.stdout, parse_constant=lambda name: pytest.fail(f"JSON has {name}"))
+    assert answer["baseline"]["sd"] is None and answer["mde_relative"] is None
+
+
 def test_an_inconclusive_readout_says_how_much_longer_the_test_needs():
     from croctl.evaluate import evaluate
     from tests.conftest import ROOT

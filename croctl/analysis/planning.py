@@ -204,8 +204,8 @@ def power_to_dict(answer: PowerAnswer) -> dict[str, object]:
         "units_per_arm": {arm: clean(n) for arm, n in answer.per_arm.items()},
         "allocation": answer.allocation,
         "baseline": {
-            "mean": answer.baseline.mean,
-            "sd": answer.baseline.sd,
+            "mean": clean(answer.baseline.mean),
+            "sd": clean(answer.baseline.sd),
             "proportion": answer.baseline.proportion,
         },
         "units_per_day": clean(answer.units_per_day),

@@ -98,7 +98,7 @@ def power(
             guardrails=not primary_only,
         )
         if fmt is OutputFormat.JSON:
-            print(json.dumps(power_to_dict(answer), indent=2))
+            print(json.dumps(power_to_dict(answer), indent=2, allow_nan=False))
         else:
             Console(highlight=False).print(render_power(answer))
 

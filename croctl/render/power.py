@@ -24,6 +24,11 @@ def _count(value: float | None) -> str:
     return f"{math.ceil(value):,}" if value is not None and math.isfinite(value) else "—"
 
 
+def _number(value: float, form: str = ".4g") -> str:
+    """`value` in `form`, or an em dash where the exports gave none (one control unit: no sd)."""
+    return format(value, form) if math.isfinite(value) else "—"
+
+
 def render_power(answer: PowerAnswer) -> RenderableType:
     """Headline answer, per-arm sample, duration and (guardrail-aware) per-test needs."""
     b = answer.baseline
@@ -32,9 +37,10 @@ def render_power(answer: PowerAnswer) -> RenderableType:
     head = Text()
     head.append(f"{_QUESTION[answer.solved]}\n", style="bold")
     head.append(
-        f"baseline {kind} {b.mean:.4g} (sd {b.sd:.4g}) · α = {answer.alpha:g} two-sided"
+        f"baseline {kind} {_number(b.mean)} (sd {_number(b.sd)}) · α = {answer.alpha:g} two-sided"
         f"{' (Bonferroni over arms)' if len(answer.allocation) > 2 else ''} · "
-        f"power {answer.power:.1%}{each} · MDE ±{answer.mde:.2%} relative\n",
+        f"power {_number(answer.power, '.1%')}{each} · "
+        f"MDE ±{_number(answer.mde, '.2%')} relative\n",
         style="dim",
     )
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)

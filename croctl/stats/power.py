@@ -93,6 +93,8 @@ def units_needed(
     delta = abs(relative * baseline.mean)
     if delta == 0 or not math.isfinite(delta):
         return math.inf
+    if not _spread(baseline, relative, allocation):
+        return math.nan
     a = _alpha(alpha, allocation)
     first = ((_z(1 - a / 2) + _z(power)) * _unit_se(baseline, relative, allocation) / delta) ** 2
     return _root(
@@ -105,9 +107,15 @@ def units_needed(
 def mde_at(
     units: float, baseline: Baseline, alpha: float, power: float, allocation: Allocation
 ) -> float:
-    """Smallest relative change (increase) detectable with `power` at `units` in total."""
+    """Smallest relative change (increase) detectable with `power` at `units` in total.
+
+    inf when no change is (a zero baseline); nan when the control arm has no spread to plan
+    with (one unit, or every unit converted), where any change would look detectable.
+    """
     if baseline.mean == 0 or units <= 0:
         return math.inf
+    if not _spread(baseline, 0.0, allocation):
+        return math.nan
 
     def short(relative: float) -> float:
         return power_at(units, baseline, relative, alpha, allocation) - power
@@ -118,6 +126,12 @@ def mde_at(
             return math.inf
         upper *= 2
     return _root(short, 1e-12, upper)
+
+
+def _spread(baseline: Baseline, relative: float, allocation: Allocation) -> bool:
+    """Has the difference a positive, finite standard error (`_unit_se`) to plan with?"""
+    se = _unit_se(baseline, relative, allocation)
+    return math.isfinite(se) and se > 0
 
 
 def units_to_clear_margin(
