@@ -55,6 +55,7 @@ CASES = {
     "plan_undefined_column": (2, "metrics.rev.value: column 'revnue' is not in"),
     "plan_bad_filter": (2, "metrics.rev.filter: cannot parse filter"),
     "plan_filter_types": (2, "metrics.conv.filter: \"event_name = 'purchase' AND ts >= TIMESTAMP"),
+    "plan_filter_values": (2, "metrics.conv.filter: 'CAST(event_name AS INTEGER) > 3' cannot run"),
     "plan_two_primaries": (2, "2 metrics have role: primary"),
     "plan_no_primary": (2, "no metric has role: primary"),
     "plan_unknown_role": (2, "did you mean 'primary'?"),

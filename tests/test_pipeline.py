@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from croctl.errors import DataError
 from croctl.io.iso import iso_values
-from croctl.pipeline import bind_plan, collect_stats
+from croctl.pipeline import Engine, bind_plan, collect_stats
 from croctl.pipeline.keys import fingerprint
 from croctl.plan import load_plan
 from tests.conftest import BASE_PLAN, write_csv
@@ -612,6 +612,106 @@ def test_each_filter_that_cannot_run_on_its_columns_is_a_plan_error(tmp_path, ma
     assert problems[0].startswith("metrics.late.filter: \"ts >= TIMESTAMP '2026-10-03 00:00:00'\"")
     assert "TIMESTAMPTZ" in problems[0]  # the hint says how to write it
     assert problems[1].startswith("metrics.odd.filter: ")
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_a_filter_that_fails_on_the_values_is_a_plan_error(tmp_path, make_plan, fmt):
+    """`CAST` of text that is no number: named with its plan key, not as an internal error.
+
+    On a Parquet export's first rows when the plan is bound; a CSV's once the query fails.
+    """
+    from croctl.errors import PlanErrors
+
+    write_csv(tmp_path / "exposures.csv", EXPOSURE_HEADER, ["a,control,2026-10-02T00:00:00Z"])
+    events = pl.DataFrame(
+        {"user_id": ["a"], "ts": [datetime(2026, 10, 3, tzinfo=UTC)], "event_name": ["x"]}
+    )
+    if fmt == "parquet":
+        events.write_parquet(tmp_path / "events.parquet")
+    else:
+        events.write_csv(tmp_path / "events.csv")
+    metric = {"role": "primary", "type": "mean", "source": "events"}
+    plan = make_plan(
+        sources={"events": {"path": f"events.{fmt}", "unit": "user_id", "timestamp": "ts"}},
+        metrics={"n": metric | {"filter": "CAST(event_name AS INTEGER) > 3"}},
+    )
+    with pytest.raises(PlanErrors) as caught:
+        if fmt == "parquet":
+            bind_plan(load_plan(plan))
+        else:
+            collect_stats(load_plan(plan))
+    (problem,) = [str(p) for p in caught.value.problems]
+    assert problem.startswith("metrics.n.filter: 'CAST(event_name AS INTEGER) > 3' cannot run")
+    assert "TRY_CAST" in problem  # the hint says how to skip what does not convert
+
+
+def test_try_cast_in_a_filter_skips_the_values_that_do_not_convert(tmp_path, make_plan):
+    metric = {"role": "primary", "type": "mean", "source": "events"}
+    result, _ = per_unit(
+        tmp_path,
+        make_plan,
+        ["a,control,2026-10-02T00:00:00Z", "b,treatment,2026-10-02T00:00:00Z"],
+        ["a,2026-10-03T00:00:00Z,x,", "a,2026-10-03T00:00:00Z,5,", "b,2026-10-03T00:00:00Z,2,"],
+        metrics={"n": metric | {"filter": "TRY_CAST(event_name AS INTEGER) > 3"}},
+    )
+    assert result == {"control": (1, 1.0), "treatment": (1, 0.0)}
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_a_filter_failing_past_the_first_rows_is_named_once_the_query_fails(
+    tmp_path, make_plan, fmt
+):
+    """Beyond the rows read when the plan is bound, the query fails; then every row is tried."""
+    from croctl.errors import PlanErrors
+
+    rows = 20_000
+    events = pl.DataFrame(
+        {
+            "user_id": ["a"] * rows,
+            "ts": ["2026-10-03T00:00:00Z"] * rows,
+            "event_name": ["1"] * (rows - 1) + ["x"],
+        }
+    )
+    if fmt == "parquet":
+        events = events.with_columns(pl.col("ts").str.to_datetime(time_zone="UTC"))
+        events.write_parquet(tmp_path / "events.parquet")
+    else:
+        events.write_csv(tmp_path / "events.csv")
+    write_csv(tmp_path / "exposures.csv", EXPOSURE_HEADER, ["a,control,2026-10-02T00:00:00Z"])
+    metric = {"role": "primary", "type": "mean", "source": "events"}
+    plan = make_plan(
+        sources={"events": {"path": f"events.{fmt}", "unit": "user_id", "timestamp": "ts"}},
+        metrics={"n": metric | {"filter": "CAST(event_name AS INTEGER) > 0"}},
+    )
+    bind_plan(load_plan(plan))  # its first rows convert
+    with pytest.raises(PlanErrors, match=r"metrics\.n\.filter: .* for 1 out of \d+ values"):
+        collect_stats(load_plan(plan))
+
+
+@pytest.mark.parametrize("engine", ["polars", "duckdb"])
+def test_a_csv_filter_column_with_digits_first_then_text_is_read_as_text(
+    tmp_path, make_plan, engine
+):
+    """Typed by its first rows it would be a number, and the filter on its text could not run."""
+    rows = 30_000  # past Polars' 10 000 rows of type inference and DuckDB's 20 480
+    pl.DataFrame(
+        {
+            "user_id": ["a"] * rows + ["b"],
+            "ts": ["2026-10-03T00:00:00Z"] * (rows + 1),
+            "event_name": ["1"] * rows + ["SAVE10"],
+        }
+    ).write_csv(tmp_path / "events.csv")
+    write_csv(
+        tmp_path / "exposures.csv",
+        EXPOSURE_HEADER,
+        ["a,control,2026-10-02T00:00:00Z", "b,treatment,2026-10-02T00:00:00Z"],
+    )
+    metric = {"role": "primary", "type": "mean", "source": "events", "filter": "event_name = '1'"}
+    other = metric | {"role": "diagnostic", "filter": "event_name = 'SAVE10'"}
+    plan = load_plan(make_plan(metrics={"ones": metric, "codes": other}))
+    stats = collect_stats(plan, engine=Engine(engine))
+    totals = {v: [m.y for m in moments] for v, (_, moments) in stats.by_variant().items()}
+    assert totals == {"control": [rows, 0.0], "treatment": [0.0, 1.0]}
 
 
 def test_cap_is_the_pooled_quantile_of_per_unit_values_and_is_reported(tmp_path, make_plan):

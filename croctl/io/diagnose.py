@@ -12,8 +12,9 @@ from typing import IO, NamedTuple, cast
 import polars as pl
 
 from croctl.errors import DataError
+from croctl.io.epoch import EPOCH_HINT, epoch_bounds
 from croctl.io.files import ExportFiles, FileFormat
-from croctl.io.scan import EPOCH_HINT, ColumnNeeds, close_up_zone, epoch_bounds
+from croctl.io.scan import ColumnNeeds, close_up_zone
 
 _TIMESTAMP_HINT = "use one form in the column: ISO 8601 (2026-10-01T12:00:00Z) or epoch numbers"
 _EPOCH_UNIT_NAMES = {
@@ -148,7 +149,10 @@ def _value_problem(
         return None
     header_offset = 0 if fmt is FileFormat.PARQUET else 2
     for name in columns:
-        values = frame.get_column(name).cast(pl.String)
+        column = frame.get_column(name)
+        if _typed(column.dtype, name in needs.timestamps):
+            continue
+        values = column.cast(pl.String)
         parsed = _parse(values, name in needs.timestamps)
         unparsed = values.is_not_null() & parsed.is_null()
         unit = units.get(name) if parsed.dtype == pl.Float64 else None  # epoch numbers
@@ -163,6 +167,18 @@ def _value_problem(
             )
             return DataError(f"{where}: column '{name}': {values[index]!r} {what}", hint=hint)
     return None
+
+
+def _typed(dtype: pl.DataType, timestamp: bool) -> bool:
+    """Is every value of a column stored as `dtype` one the query reads?
+
+    A Parquet timestamp is one, and so is a stored number read as a number (an epoch number
+    is checked against its unit's bounds). Parsing them as text would find nothing, at ~1 s
+    per million rows.
+    """
+    if dtype.is_temporal():
+        return True
+    return not timestamp and (dtype.is_numeric() or dtype == pl.Boolean)
 
 
 def _unparsed(timestamp: bool, epoch_unit: str | None) -> tuple[str, str]:

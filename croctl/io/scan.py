@@ -11,6 +11,7 @@ from typing import TypeVar
 import polars as pl
 
 from croctl.errors import DataError
+from croctl.io.epoch import EPOCH_UNITS, epoch_bounds, epoch_unit, refuse_mixed_units
 from croctl.io.files import ExportFiles, FileFormat, head_sample, partition_values
 from croctl.io.iso import iso_reads, iso_values
 
@@ -22,8 +23,6 @@ INFER_ROWS = 10_000
 # (`%.f`: any or no fraction; `%#z`: Z, +hh:mm or +hhmm).
 _LAYOUTS = ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f")
 # Epoch numbers are read in the unit that puts them in 2000-2100 (units 1000× apart: one fits)
-EPOCH_UNITS = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}
-_EPOCH_SPAN = (946_684_800, 4_102_444_800)  # 2000-01-01 and 2100-01-01, in seconds
 _EPOCH_TEXT = re.compile(r"^-?\d+(\.\d+)?$")
 # Warehouse exports put a space before the zone: BigQuery `... 12:00:00 UTC`, Snowflake
 # `... 12:00:00.000 +0000`. Such text is closed up to ISO 8601 (`Z`, `+0000`) before the parse.
@@ -31,7 +30,6 @@ _SPACED_ZONE = re.compile(r" (UTC|[+-]\d{2}:?\d{2})$")
 SPACED_ZONES = ((" UTC", "Z"), (" +", "+"), (" -", "-"))  # literal replacements, in order
 _Text = TypeVar("_Text", pl.Expr, pl.Series)
 _TIMESTAMP_FORMS = "export timestamps as ISO 8601 text, epoch numbers or a datetime type"
-EPOCH_HINT = "export the whole column in one epoch unit; leave unknown times empty, not 0"
 
 
 @dataclass(slots=True)
@@ -77,6 +75,7 @@ class ExportScan:
     times: tuple[pl.Expr, ...]
     inferred: tuple[pl.Expr, ...] | None = None  # None: no format was taken from a sample
     kinds: dict[str, TimestampKind] = field(default_factory=dict)
+    typed_from: int | None = INFER_ROWS  # a CSV's first rows its filter columns are typed by
 
     @property
     def frame(self) -> pl.LazyFrame:
@@ -102,16 +101,24 @@ class ExportScan:
 
     def by_inference(self) -> ExportScan:
         """The same scan with every text timestamp parsed value by value (any ISO layout)."""
-        return ExportScan(self.raw, self.inferred or self.times, kinds=self.kinds)
+        return replace(self, times=self.inferred or self.times, inferred=None)
 
 
-def scan_export(files: ExportFiles, needs: ColumnNeeds, timezone: str | None) -> ExportScan:
+def scan_export(
+    files: ExportFiles,
+    needs: ColumnNeeds,
+    timezone: str | None,
+    typed_from: int | None = INFER_ROWS,
+) -> ExportScan:
     """Lazily scan `files`, projected to `needs`, keys as text, numbers as Float64, times in UTC.
+
+    A CSV's other columns (read by filters) are typed by their first `typed_from` rows (None:
+    every row, a read of the whole file).
 
     Raises:
         DataError: a timestamp column is naive with no plan timezone, or not a timestamp at all.
     """
-    raw = _scan_raw(files, needs)
+    raw = _scan_raw(files, needs, typed_from)
     schema = raw.collect_schema()
     exprs, times, inferred, kinds = [], [], [], {}
     sampled = False  # some text column is parsed in a layout read off its sample
@@ -130,22 +137,23 @@ def scan_export(files: ExportFiles, needs: ColumnNeeds, timezone: str | None) ->
         elif name in needs.keys and schema[name] != pl.String and not schema[name].is_integer():
             column = column.cast(pl.String)
         exprs.append(column.alias(name))
-    return ExportScan(raw.select(exprs), tuple(times), tuple(inferred) if sampled else None, kinds)
+    inferences = tuple(inferred) if sampled else None
+    return ExportScan(raw.select(exprs), tuple(times), inferences, kinds, typed_from)
 
 
-def _scan_raw(files: ExportFiles, needs: ColumnNeeds) -> pl.LazyFrame:
+def _scan_raw(files: ExportFiles, needs: ColumnNeeds, typed_from: int | None) -> pl.LazyFrame:
     overrides: dict[str, pl.DataType] = {}
     for name in needs.keys | needs.timestamps:
         overrides[name] = pl.String()
     for name in needs.numbers:
         overrides[name] = pl.Float64()
-    return scan_files(files, overrides).select(needs.all())
+    return scan_files(files, overrides, typed_from).select(needs.all())
 
 
 def scan_files(
     files: ExportFiles,
     csv_types: Mapping[str, pl.DataType] | None = None,
-    infer_rows: int = INFER_ROWS,
+    infer_rows: int | None = INFER_ROWS,
 ) -> pl.LazyFrame:
     """Every column of the files, with each partition directory's key as a text column.
 
@@ -250,7 +258,7 @@ def _timestamp_kind(
         return TimestampKind(isinstance(dtype, pl.Datetime) and dtype.time_zone is not None)
     if dtype.is_numeric():
         kind = _epoch_kind(files, name, _sample(files, raw, name), dtype.is_float())
-        _refuse_mixed_units(files, name)
+        refuse_mixed_units(files, name)
         return kind
     if dtype != pl.String:
         raise DataError(
@@ -288,25 +296,6 @@ def close_up_zone(text: _Text) -> _Text:
     return text
 
 
-def epoch_unit(values: pl.Series) -> str | None:
-    """The unit (a key of EPOCH_UNITS) in which every value falls in 2000-2099, if one does."""
-    numbers = values.cast(pl.Float64, strict=False).drop_nulls()
-    if numbers.is_empty():
-        return None
-    low, high = numbers.min(), numbers.max()
-    assert isinstance(low, float) and isinstance(high, float)
-    for unit, scale in EPOCH_UNITS.items():
-        if _EPOCH_SPAN[0] <= low / scale and high / scale < _EPOCH_SPAN[1]:
-            return unit
-    return None
-
-
-def epoch_bounds(unit: str) -> tuple[int, int]:
-    """The first epoch number of 2000 and of 2100, counted in `unit` (a key of EPOCH_UNITS)."""
-    scale = EPOCH_UNITS[unit]
-    return _EPOCH_SPAN[0] * scale, _EPOCH_SPAN[1] * scale
-
-
 def _epoch_kind(files: ExportFiles, name: str, sample: pl.Series, fraction: bool) -> TimestampKind:
     unit = epoch_unit(sample)
     if unit is None:
@@ -317,47 +306,6 @@ def _epoch_kind(files: ExportFiles, name: str, sample: pl.Series, fraction: bool
             hint=_TIMESTAMP_FORMS,
         )
     return TimestampKind(True, epoch=unit, fraction=fraction)
-
-
-def _refuse_mixed_units(files: ExportFiles, name: str) -> None:
-    """Refuse epoch numbers whose whole range fits no one unit (the sample is the first rows).
-
-    A column that changes unit part-way (two exports appended: seconds, then milliseconds)
-    would otherwise put its later rows in 1970 or in the year 55000, where no metric counts
-    them. Parquet files hold each row group's min and max, so the whole column is checked for
-    free; a CSV's is not (its sample decides).
-    """
-    bounds = _parquet_bounds(files, name) if files.format is FileFormat.PARQUET else None
-    if bounds is None or epoch_unit(pl.Series(bounds)) is not None:
-        return
-    low, high = bounds
-    raise DataError(
-        f"{files.label}: column '{name}' holds numbers from {low!r} to {high!r}: no one epoch"
-        " unit (seconds to nanoseconds) puts them all between 2000 and 2100",
-        hint=EPOCH_HINT,
-    )
-
-
-def _parquet_bounds(files: ExportFiles, name: str) -> tuple[int | float, int | float] | None:
-    """The column's least and greatest value in every file's statistics (None: some lack them)."""
-    import pyarrow as pa  # imported only for epoch columns in Parquet
-    import pyarrow.parquet as pq
-
-    lows, highs = [], []
-    try:
-        for path in files.paths:
-            metadata = pq.ParquetFile(path).metadata
-            leaves = [metadata.schema.column(i).path for i in range(metadata.num_columns)]
-            index = leaves.index(name)
-            for group in range(metadata.num_row_groups):
-                stats = metadata.row_group(group).column(index).statistics
-                if stats is None or not stats.has_min_max:
-                    return None
-                lows.append(stats.min)
-                highs.append(stats.max)
-    except (OSError, ValueError, pa.ArrowException):  # the query's own read reports it
-        return None
-    return (min(lows), max(highs)) if lows else None
 
 
 def first_values(files: ExportFiles, raw: pl.LazyFrame, name: str) -> pl.Series:

@@ -14,8 +14,9 @@ import polars as pl
 
 from croctl.errors import DataError
 from croctl.io.diagnose import FailedExport, diagnose_failure
+from croctl.io.epoch import epoch_unit
 from croctl.io.files import FileFormat, inspect_export
-from croctl.io.scan import ColumnNeeds, close_up_zone, epoch_unit, scan_files, zone_in_text
+from croctl.io.scan import ColumnNeeds, close_up_zone, scan_files, zone_in_text
 
 SAMPLE_ROWS = 20_000
 MAX_DISTINCT = 40  # text columns with at most this many values in the sample are categorical

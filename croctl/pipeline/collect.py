@@ -11,7 +11,7 @@ import polars as pl
 from croctl.errors import DataError
 from croctl.io import FailedExport, diagnose_failure
 from croctl.pipeline import dense
-from croctl.pipeline.bind import BoundPlan, BoundSource
+from croctl.pipeline.bind import BoundPlan, BoundSource, check_filters
 from croctl.pipeline.build import build_query
 from croctl.pipeline.caps import capped_cells, sample_frames, thresholds_from_sample
 from croctl.pipeline.coverage import Bitmap, Coverage, MarkIds, Span, bitmap_of, id_span
@@ -50,6 +50,7 @@ def collect_query(
             # (~10× slower) before calling the export malformed. Unit ids do not change, so
             # neither does coverage.
             return collect_query(inferring, covered)
+        check_filters(bound, every_row=True)  # a value far in that breaks a filter: a plan error
         raise diagnose_failure([_failed(s) for s in bound.scans()], exc) from exc
 
 

@@ -10,7 +10,8 @@ import sqlglot
 from sqlglot import exp
 
 from croctl.io import FileFormat
-from croctl.io.scan import EPOCH_UNITS, SPACED_ZONES, epoch_bounds
+from croctl.io.epoch import EPOCH_UNITS, epoch_bounds
+from croctl.io.scan import SPACED_ZONES
 from croctl.pipeline.bind import BoundPlan, BoundSource
 from croctl.pipeline.names import N_VARIANTS, START, UNIT, VARIANT, seg_col
 from croctl.pipeline.sqlexpr import (
@@ -59,7 +60,10 @@ class RowSql:
         )
         if files.format is FileFormat.PARQUET:
             return exp.Anonymous(this="read_parquet", expressions=[paths, *partitioned])
-        text = sorted((source.needs.keys | source.needs.timestamps) - set(files.partitions))
+        text = sorted(
+            (source.needs.keys | source.needs.timestamps | _text_filter_columns(source))
+            - set(files.partitions)
+        )
         types = exp.Struct(
             expressions=[_option(c, exp.Literal.string("VARCHAR"), quoted=True) for c in text]
         )
@@ -371,3 +375,15 @@ class RowSql:
 def _option(name: str, value: exp.Expression, *, quoted: bool = False) -> exp.Expression:
     """`name = value`: a named argument of a DuckDB table function, or a struct's field."""
     return exp.PropertyEQ(this=exp.to_identifier(name, quoted=quoted), expression=value)
+
+
+def _text_filter_columns(source: BoundSource) -> set[str]:
+    """A CSV's filter columns the Polars engine reads as text, read as text here too.
+
+    DuckDB types the others by its own sample of rows; a column of digits then text (typed by
+    every row when binding, `bind_plan`) would be a number there, and fail at the first text.
+    """
+    if source.scan is None or not source.needs.inferred:
+        return set()
+    schema = source.scan.raw.collect_schema()
+    return {c for c in source.needs.inferred if schema.get(c) == pl.String}
