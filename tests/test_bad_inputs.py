@@ -23,6 +23,7 @@ CASES = {
     "data_nan_value": (3, "'revenue' has 1 NaN or infinite value(s)"),
     "data_inf_value": (3, "'revenue' has 1 NaN or infinite value(s)"),
     "data_bad_timestamp": (3, "bad_timestamp.csv:9: column 'ts': 'yesterday' is not a timestamp"),
+    "data_empty_timestamps": (3, "empty_timestamps.csv: column 'ts' has no timestamps"),
     "data_naive_timestamps": (3, "timestamps without a time zone"),
     "data_epoch_bad_value": (3, "epoch_bad_value.csv:9: column 'ts': 'yesterday' is not a"),
     "data_not_epoch": (3, "'ts' holds numbers ('0', ...) that are not epoch seconds"),

@@ -714,6 +714,18 @@ def test_a_csv_filter_column_with_digits_first_then_text_is_read_as_text(
     assert totals == {"control": [rows, 0.0], "treatment": [0.0, 1.0]}
 
 
+def test_csv_numbers_with_spaces_around_them_are_numbers(tmp_path, make_plan):
+    """Polars' reader refuses ` 12.5`; the second read (as text, stripped) takes it, as DuckDB's."""
+    result, _ = per_unit(
+        tmp_path,
+        make_plan,
+        ["a,control,2026-10-02T00:00:00Z", "b,treatment,2026-10-02T00:00:00Z"],
+        ["a,2026-10-03T00:00:00Z,purchase, 12.5", "b,2026-10-03T00:00:00Z,purchase,7 "],
+        metrics=revenue_mean(),
+    )
+    assert result == {"control": (1, 12.5), "treatment": (1, 7.0)}
+
+
 def test_cap_is_the_pooled_quantile_of_per_unit_values_and_is_reported(tmp_path, make_plan):
     from croctl.analysis import analyze
 

@@ -112,8 +112,9 @@ def scan_export(
 ) -> ExportScan:
     """Lazily scan `files`, projected to `needs`, keys as text, numbers as Float64, times in UTC.
 
-    A CSV's other columns (read by filters) are typed by their first `typed_from` rows (None:
-    every row, a read of the whole file).
+    A CSV's other columns (read by filters) are typed by their first `typed_from` rows. None:
+    by every row (a read of the whole file), and numbers read as text, spaces around them
+    stripped, for a read that failed.
 
     Raises:
         DataError: a timestamp column is naive with no plan timezone, or not a timestamp at all.
@@ -131,6 +132,8 @@ def scan_export(
             per_value = replace(kind, layout=None, iso=False)
             inferred.append(_utc(files, name, schema[name], per_value, timezone).alias(name))
         elif name in needs.numbers:
+            if schema[name] == pl.String:  # ` 12.5` is a number too
+                column = column.str.strip_chars()
             column = column.cast(pl.Float64, strict=True)
         elif name in needs.keys and schema[name] == pl.Binary:  # raw bytes (a Parquet UUID)
             column = column.bin.encode("hex")  # as text, the way `uuid.hex` writes them
@@ -145,8 +148,8 @@ def _scan_raw(files: ExportFiles, needs: ColumnNeeds, typed_from: int | None) ->
     overrides: dict[str, pl.DataType] = {}
     for name in needs.keys | needs.timestamps:
         overrides[name] = pl.String()
-    for name in needs.numbers:
-        overrides[name] = pl.Float64()
+    for name in needs.numbers:  # Polars' reader refuses ` 12.5`: read from text once it failed
+        overrides[name] = pl.Float64() if typed_from is not None else pl.String()
     return scan_files(files, overrides, typed_from).select(needs.all())
 
 
@@ -266,7 +269,12 @@ def _timestamp_kind(
             hint=_TIMESTAMP_FORMS,
         )
     sample = _sample(files, raw, name)
-    if sample.len() and _EPOCH_TEXT.match(sample[0]):  # later text fails the cast
+    if not sample.len():  # every row's is empty: no row would ever count
+        raise DataError(
+            f"{files.label}: column '{name}' has no timestamps (it is empty in every row)",
+            hint="name the column that holds the times; a source without times (CRM) has none",
+        )
+    if _EPOCH_TEXT.match(sample[0]):  # later text fails the cast
         return _epoch_kind(files, name, sample, sample.str.contains(".", literal=True).any())
     spaced = any(_SPACED_ZONE.search(v) for v in sample)
     if spaced:

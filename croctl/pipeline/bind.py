@@ -75,7 +75,7 @@ class BoundPlan:
         return replace(self, exposures=inferring(self.exposures), sources=sources)
 
     def retyped(self, source: BoundSource) -> BoundSource:
-        """The source with a CSV's filter columns typed by every row (`_typed_by_first_rows`)."""
+        """The source as a CSV is read once its first read failed (`scan_export`'s `typed_from`)."""
         if not _typed_by_first_rows(source):
             return source
         scan = scan_export(source.files, source.needs, self.plan.timezone, typed_from=None)
@@ -90,10 +90,10 @@ def _infers(source: BoundSource) -> bool:
 
 
 def _typed_by_first_rows(source: BoundSource) -> bool:
-    """A CSV whose filter columns' types were inferred from its first rows."""
+    """A CSV whose filter columns were typed by its first rows, and numbers by Polars' reader."""
     return (
         source.files.format is not FileFormat.PARQUET
-        and bool(source.needs.inferred)
+        and bool(source.needs.inferred or source.needs.numbers)
         and source.scan is not None
         and source.scan.typed_from is not None
     )
