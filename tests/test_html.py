@@ -69,6 +69,40 @@ def test_markdown_and_html_show_the_json_numbers(reports, name):
             assert shown in markdown and shown in page, (metric["name"], c["variant"])
 
 
+def test_names_and_values_from_the_plan_and_data_cannot_break_the_markdown(reports):
+    """A `|` in a segment value would split its table cell; `<script>` would be rendered."""
+    import dataclasses
+
+    report = reports["checkout"]
+    segment = dataclasses.replace(report.segments[0], value="<script>x</script>|a")
+    metric = dataclasses.replace(report.metrics[0], name="conv|<b>rate</b>")
+    odd = dataclasses.replace(report, segments=[segment], metrics=[metric])
+    markdown = render_markdown(odd)
+    assert "<script>" not in markdown and "<b>" not in markdown
+    assert "=&lt;script&gt;x&lt;/script&gt;\\|a |" in markdown
+    row = next(line for line in markdown.splitlines() if line.startswith("| conv"))
+    assert row.replace("\\|", "").count("|") == 10  # nine cells, none split
+
+
+def test_names_and_values_that_look_like_rich_markup_are_shown_as_they_are(reports):
+    """A segment value `[/b]` failed the terminal table's render (exit 70); `[red]` coloured it."""
+    import dataclasses
+
+    from croctl.render import OutputFormat, render_text
+
+    report = reports["checkout"]  # segments, heterogeneity tests and a funnel
+    segments = [dataclasses.replace(s, value="[/b]", metric="[red]m") for s in report.segments]
+    check = dataclasses.replace(report.checks[0], message="[/] in a message")
+    metric = dataclasses.replace(report.metrics[0], name="[/i]conv")
+    funnels = [dataclasses.replace(f, name="[/u]") for f in report.funnels]
+    odd = dataclasses.replace(
+        report, segments=segments, metrics=[metric], checks=[check], funnels=funnels
+    )
+    table = render_text(odd, OutputFormat.TABLE)
+    assert "[/i]conv" in table and "= [/b]" in table and "[red]m ·" in table
+    assert "[/] in a message" in table and "Funnel [/u]" in table
+
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 

@@ -14,17 +14,27 @@ from croctl.render.format import (
 from croctl.report import FunnelResult, Report
 
 _ICON = {"ship": "✅", "do_not_ship": "⛔", "inconclusive": "⏳", "invalid": "⚠️"}
+_ESCAPES = str.maketrans({"|": "\\|", "&": "&amp;", "<": "&lt;", ">": "&gt;", "\n": " "})
+
+
+def md(text: object) -> str:
+    """Plan names and data values as Markdown text.
+
+    A `|` would split a table's cell, and HTML (a segment value `<script>`) would be rendered
+    by the page showing the summary.
+    """
+    return str(text).translate(_ESCAPES)
 
 
 def _funnel(report: Report, funnel: FunnelResult) -> list[str]:
     arms = list(report.units)
-    header = " | ".join(f"{v} reached (conv., drop-off)" for v in arms)
+    header = " | ".join(f"{md(v)} reached (conv., drop-off)" for v in arms)
     lines = [
         "",
-        f"### Funnel: {funnel.name}",
+        f"### Funnel: {md(funnel.name)}",
         "",
         f"| step | {header} | "
-        + " | ".join(f"{v} relative [95% CI], p adj" for v in arms[1:])
+        + " | ".join(f"{md(v)} relative [95% CI], p adj" for v in arms[1:])
         + " |",
         "|---|" + "--:|" * (2 * len(arms) - 1),
     ]
@@ -39,19 +49,20 @@ def _funnel(report: Report, funnel: FunnelResult) -> list[str]:
             f"({c.outcome.value})"
             for c in step.comparisons
         )
-        lines.append(f"| {step.name} | {reached} | {effects} |")
+        lines.append(f"| {md(step.name)} | {reached} | {effects} |")
     return lines
 
 
 def render_markdown(report: Report) -> str:
     """Verdict, reasons, metrics, checks and segments as Markdown tables."""
     verdict = report.verdict.value
-    lines = [f"## {_ICON[verdict]} {report.experiment.name}: **{verdict.replace('_', ' ')}**"]
+    name = md(report.experiment.name)
+    lines = [f"## {_ICON[verdict]} {name}: **{verdict.replace('_', ' ')}**"]
     if report.ship_variant:
-        lines.append(f"\nShip **{report.ship_variant}**.")
-    units = ", ".join(f"{v}: {n:,}" for v, n in report.units.items())
+        lines.append(f"\nShip **{md(report.ship_variant)}**.")
+    units = ", ".join(f"{md(v)}: {n:,}" for v, n in report.units.items())
     lines += [f"\nUnits — {units}. Exit code {report.exit_code}.\n", "### Why"]
-    lines += [f"- {reason}" for reason in report.reasons]
+    lines += [f"- {md(reason)}" for reason in report.reasons]
     lines += [
         "",
         "### Metrics",
@@ -63,7 +74,7 @@ def render_markdown(report: Report) -> str:
     for m in report.metrics:
         for c in m.comparisons:
             lines.append(
-                f"| {m.name} | {m.role} | {c.variant} | {num(m.variants[control].value)} "
+                f"| {md(m.name)} | {m.role} | {md(c.variant)} | {num(m.variants[control].value)} "
                 f"| {num(m.variants[c.variant].value)} | {pct(c.relative)} "
                 f"| {ci(c.relative_ci)} | {p_value(c.p_value_adjusted)} "
                 f"| {outcome_label(c)} |"
@@ -71,12 +82,13 @@ def render_markdown(report: Report) -> str:
     notes_by_title = (("Power", power_lines(report)), ("Sensitivity", sensitivity_lines(report)))
     for title, notes in notes_by_title:
         if notes:
-            lines += ["", f"### {title}", "", *[f"- {note}" for note in notes]]
+            lines += ["", f"### {title}", "", *[f"- {md(note)}" for note in notes]]
     for funnel in report.funnels:
         lines += _funnel(report, funnel)
     lines += ["", "### Trust checks", "", "| check | status | detail |", "|---|---|---|"]
     lines += [
-        f"| {c.name}{f' ({c.source})' if c.source else ''} | {c.status.value} | {c.message} |"
+        f"| {c.name}{f' ({md(c.source)})' if c.source else ''} | {c.status.value} "
+        f"| {md(c.message)} |"
         for c in report.checks
     ]
     if report.segments:
@@ -88,8 +100,9 @@ def render_markdown(report: Report) -> str:
             "|---|---|---|--:|--:|--:|---|",
         ]
         lines += [
-            f"| {s.dimension}={s.value} | {s.metric} | {c.variant} | {pct(c.relative)} "
-            f"| {ci(c.relative_ci)} | {p_value(c.p_value_adjusted)} | {outcome_label(c)} |"
+            f"| {md(s.dimension)}={md(s.value)} | {md(s.metric)} | {md(c.variant)} "
+            f"| {pct(c.relative)} | {ci(c.relative_ci)} | {p_value(c.p_value_adjusted)} "
+            f"| {outcome_label(c)} |"
             for s in report.segments
             for c in s.comparisons
         ]
@@ -103,7 +116,7 @@ def render_markdown(report: Report) -> str:
             "|---|---|---|--:|--:|--:|---|",
         ]
         lines += [
-            f"| {h.dimension} | {h.metric} | {h.variant} | {num(h.q)} | {h.df} "
+            f"| {md(h.dimension)} | {md(h.metric)} | {md(h.variant)} | {num(h.q)} | {h.df} "
             f"| {p_value(h.p_value_adjusted)} | {'**differs**' if h.differs else 'similar'} |"
             for h in report.heterogeneity
         ]

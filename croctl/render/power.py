@@ -48,7 +48,7 @@ def render_power(answer: PowerAnswer) -> RenderableType:
     table.add_column("share", justify="right")
     table.add_column("units", justify="right")
     for arm, n in answer.per_arm.items():
-        table.add_row(arm, f"{answer.allocation[arm]:.0%}", _count(n))
+        table.add_row(Text(arm), f"{answer.allocation[arm]:.0%}", _count(n))  # not as markup
     table.add_row(Text("total", style="bold"), "", Text(_count(answer.units), style="bold"))
     parts: list[RenderableType] = [head, table]
     if answer.days is not None:
@@ -73,7 +73,12 @@ def render_power(answer: PowerAnswer) -> RenderableType:
                 "relative margin": f"margin {t.target:.0%}",
             }.get(t.kind, f"margin {t.target:g} abs")
             tests.add_row(
-                t.metric, t.role, f"{t.baseline:.4g}", target, f"{t.power:.1%}", _count(t.units)
+                Text(t.metric),
+                t.role,
+                f"{t.baseline:.4g}",
+                target,
+                f"{t.power:.1%}",
+                _count(t.units),
             )
         parts.append(tests)
     return Group(*parts)

@@ -86,8 +86,12 @@ def _banner(report: Report) -> Panel:
     return Panel(body, title=title, title_align="left", border_style=_VERDICT_STYLE[report.verdict])
 
 
-def _compact_table(title: str) -> Table:
-    """A borderless table with a rule under the header and one space between columns."""
+def _compact_table(title: str | Text) -> Table:
+    """A borderless table with a rule under the header and one space between columns.
+
+    Text from the plan or the data goes in as `Text`: a `str` cell is read as Rich markup, and
+    a segment value such as `[/b]` would fail the render.
+    """
     return Table(
         title=title,
         title_justify="left",
@@ -176,7 +180,7 @@ def _metrics(report: Report, width: int) -> Table:
                 else []
             )
             table.add_row(
-                f"  {c.variant}",
+                Text(f"  {c.variant}"),
                 *values,
                 f"{pct(c.relative, 1)} {ci_points(c.relative_ci)}",
                 ci_bar(c, scale, bar),
@@ -197,7 +201,7 @@ def _outcome(c: ComparisonResult) -> Text:
 
 def _funnel(report: Report, funnel: FunnelResult) -> Table:
     """Per step: each arm's units reaching it and step conversion; effects on that conversion."""
-    table = _compact_table(f"Funnel {funnel.name} (step conversion from the previous step)")
+    table = _compact_table(Text(f"Funnel {funnel.name} (step conversion from the previous step)"))
     table.add_column("step / arm")
     table.add_column("reached", justify="right")
     table.add_column("conv. ↓drop", justify="right")
@@ -213,7 +217,7 @@ def _funnel(report: Report, funnel: FunnelResult) -> Table:
         for c in step.comparisons:
             arm = step.variants[c.variant]
             table.add_row(
-                f"  {c.variant}",
+                Text(f"  {c.variant}"),
                 f"{arm.reached:,}",
                 _conversion(arm),
                 f"{pct(c.relative, 1)} {ci_points(c.relative_ci)}",
@@ -234,9 +238,8 @@ def _checks(report: Report) -> Table:
     table.add_column("detail", overflow="fold")
     for check in report.checks:
         name = f"{check.name} ({check.source})" if check.source else check.name
-        table.add_row(
-            name, Text(check.status.value, style=_CHECK_STYLE[check.status]), check.message
-        )
+        status = Text(check.status.value, style=_CHECK_STYLE[check.status])
+        table.add_row(Text(name), status, Text(check.message))
     return table
 
 
@@ -252,7 +255,7 @@ def _segments(report: Report) -> Table:
         table.add_row(Text(f"{dimension}: does the effect differ? (Cochran's Q)", style="bold"))
         for h in (h for h in report.heterogeneity if h.dimension == dimension):
             table.add_row(
-                f"  {h.metric} · {h.variant}",
+                Text(f"  {h.metric} · {h.variant}"),
                 f"Q = {h.q:.1f}, df {h.df}" if math.isfinite(h.q) else MISSING,
                 p_value(h.p_value_adjusted),
                 Text("differs", style="bold yellow") if h.differs else Text("similar", "dim"),
@@ -267,7 +270,7 @@ def _segments(report: Report) -> Table:
                     if s.opposite_sign and c.significant:
                         outcome.append(" ⚠ opposite to overall", style="bold yellow")
                     table.add_row(
-                        f"  {s.metric} · {c.variant}",
+                        Text(f"  {s.metric} · {c.variant}"),
                         f"{pct(c.relative, 1)} {ci_points(c.relative_ci)}",
                         p_value(c.p_value_adjusted),
                         outcome,
