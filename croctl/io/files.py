@@ -8,14 +8,17 @@ import gzip
 import re
 import stat
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import NamedTuple, cast
 from urllib.parse import unquote
 
 import polars as pl
 
 from croctl.errors import DataError
+from croctl.io.globs import common_types
 
 _HEAD_BYTES = 64 * 1024
 _SAMPLE_BYTES = 1 << 20  # the head of a CSV that `head_sample` reads
@@ -40,6 +43,8 @@ class ExportFiles:
     format: FileFormat
     columns: tuple[str, ...]  # the files' own columns, then `partitions`
     partitions: tuple[str, ...] = ()  # keys of `key=value` directories, not in the files
+    types: Mapping[str, pl.DataType] | None = None  # Parquet typed apart: `globs.common_types`
+    reordered: bool = False  # CSV files whose columns come in different orders
 
 
 def partition_values(path: Path) -> dict[str, str | None]:
@@ -117,27 +122,42 @@ def _require_regular_file(path: Path) -> None:
 def inspect_export(path: Path) -> ExportFiles:
     """Resolve `path` and read the header of every file it names, refusing broken files early.
 
+    A file of a glob without rows (a day without events) is left out; one alone is an error.
+
     Raises:
         DataError: missing, empty, header-only, mis-delimited, mis-encoded or corrupt files, or
-            files of one glob whose columns differ.
+            files of one glob whose columns differ (or whose types have no common one).
     """
     paths = resolve_files(path)
     formats = {file_format(p) for p in paths}
     if len(formats) > 1:
         raise DataError(f"{path}: matches files of different formats", hint="use one format")
     fmt = formats.pop()
-    headers = [
-        _parquet_columns(p) if fmt is FileFormat.PARQUET else _csv_columns(p, fmt) for p in paths
-    ]
-    for other, columns in zip(paths[1:], headers[1:], strict=True):
-        if set(columns) != set(headers[0]):
+    read = [_parquet_header(p) if fmt is FileFormat.PARQUET else _csv_header(p, fmt) for p in paths]
+    having = [(p, header) for p, header in zip(paths, read, strict=True) if header.empty is None]
+    if not having:
+        raise read[0].empty or DataError(f"{path}: no rows")
+    paths = tuple(p for p, _ in having)
+    headers = [header.columns for _, header in having]
+    for other, header in zip(paths[1:], headers[1:], strict=True):
+        if set(header) != set(headers[0]):
             raise DataError(
                 f"{other}: columns differ from {paths[0].name}",
                 hint="every file of a glob needs the same columns",
             )
     keys = _shared_partition_keys(paths)
     partitions = tuple(key for key in keys if key not in headers[0])
-    return ExportFiles(str(path), paths, fmt, (*headers[0], *partitions), partitions)
+    columns = (*headers[0], *partitions)
+    if fmt is not FileFormat.PARQUET:
+        reordered = any(list(h) != list(headers[0]) for h in headers[1:])
+        return ExportFiles(str(path), paths, fmt, columns, partitions, reordered=reordered)
+    types = common_types(paths, [cast(dict[str, pl.DataType], h) for h in headers])
+    return ExportFiles(str(path), paths, fmt, columns, partitions, types)
+
+
+class _Header(NamedTuple):
+    columns: dict[str, pl.DataType | None]  # name -> type as stored (None: a CSV's, untyped)
+    empty: DataError | None  # the error the file would be alone: it has no rows
 
 
 def _shared_partition_keys(paths: tuple[Path, ...]) -> tuple[str, ...]:
@@ -158,19 +178,18 @@ def _shown(keys: tuple[str, ...]) -> str:
     return "/".join(f"{key}=..." for key in keys) if keys else "(none)"
 
 
-def _parquet_columns(path: Path) -> list[str]:
+def _parquet_header(path: Path) -> _Header:
     try:  # the footer only: Polars answers both from the file's metadata
-        columns = list(pl.read_parquet_schema(path))
+        schema = pl.read_parquet_schema(path)
         rows = pl.scan_parquet(path).select(pl.len()).collect().item()
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise DataError(
             f"{path}: not a readable Parquet file ({_first_line(exc)})",
             hint="the file may be truncated; export it again",
         ) from exc
-    if rows == 0:
-        raise DataError(f"{path}: has no rows", hint="export the data again")
-    _refuse_duplicates(path, columns)
-    return columns
+    _refuse_duplicates(path, list(schema))
+    empty = DataError(f"{path}: has no rows", hint="export the data again") if not rows else None
+    return _Header(dict(schema), empty)
 
 
 def stored_row_bytes(files: ExportFiles, name: str) -> float | None:
@@ -236,7 +255,7 @@ def head_sample(files: ExportFiles, name: str, rows: int) -> pl.Series | None:
     return values if values.len() == rows else None
 
 
-def _csv_columns(path: Path, fmt: FileFormat) -> list[str]:
+def _csv_header(path: Path, fmt: FileFormat) -> _Header:
     head = read_head(path, fmt)
     text = _decode_head(path, head)
     lines = text.splitlines()
@@ -245,10 +264,11 @@ def _csv_columns(path: Path, fmt: FileFormat) -> list[str]:
     header = next(csv.reader([lines[0]]))
     if len(header) == 1:
         _refuse_other_delimiter(path, lines[0])
-    if not any(line.strip() for line in lines[1:]):
-        raise DataError(f"{path}: has a header but no rows", hint="export the data again")
     _refuse_duplicates(path, header)
-    return [name.strip() for name in header]
+    empty = None
+    if not any(line.strip() for line in lines[1:]):
+        empty = DataError(f"{path}: has a header but no rows", hint="export the data again")
+    return _Header(dict.fromkeys(name.strip() for name in header), empty)
 
 
 def _decode_head(path: Path, head: bytes) -> str:

@@ -13,6 +13,7 @@ import polars as pl
 from croctl.errors import DataError
 from croctl.io.epoch import EPOCH_UNITS, epoch_bounds, epoch_unit, refuse_mixed_units
 from croctl.io.files import ExportFiles, FileFormat, head_sample, partition_values
+from croctl.io.globs import CASTS
 from croctl.io.iso import iso_reads, iso_values
 
 _OFFSET = re.compile(r"(Z|[+-]\d{2}:?\d{2})$", re.IGNORECASE)
@@ -166,15 +167,31 @@ def scan_files(
     if files.format is FileFormat.PARQUET:
         # Polars reads the directories itself, and skips files a filter on them rules out.
         hive = dict.fromkeys(files.partitions, pl.String()) if files.partitions else None
-        return pl.scan_parquet(paths, hive_partitioning=bool(hive), hive_schema=hive)
+        if files.types is None:
+            return pl.scan_parquet(paths, hive_partitioning=bool(hive), hive_schema=hive)
+        return pl.scan_parquet(
+            paths,
+            hive_partitioning=bool(hive),
+            hive_schema=hive,
+            schema=dict(files.types),
+            cast_options=CASTS,  # each file's columns to the glob's common types
+        )
     overrides = {k: v for k, v in (csv_types or {}).items() if k not in files.partitions}
-    scan = pl.scan_csv(
-        paths,
+    read_csv = partial(
+        pl.scan_csv,
         schema_overrides=overrides,
         infer_schema_length=infer_rows,
         raise_if_empty=True,
         include_file_paths=_FILE if files.partitions else None,
     )
+    if files.reordered:  # one scan per file, its columns in the first file's order
+        order = [*files.columns[: len(files.columns) - len(files.partitions)]]
+        if files.partitions:
+            order.append(_FILE)
+        files_read = [read_csv(path).select(order) for path in paths]
+        scan = pl.concat(files_read, how="vertical_relaxed")
+    else:
+        scan = read_csv(paths)
     if not files.partitions:
         return scan
     return scan.with_columns(_csv_partitions(files)).drop(_FILE)

@@ -6,9 +6,11 @@ Polars engine.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -89,8 +91,12 @@ def collect_with_spark(bound: BoundPlan) -> SufficientStats:
         reader = spark.read
         if files.partitions:  # Spark finds key=value directories below the base path
             reader = reader.option("basePath", str(partition_base(files.paths[0])))
-        if files.format is FileFormat.PARQUET:
+        if files.format is FileFormat.PARQUET and files.types is None:
             frame = reader.parquet(*paths)
+        elif files.format is FileFormat.PARQUET:  # typed apart: a union widens them file by file
+            frame = functools.reduce(_union, (reader.parquet(path) for path in paths))
+        elif files.reordered:  # Spark reads a glob's CSV columns by place: match them by name
+            frame = functools.reduce(_union, (reader.option("header", True).csv(p) for p in paths))
         else:
             frame = reader.option("header", True).csv(paths)
         frame.createOrReplaceTempView(source.name)
@@ -102,6 +108,11 @@ def collect_with_spark(bound: BoundPlan) -> SufficientStats:
             f"spark: {spark_reason(str(exc))}", hint="try --engine polars for a located error"
         ) from exc
     return stats_from_table(table, bound.plan, "spark")
+
+
+def _union(first: Any, other: Any) -> Any:
+    """Two Spark frames' rows, columns matched by name (types widened as Spark's union does)."""
+    return first.unionByName(other)
 
 
 def spark_reason(message: str) -> str:
