@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
@@ -16,7 +17,7 @@ from croctl.io import (
     inspect_export,
     scan_export,
 )
-from croctl.plan import EXPOSURES, MetricSpec, Plan
+from croctl.plan import EXPOSURES, MeasureSpec, MetricSpec, Plan
 
 if TYPE_CHECKING:
     from croctl.pipeline.numbered_ids import Numbering
@@ -57,9 +58,9 @@ class BoundPlan:
     def by_inference(self) -> BoundPlan | None:
         """The plan read with less taken from first rows, for a query that failed.
 
-        Text timestamps are parsed value by value, not in their sample's layout, and a CSV's
-        filter columns are typed by every row, not the first ones (digits first, then text).
-        None when no scan would change.
+        Text timestamps are parsed value by value, not in their sample's layout; a CSV's
+        filter columns are typed by every row, not the first ones (digits first, then text),
+        and its numbers read from text (` 12.5`). None when no scan would change.
         """
         if not any(_infers(s) for s in self.scans()):
             return None
@@ -131,7 +132,10 @@ def bind_plan(plan: Plan, *, scan: bool = True) -> BoundPlan:
             check_filters(bound_plan)
         except PlanErrors:
             # a text column that starts with digits was typed a number by its first rows
-            sources = {name: bound_plan.retyped(s) for name, s in bound_plan.sources.items()}
+            sources = {
+                name: bound_plan.retyped(s) if s.needs.inferred else s
+                for name, s in bound_plan.sources.items()
+            }
             if all(s is bound_plan.sources[name] for name, s in sources.items()):
                 raise
             bound_plan = replace(bound_plan, sources=sources)
@@ -147,36 +151,67 @@ def check_filters(bound: BoundPlan, *, every_row: bool = False) -> None:
     text) would otherwise fail inside the query, after reading the exports, as an internal
     error.
 
-    `every_row`: on every row instead, each filter in a read of its own, for when the query
-    failed (a value further in broke a filter). A filter whose columns do not read is not
-    blamed: that is the export's problem, for `diagnose_failure`.
+    `every_row`: on every row instead, for when the query failed (a value further in broke a
+    filter): a read of each source's filters together, then of each filter alone where that
+    failed. A filter whose columns do not read is not blamed: that is the export's problem,
+    for `diagnose_failure`.
 
     Raises:
         PlanErrors: each filter that cannot run.
     """
+    filters = list(_filters(bound))
+    if every_row:
+        named = {source.name for *_, source, _ in filters}
+        suspects = {name for name in named if not _runs(bound.sources[name], filters)}
+    else:
+        suspects = set(bound.sources)
+        first = {name: _first_rows(s) for name, s in bound.sources.items()}
     errors = []
-    first = {} if every_row else {name: _first_rows(s) for name, s in bound.sources.items()}
+    for metric, side, measure, source, expr in filters:
+        if source.name not in suspects:
+            continue
+        rows = _readable_rows(source, expr) if every_row else first[source.name]
+        detail = _failure(rows, expr)
+        if detail is not None:
+            errors.append(
+                PlanError(
+                    f"{_measure_key(metric, side)}.filter: {measure.filter!r} cannot run on "
+                    f"{source.files.label}'s rows: {detail}",
+                    hint=_FILTER_HINT,
+                )
+            )
+    if errors:
+        raise PlanErrors(errors)
+
+
+def _filters(
+    bound: BoundPlan,
+) -> Iterator[tuple[MetricSpec, str, MeasureSpec, BoundSource, pl.Expr]]:
+    """Each measure's filter, with its metric, side and source (scanned sources only)."""
     for metric in bound.plan.measured:
         for side, measure in metric.measures():
             expr = bound.filters.get((metric.name, side))
             source = bound.sources[measure.source]
-            if expr is None or source.scan is None:
-                continue
-            rows = _readable_rows(source, expr) if every_row else first[source.name]
-            try:
-                if rows is not None:
-                    rows.filter(expr).select(pl.len()).collect(engine="streaming")
-            except pl.exceptions.PolarsError as exc:
-                detail = (str(exc).splitlines() or [type(exc).__name__])[0]
-                errors.append(
-                    PlanError(
-                        f"{_measure_key(metric, side)}.filter: {measure.filter!r} cannot run on "
-                        f"{source.files.label}'s rows: {detail}",
-                        hint=_FILTER_HINT,
-                    )
-                )
-    if errors:
-        raise PlanErrors(errors)
+            if expr is not None and source.scan is not None:
+                yield metric, side, measure, source, expr
+
+
+def _runs(source: BoundSource, filters: list[tuple[Any, ...]]) -> bool:
+    """Do all of the source's filters run on every row (one read), or its columns not read?"""
+    exprs = [expr for *_, of, expr in filters if of is source]
+    either = pl.any_horizontal(exprs)
+    return _failure(_readable_rows(source, either), either) is None
+
+
+def _failure(rows: pl.LazyFrame | None, expr: pl.Expr) -> str | None:
+    """The first line of Polars' error when `expr` filters `rows` (None: it runs, or no rows)."""
+    if rows is None:
+        return None
+    try:
+        rows.filter(expr).select(pl.len()).collect(engine="streaming")
+    except pl.exceptions.PolarsError as exc:
+        return (str(exc).splitlines() or [type(exc).__name__])[0]
+    return None
 
 
 def _first_rows(source: BoundSource) -> pl.LazyFrame | None:
