@@ -98,3 +98,14 @@ def test_a_failed_run_never_deletes_a_file_that_is_not_a_report(tmp_path):
     )
     assert result.exit_code == 2
     assert data.read_text() == "user_id,value\nu1,3\n"
+
+
+@pytest.mark.parametrize("engine", ["polars", "duckdb"])
+def test_no_exposure_in_the_window_reads_the_same_on_every_engine(engine):
+    """DuckDB's statistics table had an empty `cells` section, reported as a table problem."""
+    result = CliRunner().invoke(
+        app, ["evaluate", str(CORPUS / "data_out_of_window.yaml"), "--engine", engine]
+    )
+    assert result.exit_code == 3
+    assert "no exposures inside the experiment window" in result.stderr
+    assert "--as-of" in result.stderr  # the hint names both ways of narrowing the window

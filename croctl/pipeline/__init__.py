@@ -9,6 +9,7 @@ from croctl.errors import DataError, did_you_mean
 from croctl.pipeline.bind import BoundPlan, bind_plan
 from croctl.pipeline.collect import collect_query, distinct_variants
 from croctl.pipeline.engines import collect_from_file, collect_with_duckdb, collect_with_spark
+from croctl.pipeline.table import no_units_in_window
 from croctl.plan import Plan
 from croctl.sufficient import SufficientStats
 
@@ -95,10 +96,7 @@ def refuse_bad_data(plan: Plan, stats: SufficientStats) -> None:
     planned = plan.experiment.variants
     units = stats.units_by_variant()
     if not units:
-        raise DataError(
-            f"{label}: no exposures inside the experiment window",
-            hint="check experiment.start/end against the exposure timestamps",
-        )
+        raise no_units_in_window(plan)
     empty = [v for v in planned if not units.get(v)]
     if empty:
         raise DataError(

@@ -145,6 +145,12 @@ def frames_from_table(table: pl.DataFrame, plan: Plan, label: str) -> dict[str, 
     frames = {}
     for section, columns in expected.items():
         rows = table.filter(pl.col(SECTION) == section).select(columns)
+        if (
+            section == "cells"
+            and rows.is_empty()
+            and not table.filter(pl.col(SECTION) == "exposures").is_empty()
+        ):
+            raise no_units_in_window(plan)  # the exposures were read: none is in the window
         if section in ("multiple_variants", "cells", "exposures") and rows.is_empty():
             raise DataError(
                 f"{label}: section '{section}' has no rows",
@@ -179,3 +185,11 @@ def read_stats_table(path: Path) -> pl.DataFrame:
 def _text_columns(path: Path) -> dict[str, Any]:
     header = pl.read_csv(path, n_rows=0).columns
     return {c: pl.String for c in header if c in (SECTION, VARIANT) or c.startswith("__seg")}
+
+
+def no_units_in_window(plan: Plan) -> DataError:
+    """The error for a readout whose exposures all fall outside the window (or `--as-of`)."""
+    return DataError(
+        f"{plan.exposures.path.name}: no exposures inside the experiment window",
+        hint="check experiment.start/end (and --as-of) against the exposure timestamps",
+    )
