@@ -284,6 +284,17 @@ def test_stats_path_exits_with_the_verdict(tmp_path):
     assert result.exit_code == 1 and json.loads(result.stdout)["verdict"] == "do_not_ship"
 
 
+@pytest.mark.spark
+@NEEDS_SPARK
+def test_a_file_spark_cannot_read_is_a_data_error_not_an_internal_one(tmp_path):
+    """Spark reads no nanosecond times; the read failed outside the query's error handling."""
+    events = pl.read_parquet(SAMPLE / "events.parquet")
+    events.with_columns(pl.col("ts").dt.cast_time_unit("ns")).write_parquet(tmp_path / "ev.parquet")
+    plan = _checkout_over(tmp_path, str(SAMPLE / "exposures.parquet"), "ev.parquet")
+    with pytest.raises(DataError, match=r"spark: .*Illegal Parquet type.*NANOS"):
+        evaluate(plan, engine="spark")
+
+
 def test_a_spark_error_is_reported_by_its_root_cause():
     """Through py4j the first line says nothing; the last error class is the cause."""
     message = (

@@ -15,7 +15,7 @@ from typing import Any
 import polars as pl
 
 from croctl.errors import DataError, PlanError
-from croctl.io import FileFormat, partition_base
+from croctl.io import ExportFiles, FileFormat, partition_base
 from croctl.pipeline.bind import BoundPlan
 from croctl.pipeline.collect import stats_from_frames
 from croctl.pipeline.table import frames_from_table, read_stats_table
@@ -85,22 +85,9 @@ def collect_with_spark(bound: BoundPlan) -> SufficientStats:
     # the failing cast gives null and the row would be dropped in silence.
     for key, value in _SPARK_SESSION.items():
         spark.conf.set(key, value)
-    for source in bound.scans():
-        files = source.files
-        paths = [str(p) for p in files.paths]
-        reader = spark.read
-        if files.partitions:  # Spark finds key=value directories below the base path
-            reader = reader.option("basePath", str(partition_base(files.paths[0])))
-        if files.format is FileFormat.PARQUET and files.types is None:
-            frame = reader.parquet(*paths)
-        elif files.format is FileFormat.PARQUET:  # typed apart: a union widens them file by file
-            frame = functools.reduce(_union, (reader.parquet(path) for path in paths))
-        elif files.reordered:  # Spark reads a glob's CSV columns by place: match them by name
-            frame = functools.reduce(_union, (reader.option("header", True).csv(p) for p in paths))
-        else:
-            frame = reader.option("header", True).csv(paths)
-        frame.createOrReplaceTempView(source.name)
-    try:
+    try:  # a file Spark cannot read (nanosecond times) fails here, before the query
+        for source in bound.scans():
+            _spark_frame(spark, source.files).createOrReplaceTempView(source.name)
         result = spark.sql(_sql(bound, "spark").rstrip().rstrip(";"))
         table = pl.DataFrame(pl.from_arrow(result.toArrow()))
     except Exception as exc:  # Spark raises many unrelated types: report its reason
@@ -108,6 +95,21 @@ def collect_with_spark(bound: BoundPlan) -> SufficientStats:
             f"spark: {spark_reason(str(exc))}", hint="try --engine polars for a located error"
         ) from exc
     return stats_from_table(table, bound.plan, "spark")
+
+
+def _spark_frame(spark: Any, files: ExportFiles) -> Any:
+    """A Spark frame over an export's files (columns matched by name across a glob's files)."""
+    paths = [str(p) for p in files.paths]
+    reader = spark.read
+    if files.partitions:  # Spark finds key=value directories below the base path
+        reader = reader.option("basePath", str(partition_base(files.paths[0])))
+    if files.format is FileFormat.PARQUET and files.types is None:
+        return reader.parquet(*paths)
+    if files.format is FileFormat.PARQUET:  # typed apart: a union widens them file by file
+        return functools.reduce(_union, (reader.parquet(path) for path in paths))
+    if files.reordered:  # Spark reads a glob's CSV columns by place: match them by name
+        return functools.reduce(_union, (reader.option("header", True).csv(p) for p in paths))
+    return reader.option("header", True).csv(paths)
 
 
 def _union(first: Any, other: Any) -> Any:
