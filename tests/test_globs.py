@@ -114,3 +114,23 @@ def test_common_type_converts_every_files_type_without_loss(first, other, common
 def test_types_without_a_common_one_are_a_data_error_naming_both_files(first, other):
     with pytest.raises(DataError, match=r"b: column 'c' is .*, but .* in a"):
         common_type("c", [(Path("a"), first), (Path("b"), other)])
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_folders_and_files_named_with_glob_characters_are_read_as_written(tmp_path, engine):
+    """`exports [2026-10]` is a folder, not a character class, for croctl and every engine."""
+    folder = tmp_path / "exports [2026-10] & more"
+    (folder / "events {a}").mkdir(parents=True)
+    events = pl.read_parquet(SAMPLE / "events.parquet")
+    half = events.height // 2
+    events.head(half).write_parquet(folder / "events {a}" / "day [1].parquet")
+    events.tail(-half).write_parquet(folder / "events {a}" / "day [2].parquet")
+    exposures = folder / "exposures*.parquet"  # a file named with a star
+    pl.read_parquet(SAMPLE / "exposures.parquet").write_parquet(exposures)
+    expected = _report(
+        _checkout_over(tmp_path, str(SAMPLE / "exposures.parquet"), str(SAMPLE / "events.parquet"))
+    )
+    plan = _checkout_over(folder, "exposures*.parquet", "events {a}/day*.parquet")
+    assert len(inspect_export(folder / "events {a}" / "day*.parquet").paths) == 2
+    got = _report(plan, engine=engine)
+    _close(got, expected | {"plan_sha256": got["plan_sha256"]})

@@ -142,9 +142,9 @@ def _value_problem(
         return None
     try:
         if fmt is FileFormat.PARQUET:
-            frame = pl.read_parquet(path, columns=columns)
+            frame = pl.read_parquet(path, columns=columns, glob=False)
         else:
-            frame = pl.read_csv(path, columns=columns, infer_schema=False)
+            frame = pl.read_csv(path, columns=columns, infer_schema=False, glob=False)
     except pl.exceptions.PolarsError:
         return None
     header_offset = 0 if fmt is FileFormat.PARQUET else 2

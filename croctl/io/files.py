@@ -89,8 +89,10 @@ def resolve_files(path: Path) -> tuple[Path, ...]:
     Raises:
         DataError: nothing matches, or a match is a directory, FIFO or device.
     """
-    if glob.has_magic(str(path)):
-        matches = tuple(Path(p) for p in sorted(glob.glob(str(path), recursive=True)))
+    base, pattern = _literal_prefix(path)
+    if pattern is not None:
+        found = glob.glob(pattern, root_dir=base, recursive=True)
+        matches = tuple(sorted((base / p for p in found), key=str))
         if not matches:
             raise DataError(f"{path}: glob matches no file", hint="check the pattern and folder")
     else:
@@ -98,6 +100,22 @@ def resolve_files(path: Path) -> tuple[Path, ...]:
     for match in matches:
         _require_regular_file(match)
     return matches
+
+
+def _literal_prefix(path: Path) -> tuple[Path, str | None]:
+    """The leading part of `path` that exists as written, and the glob after it (None: none).
+
+    A folder named `exports [2026-10]` is a folder, not a character class: a part with glob
+    characters is a pattern only where no such file or folder exists.
+    """
+    if not glob.has_magic(str(path)) or path.exists():
+        return path, None
+    base = Path(path.parts[0])
+    for i, part in enumerate(path.parts[1:], start=1):
+        if glob.has_magic(part) and not (base / part).exists():
+            return base, str(Path(*path.parts[i:]))
+        base = base / part
+    return path, None
 
 
 def _require_regular_file(path: Path) -> None:
@@ -180,8 +198,9 @@ def _shown(keys: tuple[str, ...]) -> str:
 
 def _parquet_header(path: Path) -> _Header:
     try:  # the footer only: Polars answers both from the file's metadata
-        schema = pl.read_parquet_schema(path)
-        rows = pl.scan_parquet(path).select(pl.len()).collect().item()
+        with path.open("rb") as handle:  # a handle: given a path, Polars reads `[` as a glob
+            schema = pl.read_parquet_schema(handle)
+        rows = pl.scan_parquet(path, glob=False).select(pl.len()).collect().item()
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise DataError(
             f"{path}: not a readable Parquet file ({_first_line(exc)})",

@@ -168,9 +168,12 @@ def scan_files(
         # Polars reads the directories itself, and skips files a filter on them rules out.
         hive = dict.fromkeys(files.partitions, pl.String()) if files.partitions else None
         if files.types is None:
-            return pl.scan_parquet(paths, hive_partitioning=bool(hive), hive_schema=hive)
+            return pl.scan_parquet(
+                paths, hive_partitioning=bool(hive), hive_schema=hive, glob=False
+            )
         return pl.scan_parquet(
             paths,
+            glob=False,
             hive_partitioning=bool(hive),
             hive_schema=hive,
             schema=dict(files.types),
@@ -179,6 +182,7 @@ def scan_files(
     overrides = {k: v for k, v in (csv_types or {}).items() if k not in files.partitions}
     read_csv = partial(
         pl.scan_csv,
+        glob=False,  # the paths are files already (`resolve_files`): `[` is no pattern here
         schema_overrides=overrides,
         infer_schema_length=infer_rows,
         raise_if_empty=True,

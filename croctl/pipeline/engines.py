@@ -99,7 +99,7 @@ def collect_with_spark(bound: BoundPlan) -> SufficientStats:
 
 def _spark_frame(spark: Any, files: ExportFiles) -> Any:
     """A Spark frame over an export's files (columns matched by name across a glob's files)."""
-    paths = [str(p) for p in files.paths]
+    paths = [_SPARK_GLOB.sub(r"\\\g<0>", str(p)) for p in files.paths]  # files, not patterns
     reader = spark.read
     if files.partitions:  # Spark finds key=value directories below the base path
         reader = reader.option("basePath", str(partition_base(files.paths[0])))
@@ -110,6 +110,9 @@ def _spark_frame(spark: Any, files: ExportFiles) -> Any:
     if files.reordered:  # Spark reads a glob's CSV columns by place: match them by name
         return functools.reduce(_union, (reader.option("header", True).csv(p) for p in paths))
     return reader.option("header", True).csv(paths)
+
+
+_SPARK_GLOB = re.compile(r"[\\\[\]{}*?]")  # characters Hadoop's path glob reads as a pattern
 
 
 def _union(first: Any, other: Any) -> Any:

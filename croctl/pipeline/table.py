@@ -173,8 +173,10 @@ def read_stats_table(path: Path) -> pl.DataFrame:
         )
     try:
         if path.suffix == ".parquet":
-            return pl.read_parquet(path)
-        return pl.read_csv(path, infer_schema_length=None, schema_overrides=_text_columns(path))
+            return pl.read_parquet(path, glob=False)
+        return pl.read_csv(
+            path, infer_schema_length=None, schema_overrides=_text_columns(path), glob=False
+        )
     except (pl.exceptions.PolarsError, OSError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DataError(
@@ -183,7 +185,7 @@ def read_stats_table(path: Path) -> pl.DataFrame:
 
 
 def _text_columns(path: Path) -> dict[str, Any]:
-    header = pl.read_csv(path, n_rows=0).columns
+    header = pl.read_csv(path, n_rows=0, glob=False).columns
     return {c: pl.String for c in header if c in (SECTION, VARIANT) or c.startswith("__seg")}
 
 
