@@ -153,8 +153,9 @@ def inspect_export(path: Path) -> ExportFiles:
     fmt = formats.pop()
     read = [_parquet_header(p) if fmt is FileFormat.PARQUET else _csv_header(p, fmt) for p in paths]
     having = [(p, header) for p, header in zip(paths, read, strict=True) if header.empty is None]
-    if not having:
-        raise read[0].empty or DataError(f"{path}: no rows")
+    if not having:  # every file is empty: the first one's error
+        assert read[0].empty is not None
+        raise read[0].empty
     paths = tuple(p for p, _ in having)
     headers = [header.columns for _, header in having]
     for other, header in zip(paths[1:], headers[1:], strict=True):

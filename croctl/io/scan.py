@@ -189,7 +189,7 @@ def scan_files(
         include_file_paths=_FILE if files.partitions else None,
     )
     if files.reordered:  # one scan per file, its columns in the first file's order
-        order = [*files.columns[: len(files.columns) - len(files.partitions)]]
+        order = [c for c in files.columns if c not in files.partitions]
         if files.partitions:
             order.append(_FILE)
         files_read = [read_csv(path).select(order) for path in paths]

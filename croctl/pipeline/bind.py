@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import polars as pl
 
@@ -184,9 +184,10 @@ def check_filters(bound: BoundPlan, *, every_row: bool = False) -> None:
         raise PlanErrors(errors)
 
 
-def _filters(
-    bound: BoundPlan,
-) -> Iterator[tuple[MetricSpec, str, MeasureSpec, BoundSource, pl.Expr]]:
+_Filter = tuple[MetricSpec, str, MeasureSpec, BoundSource, pl.Expr]  # metric, side, ..., filter
+
+
+def _filters(bound: BoundPlan) -> Iterator[_Filter]:
     """Each measure's filter, with its metric, side and source (scanned sources only)."""
     for metric in bound.plan.measured:
         for side, measure in metric.measures():
@@ -196,7 +197,7 @@ def _filters(
                 yield metric, side, measure, source, expr
 
 
-def _runs(source: BoundSource, filters: list[tuple[Any, ...]]) -> bool:
+def _runs(source: BoundSource, filters: list[_Filter]) -> bool:
     """Do all of the source's filters run on every row (one read), or its columns not read?"""
     exprs = [expr for *_, of, expr in filters if of is source]
     either = pl.any_horizontal(exprs)

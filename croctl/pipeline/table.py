@@ -142,21 +142,18 @@ def frames_from_table(table: pl.DataFrame, plan: Plan, label: str) -> dict[str, 
             f"{label}: columns missing for this plan: {', '.join(missing[:6])}",
             hint="was the table computed for this plan? rerun `croctl sql PLAN`",
         )
-    frames = {}
-    for section, columns in expected.items():
-        rows = table.filter(pl.col(SECTION) == section).select(columns)
-        if (
-            section == "cells"
-            and rows.is_empty()
-            and not table.filter(pl.col(SECTION) == "exposures").is_empty()
-        ):
-            raise no_units_in_window(plan)  # the exposures were read: none is in the window
-        if section in ("multiple_variants", "cells", "exposures") and rows.is_empty():
+    frames = {
+        section: table.filter(pl.col(SECTION) == section).select(columns)
+        for section, columns in expected.items()
+    }
+    if frames["cells"].is_empty() and not frames["exposures"].is_empty():
+        raise no_units_in_window(plan)  # the exposures were read: none is in the window
+    for section in ("multiple_variants", "cells", "exposures"):
+        if frames[section].is_empty():
             raise DataError(
                 f"{label}: section '{section}' has no rows",
                 hint="was the query run on the plan's data? rerun `croctl sql PLAN`",
             )
-        frames[section] = rows
     frames.setdefault("caps", pl.DataFrame())
     return frames
 
