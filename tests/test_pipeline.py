@@ -329,7 +329,7 @@ def test_epoch_units_are_checked_over_a_parquet_column_when_its_statistics_allow
     plan = load_plan(make_plan(sources={"events": source}))
     if not statistics:
         with pytest.raises(
-            DataError, match=r"\(row 250\): column 'ts': '1790899450' is not in mil"
+            DataError, match=r"\(row 251\): column 'ts': '1790899450' is not in mil"
         ):
             collect_stats(plan)
         return
@@ -724,6 +724,70 @@ def test_csv_numbers_with_spaces_around_them_are_numbers(tmp_path, make_plan):
         metrics=revenue_mean(),
     )
     assert result == {"control": (1, 12.5), "treatment": (1, 7.0)}
+
+
+@pytest.mark.parametrize("engine", ["polars", "duckdb"])
+def test_a_csv_column_of_true_and_false_averages_as_ones_and_zeros(tmp_path, make_plan, engine):
+    """DuckDB's reader types such a column boolean and casts it to 0/1; Polars' refused it."""
+    rows = [("a", "true"), ("a", "FALSE"), ("b", "false")]
+    write_csv(
+        tmp_path / "exposures.csv",
+        EXPOSURE_HEADER,
+        ["a,control,2026-10-02T00:00:00Z", "b,treatment,2026-10-02T00:00:00Z"],
+    )
+    write_csv(
+        tmp_path / "events.csv",
+        "user_id,ts,event_name,revenue",
+        [f"{unit},2026-10-03T00:00:00Z,lead,{flag}" for unit, flag in rows],
+    )
+    plan = load_plan(make_plan(metrics=revenue_mean(filter="event_name = 'lead'")))
+    stats = collect_stats(plan, engine=Engine(engine))
+    assert {v: m[0].y for v, (_, m) in stats.by_variant().items()} == {
+        "control": 1.0,
+        "treatment": 0.0,
+    }
+
+
+@pytest.mark.parametrize(
+    ("column", "key", "held"),
+    [
+        ("ts", "metrics.rev.value", "timestamps"),  # the source's own timestamp
+        ("took", "metrics.rev.value", "Duration values"),
+        ("signed_up", "metrics.rev.covariate", "timestamps"),
+    ],
+)
+def test_a_value_or_covariate_column_that_holds_no_numbers_is_a_plan_error(
+    tmp_path, make_plan, column, key, held
+):
+    """It was an internal error (Polars cannot cast times to Float64) or DuckDB's binder error."""
+    from croctl.errors import PlanErrors
+
+    moment = datetime(2026, 10, 3, tzinfo=UTC)
+    pl.DataFrame(
+        {
+            "user_id": ["a"],
+            "variant": ["control"],
+            "exposed_at": [moment],
+            "signed_up": [moment],
+        }
+    ).write_parquet(tmp_path / "exposures.parquet")
+    pl.DataFrame(
+        {"user_id": ["a"], "ts": [moment], "revenue": [1.0], "took": [timedelta(seconds=3)]}
+    ).write_parquet(tmp_path / "events.parquet")
+    metric = {"role": "primary", "type": "mean", "source": "events", "value": "revenue"}
+    covariate = key.endswith("covariate")
+    metric |= {"covariate": column} if covariate else {"value": column}
+    plan = make_plan(
+        exposures=BASE_PLAN["exposures"] | {"path": "exposures.parquet"},
+        sources={"events": {"path": "events.parquet", "unit": "user_id", "timestamp": "ts"}},
+        metrics={"rev": metric},
+    )
+    with pytest.raises(PlanErrors) as caught:
+        bind_plan(load_plan(plan))
+    export = tmp_path / ("exposures.parquet" if covariate else "events.parquet")
+    assert [str(p).split(" (hint")[0] for p in caught.value.problems] == [
+        f"{key}: column '{column}' of {export} holds {held}, not numbers"
+    ]
 
 
 def test_cap_is_the_pooled_quantile_of_per_unit_values_and_is_reported(tmp_path, make_plan):

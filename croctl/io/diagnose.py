@@ -14,7 +14,7 @@ import polars as pl
 from croctl.errors import DataError
 from croctl.io.epoch import EPOCH_HINT, epoch_bounds
 from croctl.io.files import ExportFiles, FileFormat
-from croctl.io.scan import ColumnNeeds, close_up_zone
+from croctl.io.scan import ColumnNeeds, close_up_zone, number_text
 
 _TIMESTAMP_HINT = "use one form in the column: ISO 8601 (2026-10-01T12:00:00Z) or epoch numbers"
 _EPOCH_UNIT_NAMES = {
@@ -161,7 +161,8 @@ def _value_problem(
             unparsed |= outside
         if unparsed.any():
             index = int(unparsed.arg_true()[0])
-            where = f"{path}:{index + header_offset}" if header_offset else f"{path} (row {index})"
+            line = f":{index + header_offset}" if header_offset else f" (row {index + 1})"
+            where = f"{path}{line}"
             what, hint = _unparsed(
                 name in needs.timestamps, unit if parsed[index] is not None else None
             )
@@ -192,7 +193,8 @@ def _unparsed(timestamp: bool, epoch_unit: str | None) -> tuple[str, str]:
 
 
 def _parse(values: pl.Series, timestamp: bool) -> pl.Series:
-    numbers = values.str.strip_chars().cast(pl.Float64, strict=False)
+    text = pl.col(values.name).str.strip_chars() if timestamp else number_text(pl.col(values.name))
+    numbers = values.to_frame().select(text.cast(pl.Float64, strict=False)).to_series()
     first = numbers.filter(values.is_not_null()).head(1)
     if not timestamp or first.null_count() < first.len():
         return numbers  # a timestamp column whose first value is a number holds epoch numbers

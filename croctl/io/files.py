@@ -212,6 +212,15 @@ def _parquet_header(path: Path) -> _Header:
     return _Header(dict(schema), empty)
 
 
+def stored_types(files: ExportFiles) -> Mapping[str, pl.DataType]:
+    """A Parquet export's column types as stored (a glob's common ones); empty for a CSV."""
+    if files.format is not FileFormat.PARQUET:
+        return {}
+    if files.types is not None:
+        return files.types
+    return {k: v for k, v in _parquet_header(files.paths[0]).columns.items() if v is not None}
+
+
 def stored_row_bytes(files: ExportFiles, name: str) -> float | None:
     """Bytes a row of a Parquet column takes decoded but uncompressed, in the first row group.
 

@@ -133,8 +133,8 @@ def scan_export(
             per_value = replace(kind, layout=None, iso=False)
             inferred.append(_utc(files, name, schema[name], per_value, timezone).alias(name))
         elif name in needs.numbers:
-            if schema[name] == pl.String:  # ` 12.5` is a number too
-                column = column.str.strip_chars()
+            if schema[name] == pl.String:
+                column = number_text(column)
             column = column.cast(pl.Float64, strict=True)
         elif name in needs.keys and schema[name] == pl.Binary:  # raw bytes (a Parquet UUID)
             column = column.bin.encode("hex")  # as text, the way `uuid.hex` writes them
@@ -143,6 +143,15 @@ def scan_export(
         exprs.append(column.alias(name))
     inferences = tuple(inferred) if sampled else None
     return ExportScan(raw.select(exprs), tuple(times), inferences, kinds, typed_from)
+
+
+def number_text(text: pl.Expr) -> pl.Expr:
+    """Text a number column holds, ready to cast: ` 12.5` stripped, `true`/`false` as 1 and 0.
+
+    DuckDB reads a CSV's column of `true`/`false` as booleans, and averages them as 0/1.
+    """
+    stripped = text.str.strip_chars()
+    return stripped.str.replace(r"(?i)^true$", "1").str.replace(r"(?i)^false$", "0")
 
 
 def _scan_raw(files: ExportFiles, needs: ColumnNeeds, typed_from: int | None) -> pl.LazyFrame:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
@@ -16,6 +17,7 @@ from croctl.io import (
     FileFormat,
     inspect_export,
     scan_export,
+    stored_types,
 )
 from croctl.plan import EXPOSURES, MeasureSpec, MetricSpec, Plan
 
@@ -289,6 +291,29 @@ def _require(bound: BoundSource, column: str, key: str, errors: list[PlanError])
     return False
 
 
+def _require_number(bound: BoundSource, column: str, key: str, errors: list[PlanError]) -> bool:
+    """`_require`, and a column that can hold numbers.
+
+    Not the export's timestamp; in Parquet, stored as numbers, booleans (0/1) or text.
+    """
+    if not _require(bound, column, key, errors):
+        return False
+    dtype = stored_types(bound.files).get(column)
+    if column in bound.needs.timestamps or isinstance(dtype, pl.Datetime | pl.Date):
+        held = "timestamps"
+    elif dtype is None or dtype.is_numeric() or dtype in (pl.Boolean, pl.String, pl.Null):
+        return True
+    else:
+        held = f"{dtype.base_type().__name__} values"
+    errors.append(
+        PlanError(
+            f"{key}: column '{column}' of {bound.files.label} holds {held}, not numbers",
+            hint="choose a numeric column (a duration as a number of seconds, a flag as 0/1)",
+        )
+    )
+    return False
+
+
 def _bind_exposures(plan: Plan, bound: BoundSource, errors: list[PlanError]) -> None:
     spec, needs = plan.exposures, bound.needs
     for key, column in (("unit", spec.unit), ("variant", spec.variant)):
@@ -302,7 +327,7 @@ def _bind_exposures(plan: Plan, bound: BoundSource, errors: list[PlanError]) -> 
     for metric in plan.metrics:
         if metric.covariate and metric.covariate.column:
             key = f"metrics.{metric.name}.covariate"
-            if _require(bound, metric.covariate.column, key, errors):
+            if _require_number(bound, metric.covariate.column, key, errors):
                 needs.numbers.add(metric.covariate.column)
 
 
@@ -326,7 +351,7 @@ def _bind_metrics(
         for side, measure in metric.measures():
             key = _measure_key(metric, side)
             bound = sources[measure.source]
-            if measure.value and _require(bound, measure.value, f"{key}.value", errors):
+            if measure.value and _require_number(bound, measure.value, f"{key}.value", errors):
                 bound.needs.numbers.add(measure.value)
             if (measure.window or (metric.covariate and metric.covariate.lookback)) and not (
                 plan.sources[measure.source].timestamp
@@ -345,21 +370,25 @@ def _bind_metrics(
     return filters
 
 
+_SUBQUERY = re.compile(r"\bselect\b", re.IGNORECASE)
+
+
 def _compile_filter(
     sql: str, key: str, bound: BoundSource, errors: list[PlanError]
 ) -> pl.Expr | None:
+    problem, hint = None, "write a SQL boolean expression, e.g. event_name = 'purchase'"
     try:
         expr = pl.sql_expr(sql)
         names = expr.meta.root_names()
     except pl.exceptions.PolarsError as exc:
-        detail = (str(exc).splitlines() or ["syntax error"])[0]
-        errors.append(
-            PlanError(
-                f"{key}: cannot parse filter {sql!r}: {detail}",
-                hint="write a SQL boolean expression, e.g. event_name = 'purchase'",
-            )
-        )
+        problem = f"cannot parse filter {sql!r}: {(str(exc).splitlines() or ['syntax error'])[0]}"
+    if _SUBQUERY.search(sql) and (problem or any(n.startswith("_POLARS_") for n in names)):
+        problem = f"filter {sql!r} has a subquery"
+        hint = "a filter reads one row's columns, e.g. event_name IN ('purchase', 'refund')"
+    if problem:
+        errors.append(PlanError(f"{key}: {problem}", hint=hint))
         return None
+    names = list(dict.fromkeys(names))  # each column once, as often as the filter names it
     # a list, not a generator: report every missing column, not just the first
     ok = all([_require(bound, name, key, errors) for name in names])  # noqa: C419
     if not ok:

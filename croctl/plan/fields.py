@@ -130,12 +130,18 @@ def number(
         too_low = low is not None and (number <= low if open_low else number < low)
         too_high = high is not None and (number >= high if open_high else number > high)
         if math.isnan(number) or too_low or too_high:
-            lo = "(" if open_low else "["
-            hi = ")" if open_high else "]"
-            raise Invalid(f"must be in {lo}{low}, {high}{hi} (got {number})")
+            raise Invalid(f"must be {_bounds(low, high, open_low, open_high)} (got {number})")
         return number
 
     return parse
+
+
+def _bounds(low: float | None, high: float | None, open_low: bool, open_high: bool) -> str:
+    if high is None:
+        return f"above {low}" if open_low else f"at least {low}"
+    if low is None:
+        return f"below {high}" if open_high else f"at most {high}"
+    return f"in {'(' if open_low else '['}{low}, {high}{')' if open_high else ']'}"
 
 
 def integer(low: int) -> Callable[[Any], int]:

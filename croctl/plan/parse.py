@@ -154,7 +154,12 @@ def _allocation(value: Any) -> dict[str, float]:
             "must map at least two variant names to planned shares",
             "e.g. {control: 0.5, treatment: 0.5}",
         )
-    shares = {str(k): f.number(0, None, open_low=True)(v) for k, v in value.items()}
+    share, shares = f.number(0, None, open_low=True), {}
+    for arm, planned in value.items():
+        try:
+            shares[str(arm)] = share(planned)
+        except Invalid as exc:  # say which arm's share
+            raise Invalid(f"the share of '{arm}' {exc}") from exc
     total = sum(shares.values())
     return {k: v / total for k, v in shares.items()}
 

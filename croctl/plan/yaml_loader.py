@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 from yaml.nodes import MappingNode, Node
 
 from croctl.errors import PlanError
+
+_BOOL = "tag:yaml.org,2002:bool"
 
 
 class LineDict(dict[str, Any]):
@@ -19,7 +22,16 @@ class LineDict(dict[str, Any]):
 
 
 class _Loader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML ships no type stubs
-    """SafeLoader + duplicate-key detection + no aliases (no billion-laughs)."""
+    """SafeLoader + duplicate-key detection + no aliases (no billion-laughs).
+
+    Plain scalars resolve as YAML 1.2 reads them: only true/false are booleans (YAML 1.1 read
+    arms named `on` and `off`, or `yes` and `no`, as booleans), and `5e-2` is a number.
+    """
+
+    yaml_implicit_resolvers: ClassVar[dict[str, list[tuple[str, re.Pattern[str]]]]] = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != _BOOL]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
 
     def compose_node(self, parent: Node | None, index: object) -> Node | None:
         if self.check_event(yaml.AliasEvent):
@@ -51,6 +63,14 @@ def _construct_mapping(loader: _Loader, node: MappingNode) -> LineDict:
 
 
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_Loader.add_implicit_resolver(
+    _BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+_Loader.add_implicit_resolver(  # after YAML 1.1's floats, which need a dot
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
 
 
 def load_yaml(path: Path) -> tuple[Any, str]:
