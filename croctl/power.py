@@ -42,8 +42,10 @@ def power_from_plan(
         plan = load_plan(plan)
     data = collect_stats(plan)
     arms = arms_of(plan, data)
+    baseline = control_baseline(plan, plan.primary, arms[plan.primary.name])
+    _refuse_rate_past_one(baseline, mde)
     answer = solve_power(
-        control_baseline(plan, plan.primary, arms[plan.primary.name]),
+        baseline,
         planned_shares(plan),
         alpha=plan.decision.alpha,
         power=plan.decision.power,
@@ -103,8 +105,10 @@ def answer_power(
             units_per_day=daily_units,
             guardrails=guardrails,
         )
+    baseline = _baseline(baseline_rate, baseline_mean, sd)
+    _refuse_rate_past_one(baseline, mde)
     return solve_power(
-        _baseline(baseline_rate, baseline_mean, sd),
+        baseline,
         _allocation(allocation, arms),
         alpha=alpha if alpha is not None else 0.05,
         power=power if power is not None else 0.8,
@@ -120,6 +124,18 @@ def _check_range(option: str, value: float | None, low: float, high: float | Non
     if not (value > low and (high is None or value < high)):
         bounds = f"between {low:g} and {high:g}" if high is not None else f"above {low:g}"
         raise PlanError(f"power: {option} {value:g} must be {bounds}")
+
+
+def _refuse_rate_past_one(baseline: Baseline, mde: float | None) -> None:
+    """A relative change that takes a rate to 1 or past it cannot be planned for."""
+    if mde is None or not baseline.proportion or baseline.mean * (1 + mde) < 1:
+        return
+    rate = baseline.mean
+    raise PlanError(
+        f"power: --mde {mde:g} takes the baseline rate {rate:g} to {rate * (1 + mde):g}, "
+        "and a rate cannot reach 1",
+        hint=f"give an --mde below {(1 - rate) / rate:g}",
+    )
 
 
 def _baseline(rate: float | None, mean: float | None, sd: float | None) -> Baseline:

@@ -18,6 +18,8 @@ CASES = {
     "data_semicolon": (3, "';'-separated"),
     "data_ragged": (3, "ragged.csv:9: row has 5 fields, header has 4"),
     "data_unterminated_quote": (3, "unterminated_quote.csv"),
+    "data_spaced_header": (3, "spaced_header.csv:1: column name ' ts' has spaces around it"),
+    "data_quote_in_name": (3, "quote_in_name.csv:1: column name 'event \"name\"' holds a double"),
     "data_duplicate_columns": (3, "duplicate column name(s): event_name"),
     "data_mixed_types": (3, "mixed_types.csv:9: column 'revenue': 'twelve' is not a number"),
     "data_nan_value": (3, "'revenue' has 1 NaN or infinite value(s)"),

@@ -295,6 +295,21 @@ def test_a_file_spark_cannot_read_is_a_data_error_not_an_internal_one(tmp_path):
         evaluate(plan, engine="spark")
 
 
+@pytest.mark.parametrize("engine", ["duckdb", pytest.param("spark", marks=ON_SPARK)])
+def test_columns_that_differ_only_in_case_are_refused_where_the_engine_mixes_them(tmp_path, engine):
+    """DuckDB matched `"event"` (the plan's value) to `Event` (text): a binder error."""
+    events = pl.read_parquet(SAMPLE / "events.parquet")
+    events.rename({"event_name": "Event"}).with_columns(event=pl.col("revenue")).write_parquet(
+        tmp_path / "ev.parquet"
+    )
+    plan = _checkout_over(tmp_path, str(SAMPLE / "exposures.parquet"), "ev.parquet")
+    text = plan.read_text().replace("event_name", "Event")
+    plan.write_text(text.replace("value: revenue", "value: event"))
+    with pytest.raises(DataError, match=f"'Event' and 'event' differ only in case, which {engine}"):
+        evaluate(plan, engine=engine)
+    assert evaluate(plan, engine="polars").verdict  # the Polars engine reads them apart
+
+
 def test_a_spark_error_is_reported_by_its_root_cause():
     """Through py4j the first line says nothing; the last error class is the cause."""
     message = (

@@ -18,6 +18,7 @@ from croctl.stats import (
     units_to_clear_margin,
 )
 from croctl.stats import power as power_module
+from tests.conftest import ROOT
 
 GRID = [
     # (mean, sd, relative mde, alpha, power, control share)
@@ -230,6 +231,13 @@ def test_power_command_from_a_plan_powers_the_guardrails():
 def test_power_command_bad_options_are_usage_errors(args):
     code, stderr = _power(*args)
     assert code == 2 and stderr.count("\n") == 1 and "Traceback" not in stderr
+
+
+@pytest.mark.parametrize("args", [["--baseline-rate", "0.04"], [str(ROOT / "plans/checkout.yaml")]])
+def test_an_mde_that_takes_a_rate_to_one_is_refused(args):
+    """A 3000 % lift on a 4 % rate was answered: 1 unit (its sd clamped to 0 at a rate of 1)."""
+    code, stderr = _power(*args, "--mde", "30")
+    assert code == 2 and "and a rate cannot reach 1" in stderr
 
 
 @pytest.mark.parametrize(

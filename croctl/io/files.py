@@ -294,10 +294,11 @@ def _csv_header(path: Path, fmt: FileFormat) -> _Header:
     if len(header) == 1:
         _refuse_other_delimiter(path, lines[0])
     _refuse_duplicates(path, header)
+    _refuse_odd_names(path, header)
     empty = None
     if not any(line.strip() for line in lines[1:]):
         empty = DataError(f"{path}: has a header but no rows", hint="export the data again")
-    return _Header(dict.fromkeys(name.strip() for name in header), empty)
+    return _Header(dict.fromkeys(header), empty)
 
 
 def _decode_head(path: Path, head: bytes) -> str:
@@ -324,6 +325,22 @@ def _refuse_other_delimiter(path: Path, header: str) -> None:
             f"{path}:1: header is {shown}-separated, croctl reads comma-separated CSV",
             hint="re-export with ',' as the delimiter",
         )
+
+
+def _refuse_odd_names(path: Path, header: list[str]) -> None:
+    """Refuse header names the CSV readers do not read as written."""
+    for name in header:
+        if name != name.strip():  # `a, b`: the readers keep the space, and the values' spaces
+            raise DataError(
+                f"{path}:1: column name {name!r} has spaces around it (a ', '-separated file?)",
+                hint="export the file without spaces after the commas",
+            )
+        if '"' in name:  # Polars' reader keeps the header's doubled quote: `ev""name`
+            raise DataError(
+                f"{path}:1: column name {name!r} holds a double quote, which the reader "
+                "does not read back",
+                hint="rename the column",
+            )
 
 
 def _refuse_duplicates(path: Path, columns: list[str]) -> None:

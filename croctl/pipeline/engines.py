@@ -45,6 +45,7 @@ def collect_with_duckdb(bound: BoundPlan) -> SufficientStats:
         raise PlanError(
             "--engine duckdb needs the duckdb package", hint="pip install 'croctl[duckdb]'"
         ) from exc
+    _refuse_case_twins(bound, "duckdb")
     sql = _sql(bound, "duckdb")
     with duckdb.connect() as con:
         con.execute("SET TimeZone = 'UTC'")
@@ -74,6 +75,7 @@ def collect_with_spark(bound: BoundPlan) -> SufficientStats:
         raise PlanError(
             "--engine spark needs PySpark (and Java)", hint="pip install 'croctl[spark]'"
         ) from exc
+    _refuse_case_twins(bound, "spark")
     builder = SparkSession.builder.appName("croctl")
     if os.environ.get("SPARK_REMOTE"):
         builder = builder.remote(os.environ["SPARK_REMOTE"])
@@ -95,6 +97,26 @@ def collect_with_spark(bound: BoundPlan) -> SufficientStats:
             f"spark: {spark_reason(str(exc))}", hint="try --engine polars for a located error"
         ) from exc
     return stats_from_table(table, bound.plan, "spark")
+
+
+def _refuse_case_twins(bound: BoundPlan, engine: str) -> None:
+    """Refuse a needed column whose name differs from another's only in case.
+
+    DuckDB and Spark match column names without regard to case, quoted or not: `"event"` reads
+    whichever of `Event` and `event` they choose (DuckDB's binder then fails on the type).
+
+    Raises:
+        DataError: such a column, naming both.
+    """
+    for source in bound.scans():
+        for name in source.needs.all():
+            twins = [c for c in source.files.columns if c != name and c.lower() == name.lower()]
+            if twins:
+                raise DataError(
+                    f"{source.files.label}: columns '{name}' and '{twins[0]}' differ only in "
+                    f"case, which {engine} does not tell apart",
+                    hint="use --engine polars, or rename one of them",
+                )
 
 
 def _spark_frame(spark: Any, files: ExportFiles) -> Any:
