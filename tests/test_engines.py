@@ -186,6 +186,29 @@ def test_integer_unit_ids_give_the_report_of_text_ids_on_every_engine(tmp_path, 
     _close(recoded, _report(CHECKOUT) | {"plan_sha256": recoded["plan_sha256"]})
 
 
+@pytest.mark.parametrize("engine", ["polars", "duckdb", pytest.param("spark", marks=ON_SPARK)])
+def test_integer_ids_stored_as_floats_join_integer_ids_on_every_engine(tmp_path, engine):
+    """pandas writes an integer column with a missing value as floats: `123.0` joined no `123`
+    (text of the float), and every exposed unit looked uncovered (an invalid readout)."""
+    plan = integer_ids(CHECKOUT, tmp_path)
+    events = tmp_path / "export1.parquet"
+    pl.read_parquet(events).with_columns(pl.col("user_id").cast(pl.Float64)).write_parquet(events)
+    recoded = _report(plan, engine=engine)
+    _close(recoded, _report(CHECKOUT) | {"plan_sha256": recoded["plan_sha256"]})
+
+
+def test_float_ids_are_written_the_same_by_polars_and_the_sql():
+    from croctl.io.scan import integral_text
+    from croctl.pipeline.sqlexpr import col
+    from croctl.pipeline.sqlexpr import integral_text as sql_integral_text
+
+    ids = pl.DataFrame({"id": [1.0, -3.0, 2.5, None, 2.0**53, 0.1]})
+    polars = ids.select(integral_text(pl.col("id"))).to_series().to_list()
+    query = f"SELECT {sql_integral_text(col('id')).sql('duckdb')} FROM ids"
+    assert polars == ["1", "-3", "2.5", None, "9007199254740992", "0.1"]
+    assert [row[0] for row in duckdb.sql(query).fetchall()] == polars
+
+
 def _epoch_micros(column: str) -> pl.Expr:
     return pl.col(column).dt.epoch("us")
 

@@ -38,6 +38,7 @@ class ColumnNeeds:
     """Columns a plan reads from one export, by the type croctl gives them."""
 
     keys: set[str] = field(default_factory=set)  # ids and labels, read as text
+    units: set[str] = field(default_factory=set)  # the unit id among `keys`
     numbers: set[str] = field(default_factory=set)  # values and covariates, Float64
     timestamps: set[str] = field(default_factory=set)  # compared in UTC
     inferred: set[str] = field(default_factory=set)  # filter columns, dtype as stored
@@ -136,6 +137,8 @@ def scan_export(
             if schema[name] == pl.String:
                 column = number_text(column)
             column = column.cast(pl.Float64, strict=True)
+        elif name in needs.units and schema[name].is_float():
+            column = integral_text(column)
         elif name in needs.keys and schema[name] == pl.Binary:  # raw bytes (a Parquet UUID)
             column = column.bin.encode("hex")  # as text, the way `uuid.hex` writes them
         elif name in needs.keys and schema[name] != pl.String and not schema[name].is_integer():
@@ -143,6 +146,17 @@ def scan_export(
         exprs.append(column.alias(name))
     inferences = tuple(inferred) if sampled else None
     return ExportScan(raw.select(exprs), tuple(times), inferences, kinds, typed_from)
+
+
+def integral_text(ids: pl.Expr) -> pl.Expr:
+    """Float ids as text, whole numbers without a `.0` (`123`, as the same id stored as an integer).
+
+    pandas writes an integer column with a missing value as floats: such an export's ids still
+    join another's integers.
+    """
+    whole = ids.cast(pl.Int64, strict=False)
+    same = whole.cast(pl.Float64) == ids
+    return pl.when(same).then(whole.cast(pl.String)).otherwise(ids.cast(pl.String))
 
 
 def number_text(text: pl.Expr) -> pl.Expr:

@@ -6,7 +6,8 @@ from enum import StrEnum
 from pathlib import Path
 
 from croctl.errors import DataError, did_you_mean
-from croctl.pipeline.bind import BoundPlan, bind_plan
+from croctl.pipeline.bind import bind_plan
+from croctl.pipeline.bound import BoundPlan
 from croctl.pipeline.collect import collect_query, distinct_variants
 from croctl.pipeline.engines import collect_from_file, collect_with_duckdb, collect_with_spark
 from croctl.pipeline.table import no_units_in_window

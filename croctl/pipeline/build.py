@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from croctl.pipeline.bind import BoundPlan, BoundSource
+from croctl.pipeline.bound import BoundPlan, BoundSource
 from croctl.pipeline.caps import caps_frame
 from croctl.pipeline.cells import cells_frame
 from croctl.pipeline.coverage import Bitmap, Coverage

@@ -25,7 +25,7 @@ import numpy as np
 import polars as pl
 
 from croctl.io import FileFormat
-from croctl.pipeline.bind import BoundPlan, BoundSource
+from croctl.pipeline.bound import BoundPlan, BoundSource
 from croctl.pipeline.keys import unit_id
 from croctl.pipeline.names import CANDIDATE, UNIT, metric_col
 from croctl.pipeline.table import cell_keys, moment_columns

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from croctl.pipeline.bind import BoundPlan
+from croctl.pipeline.bound import BoundPlan
 from croctl.pipeline.caps import candidate_key
 from croctl.pipeline.names import metric_col
 from croctl.pipeline.table import cap_columns, cell_keys, check_columns, moment_columns

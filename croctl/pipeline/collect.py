@@ -11,7 +11,8 @@ import polars as pl
 from croctl.errors import DataError
 from croctl.io import FailedExport, diagnose_failure
 from croctl.pipeline import dense
-from croctl.pipeline.bind import BoundPlan, BoundSource, check_filters
+from croctl.pipeline.bind import check_filters
+from croctl.pipeline.bound import BoundPlan, BoundSource
 from croctl.pipeline.build import build_query
 from croctl.pipeline.caps import capped_cells, sample_frames, thresholds_from_sample
 from croctl.pipeline.coverage import Bitmap, Coverage, MarkIds, Span, bitmap_of, id_span

@@ -28,7 +28,7 @@ import numpy as np
 import polars as pl
 
 from croctl.pipeline import build
-from croctl.pipeline.bind import BoundPlan
+from croctl.pipeline.bound import BoundPlan
 from croctl.pipeline.cells import cells_frame
 from croctl.pipeline.coverage import Bitmap, Span
 from croctl.pipeline.dense_rows import (

@@ -12,7 +12,7 @@ import polars as pl
 
 from croctl.errors import DataError
 from croctl.io import FileFormat
-from croctl.pipeline.bind import BoundPlan, BoundSource
+from croctl.pipeline.bound import BoundPlan, BoundSource
 from croctl.pipeline.build import measures_on
 from croctl.pipeline.held import KEEP, kept_chunks
 from croctl.pipeline.keys import fingerprint_words

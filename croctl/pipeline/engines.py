@@ -16,7 +16,7 @@ import polars as pl
 
 from croctl.errors import DataError, PlanError
 from croctl.io import ExportFiles, FileFormat, partition_base
-from croctl.pipeline.bind import BoundPlan
+from croctl.pipeline.bound import BoundPlan
 from croctl.pipeline.collect import stats_from_frames
 from croctl.pipeline.table import frames_from_table, read_stats_table
 from croctl.plan import Plan

@@ -18,7 +18,7 @@ import numpy as np
 import polars as pl
 
 from croctl.io import FileFormat
-from croctl.pipeline.bind import BoundPlan, BoundSource
+from croctl.pipeline.bound import BoundPlan, BoundSource
 from croctl.pipeline.build import rows_used
 from croctl.pipeline.coverage import Bitmap, Coverage, KeysSeen, Span
 from croctl.pipeline.keys import source_key

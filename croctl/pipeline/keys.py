@@ -6,7 +6,7 @@ from typing import TypeVar
 
 import polars as pl
 
-from croctl.pipeline.bind import BoundPlan, BoundSource
+from croctl.pipeline.bound import BoundPlan, BoundSource
 from croctl.pipeline.names import UNIT, seg_col, word_col
 
 Text = TypeVar("Text", pl.Expr, pl.Series)  # a column as an expression, or its values

@@ -24,7 +24,8 @@ import polars as pl
 
 from croctl.io import FileFormat
 from croctl.io.scan import first_values
-from croctl.pipeline.bind import BoundPlan, BoundSource, common_unit_dtype
+from croctl.pipeline.bind import common_unit_dtype
+from croctl.pipeline.bound import BoundPlan, BoundSource
 from croctl.pipeline.build import metric_filters
 from croctl.pipeline.dense import MIN_ROWS
 from croctl.pipeline.dense_rows import row_count

@@ -20,7 +20,7 @@ import numpy as np
 import polars as pl
 
 from croctl.io import stored_row_bytes
-from croctl.pipeline.bind import BoundPlan, BoundSource
+from croctl.pipeline.bound import BoundPlan, BoundSource
 from croctl.pipeline.coverage import Bitmap, Span, id_batches
 from croctl.pipeline.keys import fingerprint_words, high_word, low_word, source_ids, unit_id
 from croctl.pipeline.names import UNIT

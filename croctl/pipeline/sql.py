@@ -16,7 +16,7 @@ from __future__ import annotations
 from sqlglot import exp
 
 from croctl.errors import PlanError
-from croctl.pipeline.bind import BoundPlan
+from croctl.pipeline.bound import BoundPlan
 from croctl.pipeline.names import N_VARIANTS, START, UNIT, VARIANT, metric_col, seg_col
 from croctl.pipeline.sqlexpr import cast, col, indicator, num, sum_if
 from croctl.pipeline.sqlrows import RowSql

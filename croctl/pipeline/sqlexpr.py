@@ -95,3 +95,15 @@ def epoch_time(
     if dialect == "duckdb":  # MAKE_TIMESTAMP gives the UTC wall time, without its zone
         return exp.AtTimeZone(this=instant, zone=exp.Literal.string("UTC"))
     return instant
+
+
+def integral_text(ids: exp.Expression) -> exp.Expression:
+    """Float ids as text, whole numbers without a `.0`, as `io.scan.integral_text` writes them."""
+    whole = exp.and_(
+        exp.LT(this=exp.Abs(this=ids.copy()), expression=exp.Literal.number("9.2e18")),
+        exp.EQ(this=ids.copy(), expression=exp.Floor(this=ids.copy())),
+    )
+    # TRY_CAST: DuckDB casts a NaN the condition rules out (and fails); Postgres has no TRY_CAST,
+    # and sqlglot writes a CAST there, which its CASE evaluates only where the condition holds
+    integer = cast(exp.TryCast(this=ids.copy(), to=exp.DataType.build("BIGINT")), "VARCHAR")
+    return exp.Case(ifs=[exp.If(this=whole, true=integer)], default=cast(ids.copy(), "VARCHAR"))

@@ -9,15 +9,16 @@ import polars as pl
 import sqlglot
 from sqlglot import exp
 
-from croctl.io import FileFormat
+from croctl.io import FileFormat, stored_types
 from croctl.io.epoch import EPOCH_UNITS, epoch_bounds
 from croctl.io.scan import SPACED_ZONES
-from croctl.pipeline.bind import BoundPlan, BoundSource
+from croctl.pipeline.bound import BoundPlan, BoundSource
 from croctl.pipeline.names import N_VARIANTS, START, UNIT, VARIANT, seg_col
 from croctl.pipeline.sqlexpr import (
     cast,
     col,
     epoch_time,
+    integral_text,
     minus_seconds,
     nonfinite,
     num,
@@ -101,6 +102,9 @@ class RowSql:
         key = "BIGINT" if self.bound.unit_dtype.is_integer() else "VARCHAR"
         if self.bound.unit_dtype == pl.UInt64:
             key = "DECIMAL(20, 0)"  # ids past 2^63 (hashed ones): every dialect has this type
+        stored = stored_types(source.files).get(name)
+        if key == "VARCHAR" and stored is not None and stored.is_float():
+            return exp.alias_(integral_text(col(name)), UNIT, quoted=True)
         return exp.alias_(cast(col(name), key), UNIT, quoted=True)
 
     def _cte(self, name: str, query: exp.Expression) -> str:
