@@ -28,8 +28,14 @@ def _q(text: str) -> str:
 
 
 def _pick(columns: list[str], preferred: tuple[str, ...]) -> str | None:
-    lowered = {c.lower(): c for c in columns}
-    return next((lowered[p] for p in preferred if p in lowered), None)
+    """The first preferred name among `columns`, else a column ending in one.
+
+    Names compare in snake case (`Event Name` is `event_name`); `test_group` ends in `group`.
+    """
+    normal = {re.sub(r"\W+", "_", c).strip("_").lower(): c for c in columns}
+    exact = next((normal[p] for p in preferred if p in normal), None)
+    ends = (normal[n] for p in preferred for n in normal if n.endswith(f"_{p}"))
+    return exact or next(ends, None)
 
 
 def _timestamps(profile: ExportProfile) -> list[str]:
@@ -80,7 +86,8 @@ def scaffold_plan(profiles: list[ExportProfile], plan_folder: Path) -> str:
     unit = _unit(profiles) or "user_id"
     variant = _pick(list(exposures.kinds), VARIANT_NAMES) or "variant"
     labels = [v for v, _ in exposures.values.get(variant, [])] or ["control", "treatment"]
-    control = _pick(labels, CONTROL_NAMES) or labels[0]
+    numbered = all(v.lstrip("-").isdigit() for v in labels)  # 0 and 1: control is the lowest
+    control = _pick(labels, CONTROL_NAMES) or (min(labels, key=int) if numbered else labels[0])
     labels = [control] + [v for v in labels if v != control]
     times = _timestamps(exposures)
     naive = any(p.naive_timestamps for p in profiles)
@@ -196,7 +203,13 @@ def _metrics(events: list[tuple[str, str, ExportProfile]], exposures: ExportProf
     number = next((c for c, k in profile.kinds.items() if k == "number"), None)
 
     def filter_of(value: str) -> str:
-        return _q(f"{column} = '{value}'")
+        name = (
+            column
+            if re.fullmatch(r"[A-Za-z_]\w*", column)
+            else '"' + column.replace('"', '""') + '"'
+        )
+        text = value.replace("'", "''")
+        return _q(f"{name} = '{text}'")
 
     name = re.sub(r"\W+", "_", primary).strip("_").lower() or "conversion"
     lines = [
@@ -225,9 +238,9 @@ def _metrics(events: list[tuple[str, str, ExportProfile]], exposures: ExportProf
             "  #   type: mean",
             f"  #   source: {source}",
             f"  #   filter: {filter_of(primary)}",
-            f"  #   value: {number}",
+            f"  #   value: {_q(number)}",
             "  #   cap: 0.999",
-            *([f"  #   covariate: {covariate}"] if covariate else []),
+            *([f"  #   covariate: {_q(covariate)}"] if covariate else []),
         ]
     lines += [
         "  # Diagnostic: explains why the primary moved.",

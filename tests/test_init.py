@@ -118,3 +118,32 @@ def test_init_reads_text_timestamps_as_the_readout_does(tmp_path, value, naive):
     profile = profile_export(tmp_path / "e.csv")
     assert profile.kinds["exposed_at"] == "timestamp"
     assert profile.naive_timestamps is naive
+
+
+def test_init_reads_title_case_columns_integer_labels_and_quotes_in_names(tmp_path):
+    """A BI tool's export: `User ID`, `Test Group` holding 0 and 1, `Event Name` with a value
+    holding a quote. The plan named no variant column (`variant`), kept control/treatment as
+    labels, and wrote filters that did not parse (`Event Name = 'it's ...'`)."""
+    sample = SAMPLES / "checkout"
+    exposures = pl.read_parquet(sample / "exposures.parquet").with_columns(
+        (pl.col("variant") != "control").cast(pl.Int64)
+    )
+    exposures.rename({"user_id": "User ID", "variant": "Test Group"}).write_parquet(
+        tmp_path / "exposures.parquet"
+    )
+    events = pl.read_parquet(sample / "events.parquet").with_columns(
+        pl.col("event_name").replace("purchase", "it's a purchase")
+    )
+    events.rename({"user_id": "User ID", "event_name": "Event Name"}).write_parquet(
+        tmp_path / "events.parquet"
+    )
+    plan = tmp_path / "plan.yaml"
+    files = [str(tmp_path / "exposures.parquet"), str(tmp_path / "events.parquet")]
+    assert runner.invoke(app, ["init", *files, "--output", str(plan)]).exit_code == 0
+    document = yaml.safe_load(plan.read_text())
+    assert document["exposures"]["variant"] == "Test Group"
+    assert document["experiment"]["control"] == "0"
+    assert set(document["experiment"]["variants"]) == {"0", "1"}
+    (metric,) = document["metrics"].values()
+    assert metric["filter"] == "\"Event Name\" = 'it''s a purchase'"
+    assert runner.invoke(app, ["evaluate", str(plan), "-f", "json"]).exit_code in (0, 1, 4, 5)

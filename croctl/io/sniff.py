@@ -19,7 +19,7 @@ from croctl.io.files import FileFormat, inspect_export
 from croctl.io.scan import ColumnNeeds, close_up_zone, scan_files, zone_in_text
 
 SAMPLE_ROWS = 20_000
-MAX_DISTINCT = 40  # text columns with at most this many values in the sample are categorical
+MAX_DISTINCT = 40  # text or integer columns with at most this many values are categorical
 # A number column is taken for epoch times only with a time-like name: ids can look like epochs.
 _TIME_NAME = re.compile(r"(^|_)(ts|time|timestamp|at)$", re.IGNORECASE)
 
@@ -55,7 +55,7 @@ def profile_export(path: Path) -> ExportProfile:
     categorical = [
         name
         for name, kind in kinds.items()
-        if kind == "text" and 0 < sample[name].n_unique() <= MAX_DISTINCT
+        if kind in ("text", "integer") and 0 < sample[name].n_unique() <= MAX_DISTINCT
     ]
     values = {}
     if categorical:
