@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import shutil
 
 import duckdb
@@ -298,6 +299,40 @@ def test_a_stats_table_of_another_plan_is_a_data_error(tmp_path):
         ["evaluate", str(ROOT / "plans" / "checkout.yaml"), "--stats", str(tmp_path / "no.csv")],
     )
     assert result.exit_code == 3 and "no such file" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (pl.col("rows").cast(pl.String), "section 'exposures': column 'rows' holds String"),
+        (-pl.col("rows"), "section 'exposures': column 'rows' is a count, and holds -"),
+        (pl.col("n") / 3, "section 'cells': column 'n' is a count"),
+        (pl.col("y0") * float("nan"), "section 'cells': column 'y0' holds NaN"),
+    ],
+)
+def test_an_edited_stats_table_is_a_data_error(tmp_path, edit, message):
+    """Text or NaN in a count was an internal error (int() of it); negative counts read out."""
+    table = _stats_table(CHECKOUT, tmp_path / "stats.parquet")
+    pl.read_parquet(table).with_columns(edit).write_parquet(table)
+    with pytest.raises(DataError, match=re.escape(message)):
+        evaluate(CHECKOUT, stats=table)
+
+
+@pytest.mark.parametrize("rows", ["repeated", "missing"])
+def test_a_stats_table_with_a_row_repeated_or_missing_is_a_data_error(tmp_path, rows):
+    """Both read out: a repeated row was ignored, a missing exposures row counted as zeros."""
+    table = _stats_table(CHECKOUT, tmp_path / "stats.parquet")
+    frame = pl.read_parquet(table)
+    exposures = frame.filter(pl.col("section") == "exposures")
+    edited = (
+        pl.concat([frame, exposures.head(1)])
+        if rows == "repeated"
+        else frame.filter((pl.col("section") != "exposures") | (pl.col("__variant") != "one_click"))
+    )
+    edited.write_parquet(table)
+    expected = "two rows for the same variant" if rows == "repeated" else "no row for variant"
+    with pytest.raises(DataError, match=expected):
+        evaluate(CHECKOUT, stats=table)
 
 
 def test_stats_path_exits_with_the_verdict(tmp_path):

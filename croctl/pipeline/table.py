@@ -17,6 +17,7 @@ Columns a section does not use are null. `croctl sql` prints the query that comp
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -142,10 +143,14 @@ def frames_from_table(table: pl.DataFrame, plan: Plan, label: str) -> dict[str, 
             f"{label}: columns missing for this plan: {', '.join(missing[:6])}",
             hint="was the table computed for this plan? rerun `croctl sql PLAN`",
         )
+    if table.get_column(SECTION).null_count():
+        raise DataError(f"{label}: a row has no '{SECTION}'", hint=_RERUN)
     frames = {
         section: table.filter(pl.col(SECTION) == section).select(columns)
         for section, columns in expected.items()
     }
+    for section, frame in frames.items():
+        _check_section(frame, f"{label}: section '{section}'")
     if frames["cells"].is_empty() and not frames["exposures"].is_empty():
         raise no_units_in_window(plan)  # the exposures were read: none is in the window
     for section in ("multiple_variants", "cells", "exposures"):
@@ -154,8 +159,48 @@ def frames_from_table(table: pl.DataFrame, plan: Plan, label: str) -> dict[str, 
                 f"{label}: section '{section}' has no rows",
                 hint="was the query run on the plan's data? rerun `croctl sql PLAN`",
             )
+    exposed = set(frames["exposures"].get_column(VARIANT))
+    unexposed = sorted(set(frames["cells"].get_column(VARIANT)) - exposed, key=str)
+    if unexposed:  # every unit in a cell came from an exposure row
+        raise DataError(
+            f"{label}: section 'exposures' has no row for variant {unexposed[0]!r} of 'cells'",
+            hint=_RERUN,
+        )
     frames.setdefault("caps", pl.DataFrame())
     return frames
+
+
+_RERUN = "was the table computed for this plan and edited since? rerun `croctl sql PLAN`"
+_SUMS = re.compile(  # columns that may be negative or fractional; the others are counts
+    rf"({'|'.join(moment for moment, _, _ in MOMENTS)}|cap)\d+|(first|last)_start"
+)
+
+
+def _check_section(frame: pl.DataFrame, where: str) -> None:
+    """Refuse what no engine writes.
+
+    Text or NaN for numbers, negative or fractional counts, and a second row for the same
+    variant (and segment values).
+
+    Raises:
+        DataError: naming the section and column.
+    """
+    keys = [c for c in frame.columns if c == VARIANT or c.startswith("__seg")]
+    for name, dtype in frame.schema.items():
+        if name in keys or dtype == pl.Null:
+            continue
+        column = frame.get_column(name)
+        if not dtype.is_numeric():
+            raise DataError(f"{where}: column '{name}' holds {dtype}, not numbers", hint=_RERUN)
+        values = column.drop_nulls().cast(pl.Float64)
+        if not values.is_finite().all():
+            raise DataError(f"{where}: column '{name}' holds NaN or infinity", hint=_RERUN)
+        odd = values.filter((values < 0) | (values != values.floor()))
+        if not _SUMS.fullmatch(name) and len(odd):
+            message = f"{where}: column '{name}' is a count, and holds {odd[0]:g}"
+            raise DataError(message, hint=_RERUN)
+    if frame.height > 1 and frame.select(keys or pl.lit(0)).is_duplicated().any():
+        raise DataError(f"{where}: two rows for the same variant", hint=_RERUN)
 
 
 def read_stats_table(path: Path) -> pl.DataFrame:
