@@ -342,6 +342,21 @@ def test_stats_path_exits_with_the_verdict(tmp_path):
     assert result.exit_code == 1 and json.loads(result.stdout)["verdict"] == "do_not_ship"
 
 
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--as-of", "2026-10-05"], "--as-of reads the exports"),
+        (["--engine", "duckdb"], "--engine duckdb aggregates the exports"),
+    ],
+)
+def test_options_on_the_exports_are_refused_with_a_stats_table(tmp_path, option, message):
+    """--as-of was ignored: the readout of every row, as if it were the data as of then."""
+    table = _stats_table(CHECKOUT, tmp_path / "stats.parquet")
+    result = runner.invoke(app, ["evaluate", str(CHECKOUT), "--stats", str(table), *option])
+    assert result.exit_code == 2 and message in result.stderr
+    assert result.stderr.count("\n") == 1 and result.stdout == ""
+
+
 @pytest.mark.spark
 @NEEDS_SPARK
 def test_a_file_spark_cannot_read_is_a_data_error_not_an_internal_one(tmp_path):

@@ -56,6 +56,22 @@ def _with_as_of(plan: Plan, as_of: str | None) -> Plan:
     return replace(plan, as_of=moment)
 
 
+def _refuse_with_stats(stats: Path | None, *, as_of: str | None, engine: Engine) -> None:
+    """Options that act on the exports mean nothing when a statistics table stands for them."""
+    if stats is None:
+        return
+    if as_of is not None:  # the table was computed over every row: a readout would ignore it
+        raise PlanError(
+            "--as-of reads the exports as of a time, and --stats does not read them",
+            hint="compute the table on the data up to that time, or drop --as-of",
+        )
+    if engine is not Engine.POLARS:
+        raise PlanError(
+            f"--engine {engine.value} aggregates the exports, and --stats does not read them",
+            hint="drop --engine, or --stats",
+        )
+
+
 def _refuse_output_over_input(output: Path, plan: Plan) -> None:
     inputs = {plan.path, plan.exposures.path, *(s.path for s in plan.sources.values())}
     if output.absolute().resolve() in {p.resolve() for p in inputs}:
@@ -107,6 +123,7 @@ def evaluate(
     """
     with errors(debug):
         try:
+            _refuse_with_stats(stats, as_of=as_of, engine=engine)
             plan = _with_as_of(load_plan(plan_path), as_of)
             if output is not None:
                 _refuse_output_over_input(output, plan)
