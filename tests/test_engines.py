@@ -198,8 +198,20 @@ def test_integer_ids_stored_as_floats_join_integer_ids_on_every_engine(tmp_path,
     _close(recoded, _report(CHECKOUT) | {"plan_sha256": recoded["plan_sha256"]})
 
 
+@pytest.mark.parametrize("engine", ["polars", "duckdb", pytest.param("spark", marks=ON_SPARK)])
+def test_integer_ids_written_as_floats_in_a_csv_join_integer_ids_on_every_engine(tmp_path, engine):
+    """pandas' to_csv of such a column writes `123.0`: as text, it joined no `123`."""
+    plan = integer_ids(CHECKOUT, tmp_path)
+    events = pl.read_parquet(tmp_path / "export1.parquet")
+    events.with_columns(pl.col("user_id").cast(pl.Float64)).write_csv(tmp_path / "events.csv")
+    assert "1.0," in (tmp_path / "events.csv").read_text()[:2000]
+    plan.write_text(plan.read_text().replace("export1.parquet", "events.csv"))
+    recoded = _report(plan, engine=engine)
+    _close(recoded, _report(CHECKOUT) | {"plan_sha256": recoded["plan_sha256"]})
+
+
 def test_float_ids_are_written_the_same_by_polars_and_the_sql():
-    from croctl.io.scan import integral_text
+    from croctl.io.values import integral_text
     from croctl.pipeline.sqlexpr import col
     from croctl.pipeline.sqlexpr import integral_text as sql_integral_text
 

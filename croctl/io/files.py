@@ -45,6 +45,7 @@ class ExportFiles:
     partitions: tuple[str, ...] = ()  # keys of `key=value` directories, not in the files
     types: Mapping[str, pl.DataType] | None = None  # Parquet typed apart: `globs.common_types`
     reordered: bool = False  # CSV files whose columns come in different orders
+    whole_floats: frozenset[str] = frozenset()  # CSV columns whose first values read `123.0`
 
 
 def partition_values(path: Path) -> dict[str, str | None]:
@@ -169,7 +170,10 @@ def inspect_export(path: Path) -> ExportFiles:
     columns = (*headers[0], *partitions)
     if fmt is not FileFormat.PARQUET:
         reordered = any(list(h) != list(headers[0]) for h in headers[1:])
-        return ExportFiles(str(path), paths, fmt, columns, partitions, reordered=reordered)
+        floats = having[0][1].whole_floats
+        return ExportFiles(
+            str(path), paths, fmt, columns, partitions, reordered=reordered, whole_floats=floats
+        )
     types = common_types(paths, [cast(dict[str, pl.DataType], h) for h in headers])
     return ExportFiles(str(path), paths, fmt, columns, partitions, types)
 
@@ -177,6 +181,7 @@ def inspect_export(path: Path) -> ExportFiles:
 class _Header(NamedTuple):
     columns: dict[str, pl.DataType | None]  # name -> type as stored (None: a CSV's, untyped)
     empty: DataError | None  # the error the file would be alone: it has no rows
+    whole_floats: frozenset[str] = frozenset()  # a CSV's columns whose first values read `12.0`
 
 
 def _shared_partition_keys(paths: tuple[Path, ...]) -> tuple[str, ...]:
@@ -298,7 +303,26 @@ def _csv_header(path: Path, fmt: FileFormat) -> _Header:
     empty = None
     if not any(line.strip() for line in lines[1:]):
         empty = DataError(f"{path}: has a header but no rows", hint="export the data again")
-    return _Header(dict.fromkeys(header), empty)
+    return _Header(dict.fromkeys(header), empty, _whole_floats(header, lines[1:_FLOAT_ROWS]))
+
+
+_FLOAT_ROWS = 50  # first lines of a CSV looked at for whole numbers written as floats
+_WHOLE_FLOAT = re.compile(r"-?\d+\.0+")
+
+
+def _whole_floats(header: list[str], lines: list[str]) -> frozenset[str]:
+    """Columns whose values in `lines` are all whole numbers written as floats (`123.0`).
+
+    pandas writes an integer column with a missing value so: such ids are read without the
+    `.0`, to join another export's integers (`io.scan.integral_text` does it for Parquet).
+    """
+    rows = [row for row in csv.reader(lines) if len(row) == len(header)]
+    return frozenset(
+        name
+        for k, name in enumerate(header)
+        if any(row[k] for row in rows)
+        and all(_WHOLE_FLOAT.fullmatch(row[k]) for row in rows if row[k])
+    )
 
 
 def _decode_head(path: Path, head: bytes) -> str:

@@ -15,6 +15,7 @@ from croctl.io.epoch import EPOCH_UNITS, epoch_bounds, epoch_unit, refuse_mixed_
 from croctl.io.files import ExportFiles, FileFormat, head_sample, partition_values
 from croctl.io.globs import CASTS
 from croctl.io.iso import iso_reads, iso_values
+from croctl.io.values import WHOLE_FRACTION, integral_text, number_text
 
 _OFFSET = re.compile(r"(Z|[+-]\d{2}:?\d{2})$", re.IGNORECASE)
 _SAMPLE_ROWS = 200
@@ -139,6 +140,8 @@ def scan_export(
             column = column.cast(pl.Float64, strict=True)
         elif name in needs.units and schema[name].is_float():
             column = integral_text(column)
+        elif name in needs.units and name in files.whole_floats:  # `123.0` in a CSV
+            column = column.str.replace(WHOLE_FRACTION, "")
         elif name in needs.keys and schema[name] == pl.Binary:  # raw bytes (a Parquet UUID)
             column = column.bin.encode("hex")  # as text, the way `uuid.hex` writes them
         elif name in needs.keys and schema[name] != pl.String and not schema[name].is_integer():
@@ -146,26 +149,6 @@ def scan_export(
         exprs.append(column.alias(name))
     inferences = tuple(inferred) if sampled else None
     return ExportScan(raw.select(exprs), tuple(times), inferences, kinds, typed_from)
-
-
-def integral_text(ids: pl.Expr) -> pl.Expr:
-    """Float ids as text, whole numbers without a `.0` (`123`, as the same id stored as an integer).
-
-    pandas writes an integer column with a missing value as floats: such an export's ids still
-    join another's integers.
-    """
-    whole = ids.cast(pl.Int64, strict=False)
-    same = whole.cast(pl.Float64) == ids
-    return pl.when(same).then(whole.cast(pl.String)).otherwise(ids.cast(pl.String))
-
-
-def number_text(text: pl.Expr) -> pl.Expr:
-    """Text a number column holds, ready to cast: ` 12.5` stripped, `true`/`false` as 1 and 0.
-
-    DuckDB reads a CSV's column of `true`/`false` as booleans, and averages them as 0/1.
-    """
-    stripped = text.str.strip_chars()
-    return stripped.str.replace(r"(?i)^true$", "1").str.replace(r"(?i)^false$", "0")
 
 
 def _scan_raw(files: ExportFiles, needs: ColumnNeeds, typed_from: int | None) -> pl.LazyFrame:

@@ -6,6 +6,8 @@ from datetime import datetime
 
 from sqlglot import exp
 
+from croctl.io.values import WHOLE_FRACTION
+
 _MAX = exp.Literal.number("1.7976931348623157e308")
 
 
@@ -107,3 +109,12 @@ def integral_text(ids: exp.Expression) -> exp.Expression:
     # and sqlglot writes a CAST there, which its CASE evaluates only where the condition holds
     integer = cast(exp.TryCast(this=ids.copy(), to=exp.DataType.build("BIGINT")), "VARCHAR")
     return exp.Case(ifs=[exp.If(this=whole, true=integer)], default=cast(ids.copy(), "VARCHAR"))
+
+
+def whole_number_text(ids: exp.Expression) -> exp.Expression:
+    """Text ids written `123.0` without the `.0`, as `io.values.WHOLE_FRACTION` strips them."""
+    return exp.RegexpReplace(
+        this=cast(ids, "VARCHAR"),
+        expression=exp.Literal.string(WHOLE_FRACTION),
+        replacement=exp.Literal.string(""),
+    )

@@ -25,6 +25,7 @@ from croctl.pipeline.sqlexpr import (
     plus_seconds,
     sum_if,
     time_literal,
+    whole_number_text,
 )
 from croctl.plan import EXPOSURES, MeasureSpec
 
@@ -105,6 +106,8 @@ class RowSql:
         stored = stored_types(source.files).get(name)
         if key == "VARCHAR" and stored is not None and stored.is_float():
             return exp.alias_(integral_text(col(name)), UNIT, quoted=True)
+        if key == "VARCHAR" and name in source.files.whole_floats:  # `123.0` in a CSV
+            return exp.alias_(whole_number_text(col(name)), UNIT, quoted=True)
         return exp.alias_(cast(col(name), key), UNIT, quoted=True)
 
     def _cte(self, name: str, query: exp.Expression) -> str:
