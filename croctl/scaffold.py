@@ -27,14 +27,14 @@ def _q(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
-def _pick(columns: list[str], preferred: tuple[str, ...]) -> str | None:
-    """The first preferred name among `columns`, else a column ending in one.
+def _pick(columns: list[str], preferred: tuple[str, ...], ending: bool = False) -> str | None:
+    """The first preferred name among `columns` (in snake case: `Event Name` is `event_name`).
 
-    Names compare in snake case (`Event Name` is `event_name`); `test_group` ends in `group`.
+    `ending`: else a column whose name ends in one (`test_group`).
     """
     normal = {re.sub(r"\W+", "_", c).strip("_").lower(): c for c in columns}
     exact = next((normal[p] for p in preferred if p in normal), None)
-    ends = (normal[n] for p in preferred for n in normal if n.endswith(f"_{p}"))
+    ends = (normal[n] for p in preferred for n in normal if ending and n.endswith(f"_{p}"))
     return exact or next(ends, None)
 
 
@@ -53,7 +53,7 @@ def _unit(profiles: list[ExportProfile]) -> str | None:
 
 def _exposures_first(profiles: list[ExportProfile]) -> list[ExportProfile]:
     """The exposures export is the one with a variant column; it goes first."""
-    with_variant = [p for p in profiles if _pick(list(p.kinds), VARIANT_NAMES)]
+    with_variant = [p for p in profiles if _pick(list(p.kinds), VARIANT_NAMES, ending=True)]
     first = with_variant[0] if with_variant else profiles[0]
     return [first] + [p for p in profiles if p is not first]
 
@@ -84,7 +84,7 @@ def scaffold_plan(profiles: list[ExportProfile], plan_folder: Path) -> str:
     profiles = _exposures_first(profiles)
     exposures, others = profiles[0], profiles[1:]
     unit = _unit(profiles) or "user_id"
-    variant = _pick(list(exposures.kinds), VARIANT_NAMES) or "variant"
+    variant = _pick(list(exposures.kinds), VARIANT_NAMES, ending=True) or "variant"
     labels = [v for v, _ in exposures.values.get(variant, [])] or ["control", "treatment"]
     numbered = all(v.lstrip("-").isdigit() for v in labels)  # 0 and 1: control is the lowest
     control = _pick(labels, CONTROL_NAMES) or (min(labels, key=int) if numbered else labels[0])

@@ -147,3 +147,14 @@ def test_init_reads_title_case_columns_integer_labels_and_quotes_in_names(tmp_pa
     (metric,) = document["metrics"].values()
     assert metric["filter"] == "\"Event Name\" = 'it''s a purchase'"
     assert runner.invoke(app, ["evaluate", str(plan), "-f", "json"]).exit_code in (0, 1, 4, 5)
+
+
+def test_init_takes_no_other_id_column_for_the_event_id(tmp_path):
+    """Only `event_id` or `id` is an event id: deduplicating on `session_id` would drop rows."""
+    sample = SAMPLES / "checkout"
+    events = pl.read_parquet(sample / "events.parquet").drop("event_id")
+    events.with_columns(session_id=pl.col("user_id")).write_parquet(tmp_path / "events.parquet")
+    files = [str(sample / "exposures.parquet"), str(tmp_path / "events.parquet")]
+    result = runner.invoke(app, ["init", *files])
+    assert result.exit_code == 0, result.stderr
+    assert "id" not in yaml.safe_load(result.stdout)["sources"]["events"]

@@ -303,7 +303,7 @@ def _csv_header(path: Path, fmt: FileFormat) -> _Header:
     empty = None
     if not any(line.strip() for line in lines[1:]):
         empty = DataError(f"{path}: has a header but no rows", hint="export the data again")
-    return _Header(dict.fromkeys(header), empty, _whole_floats(header, lines[1:_FLOAT_ROWS]))
+    return _Header(dict.fromkeys(header), empty, _whole_floats(header, lines[1 : _FLOAT_ROWS + 1]))
 
 
 _FLOAT_ROWS = 50  # first lines of a CSV looked at for whole numbers written as floats
@@ -314,7 +314,7 @@ def _whole_floats(header: list[str], lines: list[str]) -> frozenset[str]:
     """Columns whose values in `lines` are all whole numbers written as floats (`123.0`).
 
     pandas writes an integer column with a missing value so: such ids are read without the
-    `.0`, to join another export's integers (`io.scan.integral_text` does it for Parquet).
+    `.0`, to join another export's integers (`io.values.integral_text` does it for Parquet).
     """
     rows = [row for row in csv.reader(lines) if len(row) == len(header)]
     return frozenset(
@@ -368,7 +368,7 @@ def _refuse_odd_names(path: Path, header: list[str]) -> None:
 
 
 def _refuse_duplicates(path: Path, columns: list[str]) -> None:
-    duplicated = sorted(name for name, n in Counter(c.strip() for c in columns).items() if n > 1)
+    duplicated = sorted(name for name, n in Counter(columns).items() if n > 1)
     if duplicated:
         raise DataError(
             f"{path}:1: duplicate column name(s): {', '.join(duplicated)}",
