@@ -20,11 +20,11 @@ from tests.conftest import BASE_PLAN, write_csv
 EXPOSURE_HEADER = "user_id,variant,exposed_at"
 
 
-def per_unit(tmp_path, make_plan, exposures, events, **plan):
+def per_unit(tmp_path, make_plan, exposures, events, engine="polars", **plan):
     """Run the pipeline and return {variant: (units, sum of metric values)} for metric 0."""
     write_csv(tmp_path / "exposures.csv", EXPOSURE_HEADER, exposures)
     write_csv(tmp_path / "events.csv", "user_id,ts,event_name,revenue", events)
-    stats = collect_stats(load_plan(make_plan(**plan)))
+    stats = collect_stats(load_plan(make_plan(**plan)), engine=Engine(engine))
     return {v: (n, m[0].y) for v, (n, m) in stats.by_variant().items()}, stats
 
 
@@ -730,22 +730,15 @@ def test_csv_numbers_with_spaces_around_them_are_numbers(tmp_path, make_plan):
 def test_a_csv_column_of_true_and_false_averages_as_ones_and_zeros(tmp_path, make_plan, engine):
     """DuckDB's reader types such a column boolean and casts it to 0/1; Polars' refused it."""
     rows = [("a", "true"), ("a", "FALSE"), ("b", "false")]
-    write_csv(
-        tmp_path / "exposures.csv",
-        EXPOSURE_HEADER,
+    result, _ = per_unit(
+        tmp_path,
+        make_plan,
         ["a,control,2026-10-02T00:00:00Z", "b,treatment,2026-10-02T00:00:00Z"],
-    )
-    write_csv(
-        tmp_path / "events.csv",
-        "user_id,ts,event_name,revenue",
         [f"{unit},2026-10-03T00:00:00Z,lead,{flag}" for unit, flag in rows],
+        engine=engine,
+        metrics=revenue_mean(filter="event_name = 'lead'"),
     )
-    plan = load_plan(make_plan(metrics=revenue_mean(filter="event_name = 'lead'")))
-    stats = collect_stats(plan, engine=Engine(engine))
-    assert {v: m[0].y for v, (_, m) in stats.by_variant().items()} == {
-        "control": 1.0,
-        "treatment": 0.0,
-    }
+    assert result == {"control": (1, 1.0), "treatment": (1, 0.0)}
 
 
 @pytest.mark.parametrize(
