@@ -256,11 +256,35 @@ def test_the_console_script_leaves_with_the_command_s_code_and_whole_output(args
         assert proc.stderr.startswith("croctl: plan error:") and proc.stdout == ""
 
 
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["evaluate"], "Missing argument 'plan_path'. (hint: python -m croctl evaluate --help)"),
+        (["evaluate", str(PLANS / "saas.yaml"), "--engine", "spork"], "'spork' is not one of"),
+        (["evaluate", str(PLANS / "saas.yaml"), "--bogus"], "No such option: --bogus"),
+        (["nosuch"], "No such command 'nosuch'. (hint: python -m croctl --help)"),
+    ],
+)
+def test_a_usage_error_is_one_line_and_exit_2(args, expected):
+    """Typer printed its usage and a boxed error over five lines."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "croctl", *args], check=False, capture_output=True, text=True
+    )
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.startswith("croctl: usage error: ") and proc.stderr.count("\n") == 1
+    assert expected in proc.stderr
+
+
+def test_croctl_alone_prints_its_help():
+    proc = subprocess.run([sys.executable, "-m", "croctl"], check=False, capture_output=True)
+    assert proc.returncode == 2 and b"Commands" in proc.stdout and proc.stderr == b""
+
+
 @pytest.mark.parametrize(("raised", "code"), [(None, 0), (3, 3), ("gone", 1)])
 def test_main_turns_any_system_exit_into_an_exit_code(monkeypatch, capsys, raised, code):
     cli = importlib.import_module("croctl.cli.app")  # the module, not the Typer `app` it holds
 
-    def command() -> None:
+    def command(**_: object) -> None:
         raise SystemExit(raised)
 
     left: list[int] = []

@@ -90,6 +90,22 @@ PlanArg = Annotated[Path, typer.Argument(help="The measurement plan (YAML).", sh
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")]
 
 
+# click's base error, which Typer (vendoring click) exports only as the base of `BadParameter`
+_CLICK_ERROR: type[Exception] = next(
+    base for base in typer.BadParameter.__mro__ if base.__name__ == "ClickException"
+)
+
+
+def _usage_error(exc: Exception) -> int:
+    """One line for a usage error (a missing argument, an unknown option or choice)."""
+    if type(exc).__name__ != "NoArgsIsHelpError":  # `croctl` alone: the help is printed
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (hint: {ctx.command_path} --help)" if ctx is not None else ""
+        message = " ".join(getattr(exc, "format_message", exc.__str__)().split())
+        err.print(f"croctl: usage error: {message}{hint}", markup=False)
+    return int(getattr(exc, "exit_code", ExitCode.USAGE))
+
+
 def main() -> NoReturn:
     """Console-script entry point: run the command, flush its output, and leave at once.
 
@@ -98,10 +114,11 @@ def main() -> NoReturn:
     written and renamed before the command returns; the Spark gateway exits with its parent).
     """
     try:
-        app()
-        code: object = 0
+        code: object = app(standalone_mode=False)  # usage errors come here, not to Typer's box
     except SystemExit as done:
         code = done.code
+    except _CLICK_ERROR as exc:
+        code = _usage_error(exc)
     if code is not None and not isinstance(code, int):
         err.print(code, markup=False)  # what `sys.exit("message")` would have printed
         code = 1
