@@ -69,6 +69,7 @@ CASES = {
     "plan_ratio_covariate": (2, "covariate.yaml:8: metrics.aov.covariate: covariate applies to"),
     "plan_control_not_variant": (2, "'baseline' is not one of the variants"),
     "plan_empty": (2, "the plan is empty"),
+    "plan_version": (2, "plan_version.yaml:1: version: this croctl reads plans of version 1"),
     "plan_not_mapping": (2, "must be a mapping"),
 }
 

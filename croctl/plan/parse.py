@@ -66,7 +66,7 @@ def parse_plan(document: Any, path: Path, sha256: str = "") -> Plan:
     root = Fields(document, "", errors, path)
     if document is None:
         root.error("the plan is empty", hint="see plans/ for examples")
-    root.get("version", f.integer(1), 1)
+    root.get("version", _version, 1)
     timezone = root.get("timezone", _zone, None)
     experiment = _experiment(root.sub("experiment"), timezone)
     exposures = _exposures(root.sub("exposures"), path.parent)
@@ -144,6 +144,16 @@ def _utc(node: Fields, key: str, moment: Any, timezone: str | None) -> Any:
             "append Z for UTC, or set timezone: at the top of the plan",
         )
     return utc
+
+
+def _version(value: Any) -> int:
+    """The plan format's version: this croctl reads version 1 (the plan schema's `const`)."""
+    if value != 1 or isinstance(value, bool):
+        raise Invalid(
+            f"this croctl reads plans of version 1 (got {value!r})",
+            "write the plan for version 1, or use the croctl that wrote it",
+        )
+    return 1
 
 
 def _allocation(value: Any) -> dict[str, float]:
