@@ -7,7 +7,6 @@ from croctl.io.files import (
     inspect_export,
     partition_base,
     stored_row_bytes,
-    stored_types,
 )
 from croctl.io.scan import ColumnNeeds, ExportScan, scan_export
 
@@ -22,5 +21,4 @@ __all__ = [
     "partition_base",
     "scan_export",
     "stored_row_bytes",
-    "stored_types",
 ]

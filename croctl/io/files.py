@@ -9,7 +9,7 @@ import re
 import stat
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import NamedTuple, cast
@@ -43,7 +43,9 @@ class ExportFiles:
     format: FileFormat
     columns: tuple[str, ...]  # the files' own columns, then `partitions`
     partitions: tuple[str, ...] = ()  # keys of `key=value` directories, not in the files
-    types: Mapping[str, pl.DataType] | None = None  # Parquet typed apart: `globs.common_types`
+    # Parquet: each column's type as stored (a glob's common one, `globs.common_types`); CSV: none
+    types: Mapping[str, pl.DataType] = field(default_factory=dict)
+    typed_apart: bool = False  # a glob's files store some column differently: cast to `types`
     reordered: bool = False  # CSV files whose columns come in different orders
     whole_floats: frozenset[str] = frozenset()  # CSV columns whose first values read `123.0`
 
@@ -174,8 +176,11 @@ def inspect_export(path: Path) -> ExportFiles:
         return ExportFiles(
             str(path), paths, fmt, columns, partitions, reordered=reordered, whole_floats=floats
         )
-    types = common_types(paths, [cast(dict[str, pl.DataType], h) for h in headers])
-    return ExportFiles(str(path), paths, fmt, columns, partitions, types)
+    stored = [cast(dict[str, pl.DataType], h) for h in headers]
+    common = common_types(paths, stored)
+    return ExportFiles(
+        str(path), paths, fmt, columns, partitions, common or stored[0], common is not None
+    )
 
 
 class _Header(NamedTuple):
@@ -215,15 +220,6 @@ def _parquet_header(path: Path) -> _Header:
     _refuse_duplicates(path, list(schema))
     empty = DataError(f"{path}: has no rows", hint="export the data again") if not rows else None
     return _Header(dict(schema), empty)
-
-
-def stored_types(files: ExportFiles) -> Mapping[str, pl.DataType]:
-    """A Parquet export's column types as stored (a glob's common ones); empty for a CSV."""
-    if files.format is not FileFormat.PARQUET:
-        return {}
-    if files.types is not None:
-        return files.types
-    return {k: v for k, v in _parquet_header(files.paths[0]).columns.items() if v is not None}
 
 
 def stored_row_bytes(files: ExportFiles, name: str) -> float | None:

@@ -173,17 +173,14 @@ def scan_files(
     if files.format is FileFormat.PARQUET:
         # Polars reads the directories itself, and skips files a filter on them rules out.
         hive = dict.fromkeys(files.partitions, pl.String()) if files.partitions else None
-        if files.types is None:
-            return pl.scan_parquet(
-                paths, hive_partitioning=bool(hive), hive_schema=hive, glob=False
-            )
         return pl.scan_parquet(
             paths,
             glob=False,
             hive_partitioning=bool(hive),
             hive_schema=hive,
-            schema=dict(files.types),
-            cast_options=CASTS,  # each file's columns to the glob's common types
+            # each file's columns cast to the glob's common types
+            schema=dict(files.types) if files.typed_apart else None,
+            cast_options=CASTS if files.typed_apart else None,
         )
     overrides = {k: v for k, v in (csv_types or {}).items() if k not in files.partitions}
     read_csv = partial(

@@ -9,7 +9,7 @@ from dataclasses import replace
 import polars as pl
 
 from croctl.errors import PlanError, PlanErrors, did_you_mean
-from croctl.io import FileFormat, inspect_export, scan_export, stored_types
+from croctl.io import FileFormat, inspect_export, scan_export
 from croctl.pipeline.bound import BoundPlan, BoundSource
 from croctl.plan import EXPOSURES, MeasureSpec, MetricSpec, Plan
 
@@ -210,7 +210,7 @@ def _require_number(bound: BoundSource, column: str, key: str, errors: list[Plan
     """
     if not _require(bound, column, key, errors):
         return False
-    dtype = stored_types(bound.files).get(column)
+    dtype = bound.files.types.get(column)
     if column in bound.needs.timestamps or isinstance(dtype, pl.Datetime | pl.Date):
         held = "timestamps"
     elif dtype is None or dtype.is_numeric() or dtype in (pl.Boolean, pl.String, pl.Null):

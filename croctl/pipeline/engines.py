@@ -125,7 +125,7 @@ def _spark_frame(spark: Any, files: ExportFiles) -> Any:
     reader = spark.read
     if files.partitions:  # Spark finds key=value directories below the base path
         reader = reader.option("basePath", str(partition_base(files.paths[0])))
-    if files.format is FileFormat.PARQUET and files.types is None:
+    if files.format is FileFormat.PARQUET and not files.typed_apart:
         return reader.parquet(*paths)
     if files.format is FileFormat.PARQUET:  # typed apart: a union widens them file by file
         return functools.reduce(_union, (reader.parquet(path) for path in paths))

@@ -9,7 +9,7 @@ import polars as pl
 import sqlglot
 from sqlglot import exp
 
-from croctl.io import FileFormat, stored_types
+from croctl.io import FileFormat
 from croctl.io.epoch import EPOCH_UNITS, epoch_bounds
 from croctl.io.scan import SPACED_ZONES
 from croctl.pipeline.bound import BoundPlan, BoundSource
@@ -103,7 +103,7 @@ class RowSql:
         key = "BIGINT" if self.bound.unit_dtype.is_integer() else "VARCHAR"
         if self.bound.unit_dtype == pl.UInt64:
             key = "DECIMAL(20, 0)"  # ids past 2^63 (hashed ones): every dialect has this type
-        stored = stored_types(source.files).get(name)
+        stored = source.files.types.get(name)
         if key == "VARCHAR" and stored is not None and stored.is_float():
             return exp.alias_(integral_text(col(name)), UNIT, quoted=True)
         if key == "VARCHAR" and name in source.files.whole_floats:  # `123.0` in a CSV
