@@ -74,12 +74,12 @@ def check_filters(bound: BoundPlan, *, every_row: bool = False) -> None:
         PlanErrors: each filter that cannot run.
     """
     filters = list(_filters(bound))
+    named = {source.name for *_, source, _ in filters}  # sources without filters are not read
     if every_row:
-        named = {source.name for *_, source, _ in filters}
         suspects = {name for name in named if not _runs(bound.sources[name], filters)}
     else:
-        suspects = set(bound.sources)
-        first = {name: _first_rows(s) for name, s in bound.sources.items()}
+        suspects = named
+        first = {name: _first_rows(bound.sources[name]) for name in named}
     errors = []
     for metric, side, measure, source, expr in filters:
         if source.name not in suspects:
