@@ -9,6 +9,7 @@ import pytest
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
+from scipy.stats import chisquare
 from statsmodels.stats.meta_analysis import combine_effects
 
 from croctl.evaluate import evaluate
@@ -208,3 +209,52 @@ def test_a_dimension_of_thousands_of_values_reads_out_with_the_rest_pooled(tmp_p
     assert other["control"].units + other["treatment"].units == units - sum(top)
     srm = next(c for c in report.checks if c.name == "srm_segment:page")
     assert srm.status.value in ("pass", "warn")
+
+
+def _srm_by_page(tmp_path, arms, pages):
+    """The `srm_segment:page` check of a readout of these units' arms and pages."""
+    exposures = [
+        f"u{i},{arm},2026-10-02T00:00:00Z,p{page}"
+        for i, (arm, page) in enumerate(zip(arms, pages, strict=True))
+    ]
+    (tmp_path / "exposures.csv").write_text(
+        "\n".join(["user_id,variant,exposed_at,page", *exposures]) + "\n"
+    )
+    (tmp_path / "events.csv").write_text(
+        "user_id,ts,event_name\nu0,2026-10-03T00:00:00Z,purchase\n"
+    )
+    plan = tmp_path / "plan.yaml"
+    decision = {"srm_alpha": 0.01}
+    plan.write_text(
+        yaml.safe_dump({**BASE_PLAN, "segments": {"page": "page"}, "decision": decision})
+    )
+    report = evaluate(plan)
+    return next(c for c in report.checks if c.name == "srm_segment:page")
+
+
+def test_segment_srm_is_adjusted_for_the_number_of_values(tmp_path):
+    """1000 balanced pages: each at p < 0.01 by chance 1 % of the time, so one nearly always is.
+
+    The smallest p times the number of values (Bonferroni) is what is compared, checked against
+    SciPy's chi-square on the counts per page; a page truly off still warns.
+    """
+    rng = np.random.default_rng(11)
+    pages = np.repeat(np.arange(1000), 40)
+    arms = np.where(rng.random(len(pages)) < 0.5, "treatment", "control")
+    p_values = []
+    for page in range(1000):
+        treated = int((arms[pages == page] == "treatment").sum())
+        observed = [40 - treated, treated]
+        if min(observed) >= 8:
+            p_values.append(chisquare(observed).pvalue)
+    assert min(p_values) < 0.01  # unadjusted, this readout would warn
+
+    srm = _srm_by_page(tmp_path, arms, pages)
+    assert srm.status.value == "pass"
+    assert srm.p_value == pytest.approx(min(1.0, min(p_values) * len(p_values)), rel=1e-9)
+    assert f"adjusted for {len(p_values)} values" in srm.message
+
+    skewed_arms = np.concatenate([arms, ["treatment"] * 160 + ["control"] * 40])
+    skewed_pages = np.concatenate([pages, [5000] * 200])
+    srm = _srm_by_page(tmp_path, skewed_arms, skewed_pages)
+    assert srm.status.value == "warn" and "page = p5000" in srm.message
