@@ -24,6 +24,7 @@ CASES = {
     "data_mixed_types": (3, "mixed_types.csv:9: column 'revenue': 'twelve' is not a number"),
     "data_nan_value": (3, "'revenue' has 1 NaN or infinite value(s)"),
     "data_inf_value": (3, "'revenue' has 1 NaN or infinite value(s)"),
+    "data_huge_value": (3, "metric 'rev': its sums are not finite"),
     "data_bad_timestamp": (3, "bad_timestamp.csv:9: column 'ts': 'yesterday' is not a timestamp"),
     "data_empty_timestamps": (3, "empty_timestamps.csv: column 'ts' has no timestamps"),
     "data_naive_timestamps": (3, "timestamps without a time zone"),
@@ -114,3 +115,13 @@ def test_no_exposure_in_the_window_reads_the_same_on_every_engine(engine):
     assert result.exit_code == 3
     assert "no exposures inside the experiment window" in result.stderr
     assert "--as-of" in result.stderr  # the hint names both ways of narrowing the window
+
+
+@pytest.mark.parametrize("case", ["data_inf_value", "data_huge_value"])
+def test_values_past_floats_read_the_same_on_duckdb(case):
+    """DuckDB's statistics held NaN sums, reported as a table edited since it was computed."""
+    result = CliRunner().invoke(
+        app, ["evaluate", str(CORPUS / f"{case}.yaml"), "--engine", "duckdb"]
+    )
+    assert result.exit_code == 3
+    assert CASES[case][1] in result.stderr

@@ -5,12 +5,14 @@ from __future__ import annotations
 from enum import StrEnum
 from pathlib import Path
 
+import numpy as np
+
 from croctl.errors import DataError, did_you_mean
 from croctl.pipeline.bind import bind_plan
 from croctl.pipeline.bound import BoundPlan
 from croctl.pipeline.collect import collect_query, distinct_variants
 from croctl.pipeline.engines import collect_from_file, collect_with_duckdb, collect_with_spark
-from croctl.pipeline.table import no_units_in_window
+from croctl.pipeline.table import RERUN, no_units_in_window
 from croctl.plan import Plan
 from croctl.sufficient import SufficientStats
 
@@ -48,7 +50,7 @@ def collect_stats(
             stats = collect_with_spark(bound)
         else:
             stats = collect_query(bound)
-    refuse_bad_data(plan, stats)
+    refuse_bad_data(plan, stats, from_table=stats_file is not None)
     return stats
 
 
@@ -86,8 +88,10 @@ def validate_plan(plan: Plan) -> BoundPlan:
     return bound
 
 
-def refuse_bad_data(plan: Plan, stats: SufficientStats) -> None:
+def refuse_bad_data(plan: Plan, stats: SufficientStats, *, from_table: bool = False) -> None:
     """Raise `DataError` for data that no readout can be trusted on (SPEC §4 rule 5, §9).
+
+    `from_table`: the statistics came from a table file (`--stats`), which may have been edited.
 
     Raises:
         DataError: see `collect_stats`.
@@ -107,6 +111,20 @@ def refuse_bad_data(plan: Plan, stats: SufficientStats) -> None:
     _refuse_nonfinite(label, stats.exposures.nonfinite)
     for name, source in stats.sources.items():
         _refuse_nonfinite(str(plan.sources[name].path.name), source.nonfinite)
+    _refuse_overflow(plan, stats, from_table)
+
+
+def _refuse_overflow(plan: Plan, stats: SufficientStats, from_table: bool) -> None:
+    """Sums past 64-bit floats: a value column's values of ~1e154 and more overflow squared.
+
+    Some systems write the largest double as a missing value. Their statistics would be NaN.
+    """
+    for k, metric in enumerate(plan.measured):
+        if not np.isfinite(stats.cells.moments[:, k]).all():
+            raise DataError(
+                f"metric '{metric.name}': its sums are not finite (values or squares past 1.8e308)",
+                hint=RERUN if from_table else "rescale the value column or drop its outliers",
+            )
 
 
 def _refuse_nonfinite(label: str, counts: dict[str, int]) -> None:

@@ -144,13 +144,16 @@ def frames_from_table(table: pl.DataFrame, plan: Plan, label: str) -> dict[str, 
             hint="was the table computed for this plan? rerun `croctl sql PLAN`",
         )
     if table.get_column(SECTION).null_count():
-        raise DataError(f"{label}: a row has no '{SECTION}'", hint=_RERUN)
+        raise DataError(f"{label}: a row has no '{SECTION}'", hint=RERUN)
     frames = {
         section: table.filter(pl.col(SECTION) == section).select(columns)
         for section, columns in expected.items()
     }
     for section, frame in frames.items():
-        _check_section(frame, f"{label}: section '{section}'")
+        # a moment that is not finite is refused per metric (`refuse_bad_data`), once the
+        # sources' NaN counts have had their say: an infinite value makes its sums NaN too
+        sums = _MOMENT_SUMS if section == "cells" else None
+        _check_section(frame, f"{label}: section '{section}'", sums)
     if frames["cells"].is_empty() and not frames["exposures"].is_empty():
         raise no_units_in_window(plan)  # the exposures were read: none is in the window
     for section in ("multiple_variants", "cells", "exposures"):
@@ -164,23 +167,24 @@ def frames_from_table(table: pl.DataFrame, plan: Plan, label: str) -> dict[str, 
     if unexposed:  # every unit in a cell came from an exposure row
         raise DataError(
             f"{label}: section 'exposures' has no row for variant {unexposed[0]!r} of 'cells'",
-            hint=_RERUN,
+            hint=RERUN,
         )
     frames.setdefault("caps", pl.DataFrame())
     return frames
 
 
-_RERUN = "was the table computed for this plan and edited since? rerun `croctl sql PLAN`"
+RERUN = "was the table computed for this plan and edited since? rerun `croctl sql PLAN`"
+_MOMENT_SUMS = re.compile(rf"({'|'.join(moment for moment, _, _ in MOMENTS)})\d+")
 _SUMS = re.compile(  # columns that may be negative or fractional; the others are counts
     rf"({'|'.join(moment for moment, _, _ in MOMENTS)}|cap)\d+|(first|last)_start"
 )
 
 
-def _check_section(frame: pl.DataFrame, where: str) -> None:
+def _check_section(frame: pl.DataFrame, where: str, sums: re.Pattern[str] | None) -> None:
     """Refuse what no engine writes.
 
-    Text or NaN for numbers, negative or fractional counts, and a second row for the same
-    variant (and segment values).
+    Text or NaN for numbers (but in columns `sums` matches), negative or fractional counts, and
+    a second row for the same variant (and segment values).
 
     Raises:
         DataError: naming the section and column.
@@ -191,16 +195,16 @@ def _check_section(frame: pl.DataFrame, where: str) -> None:
             continue
         column = frame.get_column(name)
         if not dtype.is_numeric():
-            raise DataError(f"{where}: column '{name}' holds {dtype}, not numbers", hint=_RERUN)
+            raise DataError(f"{where}: column '{name}' holds {dtype}, not numbers", hint=RERUN)
         values = column.drop_nulls().cast(pl.Float64)
-        if not values.is_finite().all():
-            raise DataError(f"{where}: column '{name}' holds NaN or infinity", hint=_RERUN)
+        if not values.is_finite().all() and not (sums and sums.fullmatch(name)):
+            raise DataError(f"{where}: column '{name}' holds NaN or infinity", hint=RERUN)
         odd = values.filter((values < 0) | (values != values.floor()))
         if not _SUMS.fullmatch(name) and len(odd):
             message = f"{where}: column '{name}' is a count, and holds {odd[0]:g}"
-            raise DataError(message, hint=_RERUN)
+            raise DataError(message, hint=RERUN)
     if frame.height > 1 and frame.select(keys or pl.lit(0)).is_duplicated().any():
-        raise DataError(f"{where}: two rows for the same variant", hint=_RERUN)
+        raise DataError(f"{where}: two rows for the same variant", hint=RERUN)
 
 
 def read_stats_table(path: Path) -> pl.DataFrame:
