@@ -3,6 +3,7 @@ statistics and verdict on every plan, and the compiled loops do what they say.""
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -16,9 +17,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from croctl.errors import DataError
-from croctl.pipeline import bind_plan, dense, dense_rows, held, kernel
+from croctl.pipeline import bind_plan, dense, dense_rows, held, kernel, unit_sums
 from croctl.pipeline.collect import exposure_span
 from croctl.pipeline.slots import KeyedSlots, RangeSlots
+from croctl.pipeline.unit_sums import measure_major
 from croctl.plan import Plan, load_plan
 from tests.conftest import BASE_PLAN, ROOT, integer_ids
 from tests.test_engines import FIXTURES, _assert_parity, _report
@@ -385,13 +387,27 @@ def test_rows_of_far_apart_units_are_told_from_rows_grouped_by_unit():
 def test_sums_laid_out_unit_by_unit_come_back_measure_by_measure():
     by_unit = np.arange(21, dtype=np.float64).reshape(7, 3)  # 7 units, 3 measures
     sums = by_unit.T  # `sums[j, u]`, as `dense_rows._zeros` lays it out for scattered rows
-    copied = kernel.measure_major(sums)
+    copied = measure_major(sums)
     assert copied.flags.c_contiguous and np.array_equal(copied, sums)
     units = 2 * kernel._BLOCK + 5  # blocks copied in parallel, the last one short
     wide = np.random.default_rng(3).random((units, 4)).T
-    assert np.array_equal(kernel.measure_major(wide), wide)
+    assert np.array_equal(measure_major(wide), wide)
     already = np.zeros((3, 7))
-    assert kernel.measure_major(already) is already
+    assert measure_major(already) is already
+
+
+def test_sums_in_a_mapping_are_copied_out_whole_as_their_pages_are_given_back(monkeypatch):
+    """Chunks of units, each released once copied: a page released early would read as zeros."""
+    monkeypatch.setattr(unit_sums, "_CHUNK", 3 * mmap.PAGESIZE + 40)  # chunks across pages
+    units, measures = 5 * kernel._BLOCK + 7, 5
+    sums = unit_sums.unit_major_zeros(units, measures)
+    assert not sums.any() and unit_sums._mapping(sums.T) is not None
+    values = np.random.default_rng(4).random((measures, units))
+    sums[:] = values
+    assert np.array_equal(measure_major(sums), values)
+    assert not sums[:, : units // 2].any()  # given back: the pages read as zeros again
+    empty = unit_sums.unit_major_zeros(0, measures)
+    assert measure_major(empty).shape == (measures, 0)
 
 
 def test_unit_pairs_hold_each_start_and_code_and_minus_one_for_units_that_do_not_count():

@@ -46,6 +46,7 @@ from croctl.pipeline.keys import segment_words, segments_from_words
 from croctl.pipeline.names import MISSING_SEGMENT, START, VARIANT, word_col
 from croctl.pipeline.slots import KeyedSlots, RangeSlots, Slots
 from croctl.pipeline.table import source_counts
+from croctl.pipeline.unit_sums import measure_major
 from croctl.plan import Plan
 
 if TYPE_CHECKING:
@@ -97,7 +98,7 @@ def slots_for(
 
 def dense_results(bound: BoundPlan, slots: Slots) -> dict[str, pl.DataFrame]:
     """Every section of the statistics table, as `collect` hands them to `stats_from_frames`."""
-    from croctl.pipeline.kernel import measure_major, unit_pairs
+    from croctl.pipeline.kernel import unit_pairs
 
     plan = bound.plan
     # Polars forgets its global categories once no data holds one, and would then read the

@@ -18,6 +18,7 @@ from croctl.pipeline.held import KEEP, kept_chunks
 from croctl.pipeline.keys import fingerprint_words
 from croctl.pipeline.slots import KeyedSlots, Slots, long_ids
 from croctl.pipeline.table import source_counts
+from croctl.pipeline.unit_sums import unit_major_zeros
 from croctl.plan import MetricSpec
 
 if TYPE_CHECKING:
@@ -159,7 +160,7 @@ def _zeros(shape: tuple[int, int], scattered: bool) -> F64:
     Rows in no order of the units (text ids' slots, or an export in time order) each touch
     their unit's sums: one cache line for all its measures instead of one per measure.
     """
-    return np.zeros(shape[::-1]).T if scattered else np.zeros(shape)
+    return unit_major_zeros(shape[1], shape[0]) if scattered else np.zeros(shape)
 
 
 def csv_sources(bound: BoundPlan) -> set[str]:
