@@ -76,7 +76,8 @@ def test_names_and_values_from_the_plan_and_data_cannot_break_the_markdown(repor
     report = reports["checkout"]
     segment = dataclasses.replace(report.segments[0], value="<script>x</script>|a")
     metric = dataclasses.replace(report.metrics[0], name="conv|<b>rate</b>")
-    odd = dataclasses.replace(report, segments=[segment], metrics=[metric])
+    check = dataclasses.replace(report.checks[0], name="srm_segment:<b>page</b>")  # a dimension
+    odd = dataclasses.replace(report, segments=[segment], metrics=[metric], checks=[check])
     markdown = render_markdown(odd)
     assert "<script>" not in markdown and "<b>" not in markdown
     assert "=&lt;script&gt;x&lt;/script&gt;\\|a |" in markdown

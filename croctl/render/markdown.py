@@ -87,7 +87,7 @@ def render_markdown(report: Report) -> str:
         lines += _funnel(report, funnel)
     lines += ["", "### Trust checks", "", "| check | status | detail |", "|---|---|---|"]
     lines += [
-        f"| {c.name}{f' ({md(c.source)})' if c.source else ''} | {c.status.value} "
+        f"| {md(c.name)}{f' ({md(c.source)})' if c.source else ''} | {c.status.value} "
         f"| {md(c.message)} |"
         for c in report.checks
     ]
