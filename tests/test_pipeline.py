@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -356,6 +357,46 @@ def test_text_timestamps_are_parsed_in_the_layout_their_sample_shows(tmp_path, m
     assert scan is not None and scan.inferred is not None  # a fixed layout, not inference
     assert scan.kinds["exposed_at"].iso  # read by Arrow's ISO 8601 parser
     assert scan.frame.collect().equals(scan.by_inference().frame.collect())
+
+
+def _day_month_rows(days: list[int], layout: str) -> list[str]:
+    return [
+        f"u{i},control,{datetime(2026, 10, d, 12).strftime(layout)}" for i, d in enumerate(days)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("days", "layout", "problem"),
+    [
+        # an American export of the first 12 days: Polars read 10/02/2026 as 10 February
+        ([2, 5, 12], "%m/%d/%Y %H:%M", "no date has a day above 12"),
+        (
+            [2] * 300 + [13],
+            "%m/%d/%Y %H:%M",
+            "dates are written month first (a day of 13 comes second)",
+        ),
+        ([2, 5, 12], "%d-%m-%Y %H:%M", "no date has a day above 12"),
+    ],
+)
+def test_dates_whose_day_and_month_order_is_not_clear_are_refused(
+    tmp_path, make_plan, days, layout, problem
+):
+    """Polars reads 02/10/2026 day first, always; a day past the sample settles it."""
+    write_csv(tmp_path / "exposures.csv", EXPOSURE_HEADER, _day_month_rows(days, layout))
+    write_csv(tmp_path / "events.csv", "user_id,ts,event_name", ["u0,2026-10-03T00:00:00Z,x"])
+    with pytest.raises(DataError, match=re.escape(f"column 'exposed_at': {problem}")):
+        bind_plan(load_plan(make_plan(timezone="UTC")))
+
+
+def test_dates_written_day_first_are_read_when_a_day_past_the_sample_shows_it(tmp_path, make_plan):
+    days = [2] * 300 + [13]  # the first rows (the sample) are all of 2 October
+    write_csv(tmp_path / "exposures.csv", EXPOSURE_HEADER, _day_month_rows(days, "%d/%m/%Y %H:%M"))
+    write_csv(tmp_path / "events.csv", "user_id,ts,event_name", ["u0,2026-10-03T00:00:00Z,x"])
+    scan = bind_plan(load_plan(make_plan(timezone="UTC"))).exposures.scan
+    assert scan is not None
+    times = scan.frame.collect()["exposed_at"]
+    assert times[0] == datetime(2026, 10, 2, 12, tzinfo=UTC)
+    assert times[-1] == datetime(2026, 10, 13, 12, tzinfo=UTC)
 
 
 def test_nanosecond_text_is_parsed_by_its_layout_not_arrow(tmp_path, make_plan):

@@ -14,7 +14,8 @@ import polars as pl
 from croctl.errors import DataError
 from croctl.io.epoch import EPOCH_HINT, epoch_bounds
 from croctl.io.files import ExportFiles, FileFormat
-from croctl.io.scan import ColumnNeeds, close_up_zone
+from croctl.io.iso import close_up_zone
+from croctl.io.scan import ColumnNeeds
 from croctl.io.values import number_text
 
 _TIMESTAMP_HINT = "use one form in the column: ISO 8601 (2026-10-01T12:00:00Z) or epoch numbers"

@@ -6,7 +6,6 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import TypeVar
 
 import polars as pl
 
@@ -14,10 +13,18 @@ from croctl.errors import DataError
 from croctl.io.epoch import EPOCH_UNITS, epoch_bounds, epoch_unit, refuse_mixed_units
 from croctl.io.files import ExportFiles, FileFormat, head_sample, partition_values
 from croctl.io.globs import CASTS
-from croctl.io.iso import iso_reads, iso_values
+from croctl.io.iso import (
+    close_up_zone,
+    day_month_problem,
+    day_month_text,
+    highest_day_month,
+    iso_reads,
+    iso_values,
+    spaced_zone,
+    zone_in_text,
+)
 from croctl.io.values import WHOLE_FRACTION, integral_text, number_text
 
-_OFFSET = re.compile(r"(Z|[+-]\d{2}:?\d{2})$", re.IGNORECASE)
 _SAMPLE_ROWS = 200
 _FILE = "__file"  # a CSV row's file path, for its partition values
 INFER_ROWS = 10_000
@@ -26,11 +33,6 @@ INFER_ROWS = 10_000
 _LAYOUTS = ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f")
 # Epoch numbers are read in the unit that puts them in 2000-2100 (units 1000× apart: one fits)
 _EPOCH_TEXT = re.compile(r"^-?\d+(\.\d+)?$")
-# Warehouse exports put a space before the zone: BigQuery `... 12:00:00 UTC`, Snowflake
-# `... 12:00:00.000 +0000`. Such text is closed up to ISO 8601 (`Z`, `+0000`) before the parse.
-_SPACED_ZONE = re.compile(r" (UTC|[+-]\d{2}:?\d{2})$")
-SPACED_ZONES = ((" UTC", "Z"), (" +", "+"), (" -", "-"))  # literal replacements, in order
-_Text = TypeVar("_Text", pl.Expr, pl.Series)
 _TIMESTAMP_FORMS = "export timestamps as ISO 8601 text, epoch numbers or a datetime type"
 
 
@@ -300,7 +302,9 @@ def _timestamp_kind(
         )
     if _EPOCH_TEXT.match(sample[0]):  # later text fails the cast
         return _epoch_kind(files, name, sample, sample.str.contains(".", literal=True).any())
-    spaced = any(_SPACED_ZONE.search(v) for v in sample)
+    if day_month_text(sample):
+        _refuse_unclear_dates(files, raw, name)
+    spaced = spaced_zone(sample)
     if spaced:
         sample = close_up_zone(sample)
     aware = zone_in_text(sample)
@@ -314,18 +318,6 @@ def _timestamp_kind(
         if parsed.null_count() == 0 and parsed.equals(inferred):
             return TimestampKind(aware, layout, spaced_zone=spaced, iso=iso_reads(sample, parsed))
     return TimestampKind(aware, spaced_zone=spaced)
-
-
-def zone_in_text(sample: pl.Series) -> bool:
-    """Whether any value of a text timestamp sample carries a zone, after a space or not."""
-    return any(_OFFSET.search(v.strip()) for v in close_up_zone(sample.drop_nulls()))
-
-
-def close_up_zone(text: _Text) -> _Text:
-    """Timestamp text with the space before its zone removed and `UTC` written `Z`."""
-    for old, new in SPACED_ZONES:
-        text = text.str.replace(old, new, literal=True)
-    return text
 
 
 def _epoch_kind(files: ExportFiles, name: str, sample: pl.Series, fraction: bool) -> TimestampKind:
@@ -364,10 +356,30 @@ def _sample(files: ExportFiles, raw: pl.LazyFrame, name: str) -> pl.Series:
     try:
         return first_values(files, raw, name)
     except pl.exceptions.PolarsError as exc:
-        from croctl.io.diagnose import FailedExport, diagnose_failure  # it imports this module
+        raise _located(files, name, exc) from exc
 
-        needs = ColumnNeeds(timestamps={name})
-        raise diagnose_failure([FailedExport(files, needs)], exc) from exc
+
+def _refuse_unclear_dates(files: ExportFiles, raw: pl.LazyFrame, name: str) -> None:
+    """Refuse dates such as 02/10/2026 unless the whole column shows the day comes first.
+
+    A pass over the column: its first rows are often all of a month's first days.
+    """
+    try:
+        fields = raw.select(highest_day_month(pl.col(name))).collect(engine="streaming")
+    except pl.exceptions.PolarsError as exc:
+        raise _located(files, name, exc) from exc
+    problem = day_month_problem(*fields.row(0))
+    if problem is not None:
+        raise DataError(
+            f"{files.label}: column '{name}': {problem}",
+            hint="export ISO 8601 (2026-10-02T12:00:00Z) or epoch numbers",
+        )
+
+
+def _located(files: ExportFiles, name: str, exc: pl.exceptions.PolarsError) -> Exception:
+    from croctl.io.diagnose import FailedExport, diagnose_failure  # it imports this module
+
+    return diagnose_failure([FailedExport(files, ColumnNeeds(timestamps={name}))], exc)
 
 
 def _localize(column: pl.Expr, files: ExportFiles, name: str, timezone: str | None) -> pl.Expr:

@@ -16,7 +16,8 @@ from croctl.errors import DataError
 from croctl.io.diagnose import FailedExport, diagnose_failure
 from croctl.io.epoch import epoch_unit
 from croctl.io.files import FileFormat, inspect_export
-from croctl.io.scan import ColumnNeeds, close_up_zone, scan_files, zone_in_text
+from croctl.io.iso import close_up_zone, zone_in_text
+from croctl.io.scan import ColumnNeeds, scan_files
 
 SAMPLE_ROWS = 20_000
 MAX_DISTINCT = 40  # text or integer columns with at most this many values are categorical

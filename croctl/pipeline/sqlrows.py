@@ -11,7 +11,7 @@ from sqlglot import exp
 
 from croctl.io import FileFormat
 from croctl.io.epoch import EPOCH_UNITS, epoch_bounds
-from croctl.io.scan import SPACED_ZONES
+from croctl.io.iso import SPACED_ZONES
 from croctl.pipeline.bound import BoundPlan, BoundSource
 from croctl.pipeline.names import N_VARIANTS, START, UNIT, VARIANT, seg_col
 from croctl.pipeline.sqlexpr import (
