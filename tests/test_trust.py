@@ -240,3 +240,42 @@ def test_fieller_relative_ci_from_the_plan_and_its_unbounded_state(tmp_path):
     )
     lo, hi = evaluate(bounded).metrics[0].comparisons[0].relative_ci
     assert lo < hi and math.isfinite(lo) and math.isfinite(hi)
+
+
+def _errors_from_none(tmp_path, errors: int, guardrail: dict) -> dict:
+    """A readout where the control has no payment errors and `errors` treated units have one."""
+    rng = np.random.default_rng(8)
+    arms = np.where(rng.random(4000) < 0.5, "control", "treatment")
+    exposures = [f"u{i},{arm},2026-10-02T00:00:00Z" for i, arm in enumerate(arms)]
+    treated = np.flatnonzero(arms == "treatment")
+    bought = [f"u{i},2026-10-03T00:00:00Z,purchase" for i in range(0, 4000, 5)]
+    failed = [f"u{i},2026-10-03T00:00:00Z,payment_error" for i in treated[:errors]]
+    (tmp_path / "exposures.csv").write_text(
+        "\n".join(["user_id,variant,exposed_at", *exposures]) + "\n"
+    )
+    (tmp_path / "events.csv").write_text(
+        "\n".join(["user_id,ts,event_name", *bought, *failed]) + "\n"
+    )
+    metric = {"role": "guardrail", "type": "proportion", "source": "events"}
+    metric |= {"filter": "event_name = 'payment_error'", "goal": "decrease", **guardrail}
+    plan = tmp_path / "plan.yaml"
+    metrics = {**BASE_PLAN["metrics"], "errors": metric}
+    plan.write_text(yaml.safe_dump({**BASE_PLAN, "metrics": metrics}))
+    return evaluate(plan).to_dict()
+
+
+@pytest.mark.parametrize("guardrail", [{"margin": 0.1}, {}])
+def test_a_guardrail_rising_from_zero_fails_when_the_rise_is_significant(tmp_path, guardrail):
+    """From a control value of 0 the relative harm is unbounded: with a relative margin the
+    guardrail was 'cannot be evaluated' (inconclusive) however many errors the treatment made."""
+    report = _errors_from_none(tmp_path, 100, guardrail)
+    assert report["verdict"] == "do_not_ship" and report["exit_code"] == 1
+    reason = next(r for r in report["reasons"] if r.startswith("errors"))
+    assert "fails: significantly worse, +0.05" in reason and "from a control value of 0" in reason
+    assert "nan" not in " ".join(report["reasons"])
+
+
+def test_a_guardrail_rising_from_zero_insignificantly_cannot_be_evaluated(tmp_path):
+    report = _errors_from_none(tmp_path, 1, {"margin": 0.1})
+    assert report["verdict"] == "inconclusive" and report["exit_code"] == 4
+    assert any("cannot be evaluated (relative effect undefined" in r for r in report["reasons"])

@@ -241,6 +241,10 @@ def _guardrail(
         (effect.relative, effect.relative_se) if relative else (effect.absolute, effect.absolute_se)
     )
     if not (math.isfinite(estimate) and math.isfinite(se)):
+        # from a control value of 0 any rise is an unbounded relative harm: a significant one
+        # fails, as without a margin (a treatment bringing errors where the control had none)
+        if result.significant and harm * effect.absolute > 0:
+            return replace(result, guardrail=GuardrailState.FAILS)
         return replace(
             result,
             outcome=Outcome.INCONCLUSIVE,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from croctl.plan import Plan, Role, Rule
@@ -133,15 +134,22 @@ def _describe_guardrail(metric: MetricResult, c: ComparisonResult) -> str:
     name = f"{metric.name} (guardrail), {c.variant}"
     if c.guardrail is None:
         return f"{name}: cannot be evaluated ({c.reason}), so the arm cannot ship"
-    if metric.margin is not None:
+    if metric.margin is not None and c.guardrail_bound is not None:
         scale = "%" if metric.margin_type == "relative" else ""
         margin = f"{metric.margin:.1%}" if scale else f"{metric.margin:g}"
         bound = f"{c.guardrail_bound:.1%}" if scale else f"{c.guardrail_bound:.4g}"
         verb = "holds" if c.guardrail is GuardrailState.HOLDS else "fails"
         return (
             f"{name} {verb}: worst plausible harm {bound} vs margin {margin} "
-            f"(observed {_pct(c.relative)})"
+            f"(observed {_change(c)})"
         )
     if c.guardrail is GuardrailState.FAILS:
-        return f"{name} fails: significantly worse, {_pct(c.relative)} (p = {c.p_value:.3g})"
-    return f"{name} holds: no significant harm ({_pct(c.relative)}, p = {c.p_value:.3g})"
+        return f"{name} fails: significantly worse, {_change(c)} (p = {c.p_value:.3g})"
+    return f"{name} holds: no significant harm ({_change(c)}, p = {c.p_value:.3g})"
+
+
+def _change(c: ComparisonResult) -> str:
+    """The relative change, or the absolute one from a control value of 0 (no relative one)."""
+    if math.isfinite(c.relative):
+        return _pct(c.relative)
+    return f"{c.absolute:+.4g} from a control value of 0"
