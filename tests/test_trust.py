@@ -242,8 +242,11 @@ def test_fieller_relative_ci_from_the_plan_and_its_unbounded_state(tmp_path):
     assert lo < hi and math.isfinite(lo) and math.isfinite(hi)
 
 
-def _errors_from_none(tmp_path, errors: int, guardrail: dict) -> dict:
-    """A readout where the control has no payment errors and `errors` treated units have one."""
+def _errors_from_none(tmp_path, errors: int, guardrail: dict, primary: bool = False) -> dict:
+    """A readout where the control has no payment errors and `errors` treated units have one.
+
+    The errors are a guardrail, or with `primary` the primary (a feature only the treatment has).
+    """
     rng = np.random.default_rng(8)
     arms = np.where(rng.random(4000) < 0.5, "control", "treatment")
     exposures = [f"u{i},{arm},2026-10-02T00:00:00Z" for i, arm in enumerate(arms)]
@@ -260,6 +263,8 @@ def _errors_from_none(tmp_path, errors: int, guardrail: dict) -> dict:
     metric |= {"filter": "event_name = 'payment_error'", "goal": "decrease", **guardrail}
     plan = tmp_path / "plan.yaml"
     metrics = {**BASE_PLAN["metrics"], "errors": metric}
+    if primary:
+        metrics = {"errors": {**metric, "role": "primary", "goal": "increase"}}
     plan.write_text(yaml.safe_dump({**BASE_PLAN, "metrics": metrics}))
     return evaluate(plan).to_dict()
 
@@ -279,3 +284,13 @@ def test_a_guardrail_rising_from_zero_insignificantly_cannot_be_evaluated(tmp_pa
     report = _errors_from_none(tmp_path, 1, {"margin": 0.1})
     assert report["verdict"] == "inconclusive" and report["exit_code"] == 4
     assert any("cannot be evaluated (relative effect undefined" in r for r in report["reasons"])
+
+
+def test_a_primary_rising_from_zero_is_described_by_its_absolute_change(tmp_path):
+    report = _errors_from_none(tmp_path, 100, {}, primary=True)
+    assert report["verdict"] == "ship"
+    assert report["reasons"][0].startswith(
+        "errors (primary), treatment vs control: significantly better, +0.05"
+    )
+    assert "from a control value of 0 (CI +0.0" in report["reasons"][0]
+    assert "nan" not in report["reasons"][0]

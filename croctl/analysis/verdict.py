@@ -116,12 +116,14 @@ def _describe_primary(metric: MetricResult, c: ComparisonResult) -> str:
     name = f"{metric.name} (primary), {c.variant} vs control"
     if c.outcome is Outcome.INCONCLUSIVE:
         return f"{name}: inconclusive ({c.reason})"
-    interval = (
-        "CI unbounded: the control mean is too uncertain"
-        if c.relative_ci_unbounded
-        else f"CI {_pct(c.relative_ci[0])} to {_pct(c.relative_ci[1])}"
-    )
-    effect = f"{_pct(c.relative)} ({interval}), adjusted p = {c.p_value_adjusted:.3g}"
+    if not math.isfinite(c.relative):  # from a control value of 0: the absolute change
+        low, high = c.absolute_ci
+        interval = f"CI {low:+.4g} to {high:+.4g}"
+    elif c.relative_ci_unbounded:
+        interval = "CI unbounded: the control mean is too uncertain"
+    else:
+        interval = f"CI {_pct(c.relative_ci[0])} to {_pct(c.relative_ci[1])}"
+    effect = f"{_change(c)} ({interval}), adjusted p = {c.p_value_adjusted:.3g}"
     if c.outcome is Outcome.FLAT:
         mde = (
             f"; detectable effect at this sample ≈ ±{c.mde_relative:.1%}" if c.mde_relative else ""
