@@ -70,7 +70,7 @@ def answer_power(
     alpha: float | None = None,
     power: float | None = None,
     allocation: str | None = None,
-    arms: int = 2,
+    arms: int | None = None,
     daily_units: float | None = None,
     guardrails: bool = True,
 ) -> PowerAnswer:
@@ -87,10 +87,11 @@ def answer_power(
     if mde is None and units is None:
         raise PlanError("power: give --mde, --units, or both", hint="e.g. --mde 0.03")
     if plan_path is not None:
-        if baseline_rate is not None or baseline_mean is not None or allocation is not None:
+        given = (baseline_rate, baseline_mean, allocation, arms)
+        if any(option is not None for option in given):
             raise PlanError(
-                "power: a plan gives the baseline and allocation itself",
-                hint="drop --baseline-rate/--baseline-mean/--allocation, or drop the plan",
+                "power: a plan gives the baseline, arms and allocation itself",
+                hint="drop --baseline-rate/--baseline-mean/--allocation/--arms, or drop the plan",
             )
         plan = load_plan(plan_path)
         decision = replace(
@@ -157,10 +158,10 @@ def _baseline(rate: float | None, mean: float | None, sd: float | None) -> Basel
     return Baseline(mean, sd)
 
 
-def _allocation(text: str | None, arms: int) -> dict[str, float]:
-    """Shares per arm, control first; an equal split of `arms` by default."""
+def _allocation(text: str | None, arms: int | None) -> dict[str, float]:
+    """Shares per arm, control first; an equal split of `arms` (two if not given) by default."""
     if text is None:
-        shares = [1.0] * arms
+        shares = [1.0] * (arms or 2)
     else:
         try:
             shares = [float(part) for part in text.split(",")]
@@ -171,7 +172,7 @@ def _allocation(text: str | None, arms: int) -> dict[str, float]:
                 f"power: --allocation {text!r} must list two or more positive shares",
                 hint="e.g. --allocation 50,25,25 (control first)",
             )
-        if arms not in (2, len(shares)):
+        if arms is not None and arms != len(shares):
             raise PlanError(f"power: --arms {arms} but --allocation lists {len(shares)} shares")
     names = ["control"] + [f"treatment_{i}" for i in range(1, len(shares))]
     if len(shares) == 2:

@@ -226,6 +226,9 @@ def test_power_command_from_a_plan_powers_the_guardrails():
         ["--baseline-rate", "0.1", "--mde", "0.1", "--allocation", "50,x"],
         ["--baseline-mean", "3", "--mde", "0.1"],
         ["--baseline-rate", "0.1", "--baseline-mean", "3", "--sd", "1", "--mde", "0.1"],
+        # an explicit --arms 2 against three shares was taken for the default and ignored
+        ["--baseline-rate", "0.1", "--mde", "0.1", "--allocation", "50,25,25", "--arms", "2"],
+        [str(ROOT / "plans/checkout.yaml"), "--mde", "0.1", "--arms", "2"],  # the plan has three
     ],
 )
 def test_power_command_bad_options_are_usage_errors(args):

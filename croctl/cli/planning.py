@@ -54,7 +54,10 @@ def power(
             "--allocation", help="Shares per arm, control first, e.g. 50,25,25 [equal split]."
         ),
     ] = None,
-    arms: Annotated[int, typer.Option("--arms", help="Arms including control.", min=2)] = 2,
+    arms: Annotated[
+        int | None,
+        typer.Option("--arms", help="Arms including control [2, or as --allocation lists].", min=2),
+    ] = None,
     daily_units: Annotated[
         float | None,
         typer.Option("--daily-units", help="New units per day, for the duration [plan: observed]."),
