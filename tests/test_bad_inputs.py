@@ -58,6 +58,13 @@ CASES = {
     "plan_undefined_source": (2, "unknown source 'evnts' (hint: did you mean 'events'?)"),
     "plan_undefined_column": (2, "metrics.rev.value: column 'revnue' is not in"),
     "plan_value_timestamp": (2, f"rev.value: column 'ts' of {CORPUS / 'events.csv'} holds times"),
+    # the filter on the same column failed first, on every metric: "cannot compare string with f64"
+    "plan_value_text": (
+        2,
+        "rev.value: column 'event_name' of {} holds text such as 'purchase'".format(
+            CORPUS / "events.csv"
+        ),
+    ),
     "plan_filter_subquery": (2, "metrics.conv.filter: filter 'user_id IN (SELECT user_id FROM"),
     "plan_bad_filter": (2, "metrics.rev.filter: cannot parse filter"),
     "plan_filter_types": (2, "metrics.conv.filter: \"event_name = 'purchase' AND ts >= TIMESTAMP"),

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from croctl.errors import DataError
+from croctl.errors import DataError, PlanErrors
 from croctl.io.iso import iso_values
 from croctl.pipeline import Engine, bind_plan, collect_stats
 from croctl.pipeline.keys import fingerprint
@@ -846,3 +846,16 @@ def test_cap_is_the_pooled_quantile_of_per_unit_values_and_is_reported(tmp_path,
     }
     report = analyze(load_plan(tmp_path / "plan.yaml"), stats)
     assert report.metrics[0].cap == pytest.approx(cap)
+
+
+def test_a_parquet_text_column_of_no_numbers_is_no_value(tmp_path, make_plan):
+    """Text numbers are read (`12.5`), but an event name as a value is a plan error at its key."""
+    write_csv(tmp_path / "exposures.csv", EXPOSURE_HEADER, ["a,control,2026-10-02T00:00:00Z"])
+    events = {"user_id": ["a"], "ts": ["2026-10-03T00:00:00Z"], "event_name": ["purchase"]}
+    pl.DataFrame(events | {"revenue": ["12.5"]}).write_parquet(tmp_path / "events.parquet")
+    sources = {"events": {"path": "events.parquet", "unit": "user_id", "timestamp": "ts"}}
+    metric = {"role": "primary", "type": "mean", "source": "events", "value": "event_name"}
+    with pytest.raises(PlanErrors, match=r"value: column 'event_name' .* holds text such as"):
+        bind_plan(load_plan(make_plan(sources=sources, metrics={"m": metric})))
+    metric["value"] = "revenue"
+    bind_plan(load_plan(make_plan(sources=sources, metrics={"m": metric})))

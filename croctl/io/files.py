@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from types import MappingProxyType
 from typing import NamedTuple, cast
 from urllib.parse import unquote
 
@@ -48,6 +49,7 @@ class ExportFiles:
     typed_apart: bool = False  # a glob's files store some column differently: cast to `types`
     reordered: bool = False  # CSV files whose columns come in different orders
     whole_floats: frozenset[str] = frozenset()  # CSV columns whose first values read `123.0`
+    texts: Mapping[str, str] = field(default_factory=dict)  # CSV columns of no number: 1st value
 
 
 def partition_values(path: Path) -> dict[str, str | None]:
@@ -172,9 +174,16 @@ def inspect_export(path: Path) -> ExportFiles:
     columns = (*headers[0], *partitions)
     if fmt is not FileFormat.PARQUET:
         reordered = any(list(h) != list(headers[0]) for h in headers[1:])
-        floats = having[0][1].whole_floats
+        first = having[0][1]
         return ExportFiles(
-            str(path), paths, fmt, columns, partitions, reordered=reordered, whole_floats=floats
+            str(path),
+            paths,
+            fmt,
+            columns,
+            partitions,
+            reordered=reordered,
+            whole_floats=first.whole_floats,
+            texts=first.texts,
         )
     stored = [cast(dict[str, pl.DataType], h) for h in headers]
     common = common_types(paths, stored)
@@ -187,6 +196,7 @@ class _Header(NamedTuple):
     columns: dict[str, pl.DataType | None]  # name -> type as stored (None: a CSV's, untyped)
     empty: DataError | None  # the error the file would be alone: it has no rows
     whole_floats: frozenset[str] = frozenset()  # a CSV's columns whose first values read `12.0`
+    texts: Mapping[str, str] = MappingProxyType({})  # `ExportFiles.texts`
 
 
 def _shared_partition_keys(paths: tuple[Path, ...]) -> tuple[str, ...]:
@@ -299,20 +309,31 @@ def _csv_header(path: Path, fmt: FileFormat) -> _Header:
     empty = None
     if not any(line.strip() for line in lines[1:]):
         empty = DataError(f"{path}: has a header but no rows", hint="export the data again")
-    return _Header(dict.fromkeys(header), empty, _whole_floats(header, lines[1 : _FLOAT_ROWS + 1]))
+    rows = [row for row in csv.reader(lines[1 : _FIRST_ROWS + 1]) if len(row) == len(header)]
+    return _Header(dict.fromkeys(header), empty, _whole_floats(header, rows), _texts(header, rows))
 
 
-_FLOAT_ROWS = 50  # first lines of a CSV looked at for whole numbers written as floats
+_FIRST_ROWS = 50  # first lines of a CSV looked at for floats written whole, or text
 _WHOLE_FLOAT = re.compile(r"-?\d+\.0+")
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|(?i:true|false|nan|[-+]?inf(inity)?)")
 
 
-def _whole_floats(header: list[str], lines: list[str]) -> frozenset[str]:
-    """Columns whose values in `lines` are all whole numbers written as floats (`123.0`).
+def _texts(header: list[str], rows: list[list[str]]) -> dict[str, str]:
+    """Columns with values in `rows`, none a number (`values.number_text`), and their first."""
+    found = {}
+    for k, name in enumerate(header):
+        values = [text for row in rows if (text := row[k].strip())]
+        if values and not any(_NUMBER.fullmatch(text) for text in values):
+            found[name] = values[0]
+    return found
+
+
+def _whole_floats(header: list[str], rows: list[list[str]]) -> frozenset[str]:
+    """Columns whose values in `rows` are all whole numbers written as floats (`123.0`).
 
     pandas writes an integer column with a missing value so: such ids are read without the
     `.0`, to join another export's integers (`io.values.integral_text` does it for Parquet).
     """
-    rows = [row for row in csv.reader(lines) if len(row) == len(header)]
     return frozenset(
         name
         for k, name in enumerate(header)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from croctl.io.files import ExportFiles, FileFormat
+
 WHOLE_FRACTION = r"[.]0+$"  # what `integral_text` leaves off a whole number's text
 
 
@@ -25,3 +27,28 @@ def number_text(text: pl.Expr) -> pl.Expr:
     """
     stripped = text.str.strip_chars()
     return stripped.str.replace(r"(?i)^true$", "1").str.replace(r"(?i)^false$", "0")
+
+
+_TEXT_SAMPLE = 20  # first values of a Parquet text column looked at by `text_not_numbers`
+
+
+def text_not_numbers(files: ExportFiles, name: str) -> str | None:
+    """A first value of a text column none of whose first values reads as a number, or None.
+
+    Such a column is no value (an event name chosen by mistake). Said at the plan's key, this
+    comes before the column's filters fail, comparing their text with it cast to numbers. A
+    CSV's first rows were read with its header (`ExportFiles.texts`).
+    """
+    if files.format is not FileFormat.PARQUET:
+        return files.texts.get(name)
+    if files.types.get(name) != pl.String:
+        return None
+    try:
+        stored = pl.read_parquet(files.paths[0], columns=[name], n_rows=_TEXT_SAMPLE)
+    except (pl.exceptions.PolarsError, OSError):
+        return None  # the export's read says what is wrong
+    sample = stored.get_column(name).drop_nulls()
+    if not sample.len():
+        return None
+    numbers = sample.to_frame("v").select(number_text(pl.col("v")).cast(pl.Float64, strict=False))
+    return str(sample[0]) if numbers.null_count().item() == sample.len() else None

@@ -10,6 +10,7 @@ import polars as pl
 
 from croctl.errors import PlanError, PlanErrors, did_you_mean
 from croctl.io import FileFormat, inspect_export, scan_export
+from croctl.io.values import text_not_numbers
 from croctl.pipeline.bound import BoundPlan, BoundSource
 from croctl.plan import EXPOSURES, MeasureSpec, MetricSpec, Plan
 
@@ -206,13 +207,16 @@ def _require(bound: BoundSource, column: str, key: str, errors: list[PlanError])
 def _require_number(bound: BoundSource, column: str, key: str, errors: list[PlanError]) -> bool:
     """`_require`, and a column that can hold numbers.
 
-    Not the export's timestamp; in Parquet, stored as numbers, booleans (0/1) or text.
+    Not the export's timestamp; in Parquet, stored as numbers, booleans (0/1) or text; not text
+    whose first values are no numbers.
     """
     if not _require(bound, column, key, errors):
         return False
     dtype = bound.files.types.get(column)
     if column in bound.needs.timestamps or isinstance(dtype, pl.Datetime | pl.Date):
         held = "timestamps"
+    elif (text := text_not_numbers(bound.files, column)) is not None:
+        held = f"text such as {text!r}"
     elif dtype is None or dtype.is_numeric() or dtype in (pl.Boolean, pl.String, pl.Null):
         return True
     else:
