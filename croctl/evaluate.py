@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 from croctl.pipeline import Engine, collect_stats
@@ -22,7 +23,8 @@ def evaluate(
 
     Args:
         plan: a `Plan`, or the path of a plan file.
-        segments: compute the segment breakdown.
+        segments: compute the segment breakdown (without it, the exports are aggregated without
+            the plan's segments: no per-segment SRM checks either).
         engine: where to aggregate: `polars` (default), `duckdb` or `spark`.
         stats: finish from this statistics table (CSV/Parquet) instead of reading the exports.
 
@@ -32,6 +34,8 @@ def evaluate(
     """
     if not isinstance(plan, Plan):
         plan = load_plan(Path(plan))
+    if not segments and stats is None:  # aggregated without them: no cell per segment value
+        plan = replace(plan, segments={})
     # The statistics import SciPy's special functions and root finder (~0.3 s); load them while
     # the engine aggregates the exports (it releases the GIL) instead of before.
     loading = threading.Thread(target=importlib.import_module, args=("croctl.analysis",))

@@ -12,7 +12,9 @@ from hypothesis import strategies as st
 from scipy.stats import chisquare
 from statsmodels.stats.meta_analysis import combine_effects
 
+from croctl.errors import PlanError
 from croctl.evaluate import evaluate
+from croctl.pipeline import collect
 from croctl.pipeline.names import MOMENTS
 from croctl.stats import compute_heterogeneity
 from croctl.sufficient import Cell, CellTable, ExposureCounts, Moments, SufficientStats
@@ -258,3 +260,30 @@ def test_segment_srm_is_adjusted_for_the_number_of_values(tmp_path):
     skewed_pages = np.concatenate([pages, [5000] * 200])
     srm = _srm_by_page(tmp_path, skewed_arms, skewed_pages)
     assert srm.status.value == "warn" and "page = p5000" in srm.message
+
+
+def test_segments_that_split_the_units_too_finely_are_a_plan_error(tmp_path, monkeypatch):
+    """Four dimensions of 3, 5, 30 k and 400 values split 10 M units into 9.9 M cells: 84 s and
+    14 GB to read out. Past `MAX_CELLS` it stops once the query has counted them."""
+    monkeypatch.setattr(collect, "MAX_CELLS", 100)
+    units = 400
+    exposures = [
+        f"u{i},{('control', 'treatment')[i % 2]},2026-10-02T00:00:00Z,p{i % 97},c{i % 7}"
+        for i in range(units)
+    ]
+    (tmp_path / "exposures.csv").write_text(
+        "\n".join(["user_id,variant,exposed_at,page,campaign", *exposures]) + "\n"
+    )
+    (tmp_path / "events.csv").write_text(
+        "user_id,ts,event_name\nu0,2026-10-03T00:00:00Z,purchase\n"
+    )
+    plan = tmp_path / "plan.yaml"
+    segments = {"page": "page", "campaign": "campaign"}
+    plan.write_text(yaml.safe_dump({**BASE_PLAN, "segments": segments}))
+    for engine in ("polars", "duckdb"):
+        with pytest.raises(
+            PlanError, match="segments: campaign × page split the units into 400 cells"
+        ):
+            evaluate(plan, engine=engine)
+    report = evaluate(plan, segments=False)  # --no-segments: aggregated without them
+    assert report.segments == [] and not any("segment" in c.name for c in report.checks)

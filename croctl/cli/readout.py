@@ -98,7 +98,10 @@ def evaluate(
         ),
     ] = None,
     no_segments: Annotated[
-        bool, typer.Option("--no-segments", help="Skip the segment breakdown.")
+        bool,
+        typer.Option(
+            "--no-segments", help="Skip the segment breakdown and per-segment SRM checks."
+        ),
     ] = False,
     engine: Annotated[
         Engine, typer.Option("--engine", help="Where to aggregate the exports.")
