@@ -110,6 +110,38 @@ def test_unwritable_output_is_a_data_error(tmp_path):
     assert result.exit_code == 3 and "cannot write" in result.stderr
 
 
+def test_output_to_a_pipe_is_written_through_not_replaced(tmp_path):
+    """Renamed over, `-o /dev/null` made /dev/null a regular file (as root, CI's usual user)."""
+    import stat
+    import threading
+
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    received: list[str] = []
+    reader = threading.Thread(target=lambda: received.append(pipe.read_text()))
+    reader.start()
+    result = run("evaluate", str(PLANS / "saas.yaml"), "-f", "json", "-o", str(pipe))
+    reader.join(timeout=60)
+    assert result.exit_code == 4 and json.loads(received[0])["verdict"] == "inconclusive"
+    assert stat.S_ISFIFO(os.stat(pipe).st_mode)
+    # a failed run leaves it alone: looking for a stale report in it would wait for a writer
+    failed = subprocess.run(
+        [sys.executable, "-m", "croctl", "evaluate", "no-such-plan.yaml", "-o", str(pipe)],
+        check=False,
+        capture_output=True,
+        timeout=60,
+    )
+    assert failed.returncode == 2 and stat.S_ISFIFO(os.stat(pipe).st_mode)
+
+
+def test_output_through_a_link_replaces_the_file_and_keeps_the_link(tmp_path):
+    real, link = tmp_path / "real.json", tmp_path / "link.json"
+    real.write_text('{"croctl_version": "0", "verdict": "ship"}')
+    link.symlink_to(real)
+    assert run("evaluate", str(PLANS / "saas.yaml"), "-f", "json", "-o", str(link)).exit_code == 4
+    assert link.is_symlink() and json.loads(real.read_text())["verdict"] == "inconclusive"
+
+
 def test_no_segments_flag_drops_the_breakdown():
     report = json.loads(
         run("evaluate", str(PLANS / "saas.yaml"), "-f", "json", "--no-segments").stdout

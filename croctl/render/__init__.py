@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import stat
 import tempfile
 from enum import StrEnum
 from pathlib import Path
@@ -71,15 +72,33 @@ MARKER = b"croctl"  # every rendered format names croctl (JSON key, Markdown and
 def remove_stale_report(path: Path) -> None:
     """After a failed run, delete an earlier croctl report at `path`.
 
-    It could otherwise pass for this run's. Any other file (an input named by mistake) is kept.
+    It could otherwise pass for this run's. Any other file (an input named by mistake) is kept,
+    and so is anything not a regular file (reading a pipe would wait for a writer).
     """
+    if _kind(path) != "file":
+        return
+    real = Path(os.path.realpath(path))  # the report, not a link to it
     try:
-        with path.open("rb") as handle:
+        with real.open("rb") as handle:
             head = handle.read(1 << 16)
     except OSError:
         return
     if MARKER in head:
-        path.unlink(missing_ok=True)
+        real.unlink(missing_ok=True)
+
+
+def _kind(path: Path) -> str:
+    """What `path` names, through links: "missing", "file", "folder" or "other".
+
+    Other: a device or a pipe (`/dev/null`, `/dev/stdout`, a shell's process substitution).
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return "missing"
+    if stat.S_ISREG(mode):
+        return "file"
+    return "folder" if stat.S_ISDIR(mode) else "other"
 
 
 def _umask() -> int:
@@ -91,9 +110,18 @@ def _umask() -> int:
 def write_atomic(path: Path, text: str) -> None:
     """Write `text` to `path` via a temporary file and a rename: all or nothing.
 
+    A link to a file keeps its link: the file it names is replaced. A device or a pipe is written
+    through: renamed over, `/dev/null` became a regular file (as root, CI's usual user).
+
     Raises:
         DataError: the folder does not exist or is not writable.
     """
+    kind = _kind(path)
+    if kind == "other":
+        _write_through(path, text)
+        return
+    if kind == "file":
+        path = Path(os.path.realpath(path))
     folder = path.parent if str(path.parent) else Path(".")
     try:
         handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
@@ -115,3 +143,11 @@ def write_atomic(path: Path, text: str) -> None:
             f"{path}: cannot write ({exc.strerror})",
             hint="check the path and free disk space",
         ) from exc
+
+
+def _write_through(path: Path, text: str) -> None:
+    try:
+        with path.open("w", encoding="utf-8") as out:
+            out.write(text)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot write ({exc.strerror})", hint="check the path") from exc
