@@ -14,7 +14,7 @@ from statsmodels.stats.meta_analysis import combine_effects
 
 from croctl.errors import PlanError
 from croctl.evaluate import evaluate
-from croctl.pipeline import collect
+from croctl.pipeline import cells, dense
 from croctl.pipeline.names import MOMENTS
 from croctl.stats import compute_heterogeneity
 from croctl.sufficient import Cell, CellTable, ExposureCounts, Moments, SufficientStats
@@ -265,7 +265,7 @@ def test_segment_srm_is_adjusted_for_the_number_of_values(tmp_path):
 def test_segments_that_split_the_units_too_finely_are_a_plan_error(tmp_path, monkeypatch):
     """Four dimensions of 3, 5, 30 k and 400 values split 10 M units into 9.9 M cells: 84 s and
     14 GB to read out. Past `MAX_CELLS` it stops once the query has counted them."""
-    monkeypatch.setattr(collect, "MAX_CELLS", 100)
+    monkeypatch.setattr(cells, "MAX_CELLS", 100)
     units = 400
     exposures = [
         f"u{i},{('control', 'treatment')[i % 2]},2026-10-02T00:00:00Z,p{i % 97},c{i % 7}"
@@ -287,3 +287,9 @@ def test_segments_that_split_the_units_too_finely_are_a_plan_error(tmp_path, mon
             evaluate(plan, engine=engine)
     report = evaluate(plan, segments=False)  # --no-segments: aggregated without them
     assert report.segments == [] and not any("segment" in c.name for c in report.checks)
+    # the arrays of 2 M exposure rows and more count them before the cells' group-by
+    monkeypatch.setattr(dense, "MIN_ROWS", 0)
+    monkeypatch.setattr(dense, "MAX_CELLS", 100)
+    monkeypatch.setattr(dense, "cells_frame", None)  # not reached
+    with pytest.raises(PlanError, match="split the units into 400 cells"):
+        evaluate(plan)

@@ -8,13 +8,14 @@ from typing import Any
 
 import polars as pl
 
-from croctl.errors import DataError, PlanError
+from croctl.errors import DataError
 from croctl.io import FailedExport, diagnose_failure
 from croctl.pipeline import dense
 from croctl.pipeline.bind import check_filters
 from croctl.pipeline.bound import BoundPlan, BoundSource
 from croctl.pipeline.build import build_query
 from croctl.pipeline.caps import capped_cells, sample_frames, thresholds_from_sample
+from croctl.pipeline.cells import refuse_too_many_cells
 from croctl.pipeline.coverage import Bitmap, Coverage, MarkIds, Span, bitmap_of, id_span
 from croctl.pipeline.held import hold_csv_exports, hold_exposures
 from croctl.pipeline.keys import source_ids
@@ -151,24 +152,13 @@ def _compiled_mark() -> MarkIds:
     return mark
 
 
-# Cells (variant × every dimension's value) a readout takes: each costs ~1.4 KB and ~8 µs to read
-# out, and dimensions multiply (10 M units over four dimensions: 10 M cells, 84 s and 14 GB)
-MAX_CELLS = 1_000_000
-
-
 def stats_from_frames(results: dict[str, pl.DataFrame], plan: Plan) -> SufficientStats:
     """Decode the sections of the statistics table (from any engine) into `SufficientStats`.
 
     Raises:
-        PlanError: the segments split the units into more than `MAX_CELLS` cells.
+        PlanError: the segments split the units into too many cells (`refuse_too_many_cells`).
     """
-    cells = results["cells"].height
-    if cells > MAX_CELLS:
-        raise PlanError(
-            f"segments: {' × '.join(plan.segments)} split the units into {cells:,} cells, "
-            f"more than the {MAX_CELLS:,} a readout takes",
-            hint="read out fewer or coarser dimensions at once, or pass --no-segments",
-        )
+    refuse_too_many_cells(plan, results["cells"].height)
     return SufficientStats(
         cells=_cells(results["cells"], len(plan.segments), len(plan.measured)),
         exposures=_exposures(results["exposures"], results["multiple_variants"]),
