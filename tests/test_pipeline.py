@@ -644,15 +644,18 @@ def test_each_filter_that_cannot_run_on_its_columns_is_a_plan_error(tmp_path, ma
         metrics={
             "late": metric | {"filter": "ts >= TIMESTAMP '2026-10-03 00:00:00'"},
             "odd": metric | {"role": "diagnostic", "filter": "event_name > 3"},
+            "bare": metric | {"role": "diagnostic", "filter": "ts >= '2026-10-03'"},
         }
     )
     with pytest.raises(PlanErrors) as caught:
         bind_plan(load_plan(plan))
     problems = [str(p) for p in caught.value.problems]
-    assert len(problems) == 2
+    assert len(problems) == 3
     assert problems[0].startswith("metrics.late.filter: \"ts >= TIMESTAMP '2026-10-03 00:00:00'\"")
     assert "TIMESTAMPTZ" in problems[0]  # the hint says how to write it
     assert problems[1].startswith("metrics.odd.filter: ")
+    # Polars' own words suggested "native python" objects
+    assert "a timestamp column is compared with a text literal (hint: " in problems[2]
 
 
 @pytest.mark.parametrize("fmt", ["parquet", "csv"])

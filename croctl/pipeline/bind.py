@@ -126,8 +126,14 @@ def _failure(rows: pl.LazyFrame | None, expr: pl.Expr) -> str | None:
     try:
         rows.filter(expr).select(pl.len()).collect(engine="streaming")
     except pl.exceptions.PolarsError as exc:
-        return (str(exc).splitlines() or [type(exc).__name__])[0]
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        # Polars' wording suggests Python objects, which a plan cannot hold
+        return _TEXT_VS_TIME if first.startswith(_POLARS_TEXT_VS_TIME) else first
     return None
+
+
+_POLARS_TEXT_VS_TIME = "cannot compare 'date/datetime/time' to a string value"
+_TEXT_VS_TIME = "a timestamp column is compared with a text literal"
 
 
 def _first_rows(source: BoundSource) -> pl.LazyFrame | None:
