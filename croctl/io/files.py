@@ -8,7 +8,7 @@ import gzip
 import re
 import stat
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -319,13 +319,15 @@ _NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|(?i:true|false|nan|
 
 
 def _texts(header: list[str], rows: list[list[str]]) -> dict[str, str]:
-    """Columns with values in `rows`, none a number (`values.number_text`), and their first."""
-    found = {}
-    for k, name in enumerate(header):
-        values = [text for row in rows if (text := row[k].strip())]
-        if values and not any(_NUMBER.fullmatch(text) for text in values):
-            found[name] = values[0]
-    return found
+    """Columns with values in `rows`, none a number, and their first (`first_text`)."""
+    firsts = {name: first_text(row[k] for row in rows) for k, name in enumerate(header)}
+    return {name: text for name, text in firsts.items() if text is not None}
+
+
+def first_text(values: Iterable[str]) -> str | None:
+    """The first non-empty value when none reads as a number (`values.number_text`), else None."""
+    texts = [text for value in values if (text := value.strip())]
+    return texts[0] if texts and not any(_NUMBER.fullmatch(text) for text in texts) else None
 
 
 def _whole_floats(header: list[str], rows: list[list[str]]) -> frozenset[str]:

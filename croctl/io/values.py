@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from croctl.io.files import ExportFiles, FileFormat
+from croctl.io.files import ExportFiles, FileFormat, first_text
 
 WHOLE_FRACTION = r"[.]0+$"  # what `integral_text` leaves off a whole number's text
 
@@ -47,8 +47,4 @@ def text_not_numbers(files: ExportFiles, name: str) -> str | None:
         stored = pl.read_parquet(files.paths[0], columns=[name], n_rows=_TEXT_SAMPLE)
     except (pl.exceptions.PolarsError, OSError):
         return None  # the export's read says what is wrong
-    sample = stored.get_column(name).drop_nulls()
-    if not sample.len():
-        return None
-    numbers = sample.to_frame("v").select(number_text(pl.col("v")).cast(pl.Float64, strict=False))
-    return str(sample[0]) if numbers.null_count().item() == sample.len() else None
+    return first_text(stored.get_column(name).drop_nulls())

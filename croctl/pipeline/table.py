@@ -152,8 +152,7 @@ def frames_from_table(table: pl.DataFrame, plan: Plan, label: str) -> dict[str, 
     for section, frame in frames.items():
         # a moment that is not finite is refused per metric (`refuse_bad_data`), once the
         # sources' NaN counts have had their say: an infinite value makes its sums NaN too
-        sums = _MOMENT_SUMS if section == "cells" else None
-        _check_section(frame, f"{label}: section '{section}'", sums)
+        _check_section(frame, f"{label}: section '{section}'", cells=section == "cells")
     if frames["cells"].is_empty() and not frames["exposures"].is_empty():
         raise no_units_in_window(plan)  # the exposures were read: none is in the window
     for section in ("multiple_variants", "cells", "exposures"):
@@ -174,17 +173,17 @@ def frames_from_table(table: pl.DataFrame, plan: Plan, label: str) -> dict[str, 
 
 
 RERUN = "was the table computed for this plan and edited since? rerun `croctl sql PLAN`"
-_MOMENT_SUMS = re.compile(rf"({'|'.join(moment for moment, _, _ in MOMENTS)})\d+")
-_SUMS = re.compile(  # columns that may be negative or fractional; the others are counts
-    rf"({'|'.join(moment for moment, _, _ in MOMENTS)}|cap)\d+|(first|last)_start"
-)
+_MOMENTS = "|".join(moment for moment, _, _ in MOMENTS)
+_MOMENT_SUMS = re.compile(rf"({_MOMENTS})\d+")
+# columns that may be negative or fractional; the others are counts
+_SUMS = re.compile(rf"({_MOMENTS}|cap)\d+|(first|last)_start")
 
 
-def _check_section(frame: pl.DataFrame, where: str, sums: re.Pattern[str] | None) -> None:
+def _check_section(frame: pl.DataFrame, where: str, *, cells: bool) -> None:
     """Refuse what no engine writes.
 
-    Text or NaN for numbers (but in columns `sums` matches), negative or fractional counts, and
-    a second row for the same variant (and segment values).
+    Text or NaN for numbers (but in the `cells` section's moments), negative or fractional
+    counts, and a second row for the same variant (and segment values).
 
     Raises:
         DataError: naming the section and column.
@@ -197,7 +196,7 @@ def _check_section(frame: pl.DataFrame, where: str, sums: re.Pattern[str] | None
         if not dtype.is_numeric():
             raise DataError(f"{where}: column '{name}' holds {dtype}, not numbers", hint=RERUN)
         values = column.drop_nulls().cast(pl.Float64)
-        if not values.is_finite().all() and not (sums and sums.fullmatch(name)):
+        if not values.is_finite().all() and not (cells and _MOMENT_SUMS.fullmatch(name)):
             raise DataError(f"{where}: column '{name}' holds NaN or infinity", hint=RERUN)
         odd = values.filter((values < 0) | (values != values.floor()))
         if not _SUMS.fullmatch(name) and len(odd):
