@@ -4,6 +4,8 @@ statistics and verdict on every plan, and the compiled loops do what they say.""
 from __future__ import annotations
 
 import mmap
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -455,3 +457,45 @@ def test_per_unit_arrays_grow_and_trim_keeping_every_unit_and_unseen_room():
     assert len(units.first) == 20 and units.words.shape == (2, 20)
     trimmed = units.trimmed(3)
     assert all(np.array_equal(getattr(trimmed, n), seen[n]) for n in dense._PER_UNIT)
+
+
+def _marking_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("croctl-coverage")]
+
+
+def test_the_coverage_pass_in_its_own_thread_fails_the_readout(tmp_path, monkeypatch):
+    """The bitmaps are marked in another thread: its error is the readout's, raised in it."""
+    from croctl.pipeline import collect
+
+    def failing(*args, **kwargs):
+        time.sleep(0.2)  # the exposures are read meanwhile
+        raise pl.exceptions.ComputeError("coverage failed")
+
+    monkeypatch.setattr(dense, "MIN_ROWS", 0)
+    monkeypatch.setattr(collect, "coverage_bitmaps", failing)
+    with pytest.raises(DataError):
+        _report(_edge_export(tmp_path, int))
+    assert not _marking_threads()
+
+
+def test_a_failed_readout_waits_for_the_coverage_pass(tmp_path, monkeypatch):
+    """No read outlives the readout: the marking thread is waited for when the rest fails."""
+    from croctl.pipeline import collect
+
+    marked = []
+    original = collect.coverage_bitmaps
+
+    def slow(*args, **kwargs):
+        time.sleep(0.3)
+        marked.append(original(*args, **kwargs))
+        return marked[-1]
+
+    def failing(*args, **kwargs):
+        raise MemoryError("the units")
+
+    monkeypatch.setattr(dense, "MIN_ROWS", 0)
+    monkeypatch.setattr(collect, "coverage_bitmaps", slow)
+    monkeypatch.setattr(dense._Units, "of", failing)
+    with pytest.raises(MemoryError):
+        _report(_edge_export(tmp_path, int))
+    assert marked and not _marking_threads()

@@ -61,12 +61,15 @@ def _stats(bound: BoundPlan, covered: Mapping[str, Coverage] | None) -> Sufficie
     span = exposure_span(bound)
     rows = dense.exposure_rows(bound, span)
     if dense.applies(bound, rows):
+        mark = _compiled_mark()  # loaded here: `slots_for` marks in another thread
         slots = dense.slots_for(
-            bound, span, rows, lambda skip: coverage_bitmaps(bound, span, _compiled_mark(), skip)
+            bound, span, rows, lambda skip: coverage_bitmaps(bound, span, mark, skip)
         )
-        return stats_from_frames(
-            split_caps(dense.dense_results(bound, slots), bound.plan), bound.plan
-        )
+        try:
+            results = dense.dense_results(bound, slots)
+        finally:
+            slots.release()
+        return stats_from_frames(split_caps(results, bound.plan), bound.plan)
     query = bound
     if covered is None:
         query, covered = hold_csv_exports(bound, span)

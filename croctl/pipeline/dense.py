@@ -21,6 +21,7 @@ Same data rules, same statistics table; the parity tests run both paths on every
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -89,10 +90,15 @@ def slots_for(
 
     `rows`: how many exposure rows there are (`exposure_rows`). `bitmaps(skip)` builds the
     range's coverage bitmaps of the sources not in `skip` (`collect.coverage_bitmaps`); a CSV
-    source's come from its one read (`RangeSlots.mark`).
+    source's come from its one read (`RangeSlots.mark`). They are built in another thread while
+    the exposures and kept rows are read: that pass leaves a core idle half the time as it marks
+    (~0.2 s of 7 s at 10 M units). Call `release` on the slots when done, failed or not.
     """
     if span is not None and span.compact and span.width <= SLOTS_PER_UNIT * span.rows:
-        return RangeSlots(bound, span, bitmaps(csv_sources(bound)))
+        pool = ThreadPoolExecutor(1, thread_name_prefix="croctl-coverage")
+        marking = pool.submit(bitmaps, csv_sources(bound))
+        pool.shutdown(wait=False)  # the thread ends with its one task
+        return RangeSlots(bound, span, marking)
     return KeyedSlots(bound, rows)
 
 

@@ -1,7 +1,8 @@
 """Where a unit lives in the dense arrays (`dense`): at `id - lo`, or at its key's slot.
 
 - `RangeSlots`: integer ids filling most of a range. The slot is a subtraction in the scan
-  (ids outside the range: none), and coverage comes from the bitmaps (`coverage`), or for a CSV
+  (ids outside the range: none), and coverage comes from the bitmaps (`coverage`), marked by a
+  pass of their own in another thread while the exposures and kept rows are read, or for a CSV
   from marking the slots of every row as the one read passes (`mark`).
 - `KeyedSlots`: any other ids (text, or integers spread wide). The scan hands each row's key
   words over, and a `unit_index.UnitIndex` numbers the exposures' keys and finds the rows' ones.
@@ -13,6 +14,7 @@ without a slot.
 
 from __future__ import annotations
 
+from concurrent.futures import Future, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -35,11 +37,16 @@ _HIGH, _LOW, _NULL = "__key_high", "__key_low", "__key_null"
 
 @dataclass(slots=True)
 class RangeSlots:
-    """Unit `id` at `id - lo`."""
+    """Unit `id` at `id - lo`.
+
+    `marking`: the bitmaps of the sources read apart for coverage (`dense.slots_for` starts
+    that pass in another thread); `bitmaps`: those of the CSV sources, marked as they are read.
+    """
 
     bound: BoundPlan
     span: Span
-    bitmaps: dict[str, Bitmap]
+    marking: Future[dict[str, Bitmap]]
+    bitmaps: dict[str, Bitmap] = field(default_factory=dict)
 
     names = (IDX,)  # the columns `columns` adds
     scattered = False  # rows may come by unit (numbered as written): `dense_rows.far_apart` tells
@@ -74,11 +81,14 @@ class RangeSlots:
         mark(self.bitmaps[name].seen, batch.get_column(IDX).to_numpy(), 0, self.size - 1)
 
     def covered(self, name: str) -> Bools:
-        """Per slot: has source `name` a row for the unit?"""
+        """Per slot: has source `name` a row for the unit? Raises the marking pass's error."""
+        if name not in self.bitmaps:
+            self.bitmaps |= self.marking.result()
         return self.bitmaps[name].seen
 
     def release(self) -> None:
-        """Nothing to let go: the bitmaps are the coverage columns."""
+        """Wait for the marking pass, so that no read outlives the readout (the bitmaps stay)."""
+        wait([self.marking])
 
 
 @dataclass(slots=True)
