@@ -92,7 +92,7 @@ def slots_for(
     range's coverage bitmaps of the sources not in `skip` (`collect.coverage_bitmaps`); a CSV
     source's come from its one read (`RangeSlots.mark`). They are built in another thread while
     the exposures and kept rows are read: that pass leaves a core idle half the time as it marks
-    (~0.2 s of 7 s at 10 M units). Call `release` on the slots when done, failed or not.
+    (~0.35 s of 7 s at 10 M units). Call `release` on the slots when done, failed or not.
     """
     if span is not None and span.compact and span.width <= SLOTS_PER_UNIT * span.rows:
         pool = ThreadPoolExecutor(1, thread_name_prefix="croctl-coverage")
