@@ -248,6 +248,44 @@ def test_epoch_timestamps_read_the_same_on_every_engine(tmp_path):
         _close(recoded, expected | {"plan_sha256": recoded["plan_sha256"]})
 
 
+@pytest.mark.parametrize("zone", ["UTC", None], ids=["aware", "naive"])
+@pytest.mark.parametrize("engine", ["polars", "dense", "duckdb"])
+def test_nanosecond_timestamps_are_truncated_to_microseconds_on_every_engine(
+    tmp_path, monkeypatch, engine, zone
+):
+    """pandas writes timestamps in nanoseconds. Each is truncated to its microsecond (DuckDB's
+    cast rounds; Polars compared nanoseconds with a window's end in microseconds): a purchase
+    300 ns before an exposure 700 ns into its microsecond counts, one 100 ns before the end of
+    the day's window does not."""
+    from croctl.pipeline import dense
+
+    units = 300
+    first = 1_790_000_000 * 10**9 + 700  # 2026-09-21, 700 ns into a microsecond
+    start = pl.Series([first + i * 10**9 for i in range(units)]).cast(pl.Datetime("ns", zone))
+    ahead = {0: -300, 1: 86_400 * 10**9 - 100, 2: 3_600 * 10**9}  # ns after the exposure
+    ts = pl.Series([first + i * 10**9 + ahead[i % 3] for i in range(units)])
+    pl.DataFrame(
+        {"user_id": range(units), "variant": ["control", "treatment"] * (units // 2)}
+    ).with_columns(exposed_at=start).write_parquet(tmp_path / "exposures.parquet")
+    pl.DataFrame({"user_id": range(units), "event_name": "purchase"}).with_columns(
+        ts=ts.cast(pl.Datetime("ns", zone))
+    ).write_parquet(tmp_path / "events.parquet")
+    plan = {**BASE_PLAN, "timezone": "UTC"} if zone is None else dict(BASE_PLAN)
+    plan["experiment"] = {**plan["experiment"], "start": "2026-09-01T00:00:00Z"}
+    plan["exposures"] = {**plan["exposures"], "path": "exposures.parquet"}
+    plan["sources"] = {"events": {**plan["sources"]["events"], "path": "events.parquet"}}
+    plan["metrics"] = {"conv": {**plan["metrics"]["conv"], "window": "1d"}}
+    (tmp_path / "plan.yaml").write_text(yaml.safe_dump(plan))
+    if engine == "dense":
+        monkeypatch.setattr(dense, "MIN_ROWS", 0)
+    report = _report(tmp_path / "plan.yaml", engine="duckdb" if engine == "duckdb" else "polars")
+    counted = [i % 3 != 1 for i in range(units)]
+    for arm, parity in (("control", 0), ("treatment", 1)):
+        mine = counted[parity::2]
+        expected = sum(mine) / len(mine)
+        assert report["metrics"][0]["variants"][arm]["value"] == pytest.approx(expected)
+
+
 @pytest.mark.parametrize("engine", ["polars", "duckdb", pytest.param("spark", marks=ON_SPARK)])
 def test_an_epoch_number_in_another_unit_fails_on_every_engine(engine):
     """Milliseconds, then one value in seconds past the sample: refused, not put in 1970."""

@@ -61,6 +61,7 @@ class TimestampKind:
     fraction: bool = False  # epoch numbers with a fraction (read as Float64, not Int64)
     spaced_zone: bool = False  # text with a space before its zone (SPACED_ZONES closes it up)
     iso: bool = False  # text in a layout that Arrow's ISO 8601 parser reads too (`iso_values`)
+    nanos: bool = False  # a timestamp type in nanoseconds (pandas' default): truncated to µs
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,8 +227,8 @@ def _utc(
     if kind.epoch is not None:
         return _from_epoch(column, kind)
     if dtype != pl.String:
-        if kind.aware:
-            return column.dt.convert_time_zone("UTC")
+        if kind.aware:  # to µs: a window's end is, and the other engines truncate too
+            return column.dt.convert_time_zone("UTC").dt.cast_time_unit("us")
         return _localize(column.cast(pl.Datetime("us")), files, name, timezone)
     if kind.spaced_zone:
         column = close_up_zone(column)
@@ -283,8 +284,10 @@ def _timestamp_kind(
     Raises:
         DataError: the column is not a timestamp, or its sample cannot be read.
     """
-    if isinstance(dtype, pl.Datetime | pl.Date):
-        return TimestampKind(isinstance(dtype, pl.Datetime) and dtype.time_zone is not None)
+    if isinstance(dtype, pl.Date):
+        return TimestampKind(False)
+    if isinstance(dtype, pl.Datetime):
+        return TimestampKind(dtype.time_zone is not None, nanos=dtype.time_unit == "ns")
     if dtype.is_numeric():
         kind = _epoch_kind(files, name, _sample(files, raw, name), dtype.is_float())
         refuse_mixed_units(files, name)

@@ -99,6 +99,13 @@ def epoch_time(
     return instant
 
 
+def wall_micros(nanosecond_time: exp.Expression) -> exp.Expression:
+    """A DuckDB nanosecond timestamp's wall time truncated to µs (its cast would round it)."""
+    nanos = exp.Anonymous(this="EPOCH_NS", expressions=[nanosecond_time])
+    micros = exp.IntDiv(this=nanos, expression=num(1000))
+    return exp.UnixToTime(this=micros, scale=exp.UnixToTime.MICROS)
+
+
 def integral_text(ids: exp.Expression) -> exp.Expression:
     """Float ids as text, whole numbers without a `.0`, as `io.scan.integral_text` writes them."""
     whole = exp.and_(

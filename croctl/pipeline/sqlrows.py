@@ -25,6 +25,7 @@ from croctl.pipeline.sqlexpr import (
     plus_seconds,
     sum_if,
     time_literal,
+    wall_micros,
     whole_number_text,
 )
 from croctl.plan import EXPOSURES, MeasureSpec
@@ -79,10 +80,11 @@ class RowSql:
         if kind.epoch is not None:
             scale, bounds = EPOCH_UNITS[kind.epoch], epoch_bounds(kind.epoch)
             return epoch_time(col(name), scale, bounds, kind.fraction, self.dialect)
-        if not kind.aware:
-            local = cast(col(name), "TIMESTAMP")
-            zone = exp.Literal.string(self.plan.timezone or "UTC")
-            return exp.AtTimeZone(this=local, zone=zone)
+        truncated = kind.nanos and self.dialect == "duckdb"  # its cast would round nanoseconds
+        if truncated or not kind.aware:  # a wall time, in UTC or the plan's zone
+            local = wall_micros(col(name)) if truncated else cast(col(name), "TIMESTAMP")
+            zone = "UTC" if kind.aware else self.plan.timezone or "UTC"
+            return exp.AtTimeZone(this=local, zone=exp.Literal.string(zone))
         text: exp.Expression = col(name)
         if kind.spaced_zone:  # `12:00:00 UTC` becomes `12:00:00Z`, as in the Polars engine
             for old, new in SPACED_ZONES:
