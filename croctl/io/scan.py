@@ -227,7 +227,7 @@ def _utc(
     if kind.epoch is not None:
         return _from_epoch(column, kind)
     if dtype != pl.String:
-        if kind.aware:  # to µs: a window's end is, and the other engines truncate too
+        if kind.aware:  # in µs, as naive and text times: a window's end has no nanoseconds
             return column.dt.convert_time_zone("UTC").dt.cast_time_unit("us")
         return _localize(column.cast(pl.Datetime("us")), files, name, timezone)
     if kind.spaced_zone:

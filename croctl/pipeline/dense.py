@@ -103,7 +103,10 @@ def slots_for(
 
 
 def dense_results(bound: BoundPlan, slots: Slots) -> dict[str, pl.DataFrame]:
-    """Every section of the statistics table, as `collect` hands them to `stats_from_frames`."""
+    """Every section of the statistics table, as `collect` hands them to `stats_from_frames`.
+
+    The slots are released once the rows are read; when this fails, by the caller.
+    """
     from croctl.pipeline.kernel import unit_pairs
 
     plan = bound.plan
@@ -128,23 +131,21 @@ def dense_results(bound: BoundPlan, slots: Slots) -> dict[str, pl.DataFrame]:
     pairs = unit_pairs(units.first, units.low, valid)  # every source's rows look units up
     units.first, units.high = np.zeros(0, np.int64), np.zeros(0, np.uint32)  # read no more (0.1 GB)
     measured_sums = {}  # per source: its sums, and which measure each metric side reads
-    try:
-        apart = {name: read_apart(bound, source, slots) for name, source in bound.sources.items()}
-        covered = {}
-        if all(kept is not None for kept in apart.values()):
-            # every source's coverage is marked: the table of keys (~0.3 GiB at 10 M units)
-            # goes before the sums come
-            covered = {name: slots.covered(name) for name in bound.sources}
-            slots.release()
-        for name, source in bound.sources.items():
-            measures, checks, measured = source_sums(bound, source, slots, pairs, apart.pop(name))
-            measured_sums[name] = (measures, measured)
-            results[f"rows:{name}"] = _per_variant(checks, source_counts(plan, name))
-        del pairs  # coverage reads each row's unit alone: ~0.16 GB less held while it reads
-        for name in bound.sources:
-            table[f"__covered:{name}"] = covered[name] if name in covered else slots.covered(name)
-    finally:
-        slots.release()  # the keyed slots' table (~0.3 GB at 10 M units), not read by the cells
+    apart = {name: read_apart(bound, source, slots) for name, source in bound.sources.items()}
+    covered = {}
+    if all(kept is not None for kept in apart.values()):
+        # every source's coverage is marked: the table of keys (~0.3 GiB at 10 M units)
+        # goes before the sums come
+        covered = {name: slots.covered(name) for name in bound.sources}
+        slots.release()
+    for name, source in bound.sources.items():
+        measures, checks, measured = source_sums(bound, source, slots, pairs, apart.pop(name))
+        measured_sums[name] = (measures, measured)
+        results[f"rows:{name}"] = _per_variant(checks, source_counts(plan, name))
+    del pairs  # coverage reads each row's unit alone: ~0.16 GB less held while it reads
+    for name in bound.sources:
+        table[f"__covered:{name}"] = covered[name] if name in covered else slots.covered(name)
+    slots.release()  # the keyed slots' table (~0.3 GB at 10 M units), not read by the cells
     for name in list(measured_sums):
         measures, measured = measured_sums.pop(name)
         measures = measure_major(measures)  # contiguous columns: the frame takes them uncopied
