@@ -23,6 +23,7 @@ from croctl.pipeline.sql import build_sql
 from croctl.plan import load_plan
 from tests.conftest import ROOT
 from tests.test_golden import _close
+from tests.test_local_times import write_local_times
 
 PLANS = sorted((ROOT / "plans").glob("*.yaml"))
 PROGRAMS = ("initdb", "pg_ctl", "psql")
@@ -110,6 +111,14 @@ def _read(path: Path, fmt: FileFormat) -> pl.DataFrame:
 
 @pytest.mark.parametrize("plan", PLANS, ids=lambda p: p.stem)
 def test_postgres_runs_the_plan_sql_to_the_same_report(plan, psql, tmp_path):
+    _assert_same_report(plan, psql, tmp_path)
+
+
+def test_postgres_reads_local_times_around_daylight_saving_changes_alike(psql, tmp_path):
+    _assert_same_report(write_local_times(tmp_path), psql, tmp_path)
+
+
+def _assert_same_report(plan: Path, psql: list[str], tmp_path: Path) -> None:
     bound = bind_plan(load_plan(plan))
     for source in bound.scans():
         frames = [_read(path, source.files.format) for path in source.files.paths]

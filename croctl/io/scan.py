@@ -20,6 +20,7 @@ from croctl.io.iso import (
     highest_day_month,
     iso_reads,
     iso_values,
+    local_to_utc,
     spaced_zone,
     zone_in_text,
 )
@@ -391,5 +392,4 @@ def _localize(column: pl.Expr, files: ExportFiles, name: str, timezone: str | No
             f"{files.label}: column '{name}' has timestamps without a time zone",
             hint="set `timezone:` in the plan (e.g. timezone: UTC) or export with an offset",
         )
-    local = column.dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null")
-    return local.dt.convert_time_zone("UTC")
+    return local_to_utc(column, timezone)

@@ -9,6 +9,7 @@ from sqlglot import exp
 from croctl.io.values import WHOLE_FRACTION
 
 _MAX = exp.Literal.number("1.7976931348623157e308")
+_CHANGE = 3 * 3600  # seconds: no zone changes its offset twice within three hours
 
 
 def col(name: str, table: str | None = None) -> exp.Column:
@@ -91,12 +92,46 @@ def epoch_time(
         micros = exp.IntDiv(this=micros, expression=num(scale // 10**6))
     elif scale < 10**6:
         micros = exp.Mul(this=micros, expression=num(10**6 // scale))
-    if dialect == "snowflake":  # TO_TIMESTAMP would give a TIMESTAMP_NTZ
-        return exp.Anonymous(this="TO_TIMESTAMP_TZ", expressions=[micros, num(6)])
+    if dialect == "snowflake":
+        return _snowflake_instant(micros)
     instant = exp.UnixToTime(this=micros, scale=exp.UnixToTime.MICROS)
     if dialect == "duckdb":  # MAKE_TIMESTAMP gives the UTC wall time, without its zone
         return exp.AtTimeZone(this=instant, zone=exp.Literal.string("UTC"))
     return instant
+
+
+def local_instant(local: exp.Expression, zone: str, dialect: str) -> exp.Expression:
+    """The instant a naive local time in `zone` names, in each dialect's own words.
+
+    sqlglot's `AT TIME ZONE` reads a naive time as local only on DuckDB and PostgreSQL; on
+    Spark, BigQuery and Snowflake it means the reverse (an instant's wall time in the zone),
+    which moved every time by twice the zone's offset. Of a local time's two readings around a
+    daylight-saving change, the later instant is taken, as DuckDB and PostgreSQL read it; Spark
+    (Java) takes the earlier in a repeated hour, so its query checks the later reading.
+    """
+    name = exp.Literal.string(zone)
+    if dialect == "bigquery":
+        return exp.Timestamp(this=cast(local, "TIMESTAMP"), zone=name)  # TIMESTAMP(datetime, zone)
+    if dialect == "snowflake":  # the UTC wall time's epoch count, as an absolute time
+        wall = exp.ConvertTimezone(
+            source_tz=name,
+            target_tz=exp.Literal.string("UTC"),
+            timestamp=cast(local, "TIMESTAMPNTZ"),
+        )
+        micros = exp.Anonymous(this="DATE_PART", expressions=[exp.var("EPOCH_MICROSECOND"), wall])
+        return _snowflake_instant(micros)
+    wall = cast(local, "TIMESTAMP")
+    if dialect != "spark":
+        return exp.AtTimeZone(this=wall, zone=name)
+    earlier = exp.FromTimeZone(this=wall, zone=name)  # TO_UTC_TIMESTAMP
+    later = minus_seconds(exp.FromTimeZone(this=plus_seconds(wall, _CHANGE), zone=name), _CHANGE)
+    seen = exp.EQ(this=exp.AtTimeZone(this=later.copy(), zone=name), expression=wall.copy())
+    return exp.Case(ifs=[exp.If(this=seen, true=later)], default=earlier)
+
+
+def _snowflake_instant(micros: exp.Expression) -> exp.Expression:
+    """Epoch microseconds as a TIMESTAMP_TZ (TO_TIMESTAMP would give a TIMESTAMP_NTZ)."""
+    return exp.Anonymous(this="TO_TIMESTAMP_TZ", expressions=[micros, num(6)])
 
 
 def wall_micros(nanosecond_time: exp.Expression) -> exp.Expression:

@@ -19,6 +19,7 @@ from croctl.pipeline.sqlexpr import (
     col,
     epoch_time,
     integral_text,
+    local_instant,
     minus_seconds,
     nonfinite,
     num,
@@ -81,10 +82,11 @@ class RowSql:
             scale, bounds = EPOCH_UNITS[kind.epoch], epoch_bounds(kind.epoch)
             return epoch_time(col(name), scale, bounds, kind.fraction, self.dialect)
         truncated = kind.nanos and self.dialect == "duckdb"  # its cast would round nanoseconds
-        if truncated or not kind.aware:  # a wall time, in UTC or the plan's zone
-            local = wall_micros(col(name)) if truncated else cast(col(name), "TIMESTAMP")
-            zone = "UTC" if kind.aware else self.plan.timezone or "UTC"
-            return exp.AtTimeZone(this=local, zone=exp.Literal.string(zone))
+        local = wall_micros(col(name)) if truncated else col(name)
+        if not kind.aware:  # a wall time in the plan's zone
+            return local_instant(local, self.plan.timezone or "UTC", self.dialect)
+        if truncated:  # a wall time in UTC
+            return exp.AtTimeZone(this=local, zone=exp.Literal.string("UTC"))
         text: exp.Expression = col(name)
         if kind.spaced_zone:  # `12:00:00 UTC` becomes `12:00:00Z`, as in the Polars engine
             for old, new in SPACED_ZONES:

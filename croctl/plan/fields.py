@@ -194,14 +194,19 @@ def timestamp(value: Any) -> datetime:
 
 
 def to_utc(moment: datetime, timezone: str | None) -> datetime | None:
-    """Express a plan timestamp in UTC; None when it is naive and no timezone is given."""
+    """Express a plan timestamp in UTC; None when it is naive and no timezone is given.
+
+    A local time that a daylight-saving change repeats or skips has two readings (Python's
+    `fold`); the later instant is taken, as the exports' local times are read (methods.md).
+    """
     if moment.tzinfo is not None:
         return moment.astimezone(UTC)
     if timezone is None:
         return None
     from zoneinfo import ZoneInfo
 
-    return moment.replace(tzinfo=ZoneInfo(timezone)).astimezone(UTC)
+    zone = ZoneInfo(timezone)
+    return max(moment.replace(tzinfo=zone, fold=fold).astimezone(UTC) for fold in (0, 1))
 
 
 def relative_path(base: Path) -> Callable[[Any], Path]:
