@@ -22,6 +22,7 @@ from croctl.pipeline import bind_plan
 from croctl.pipeline.sql import build_sql
 from croctl.plan import load_plan
 from tests.conftest import ROOT
+from tests.test_filter_sql import write_filters
 from tests.test_golden import _close
 from tests.test_local_times import write_local_times
 
@@ -116,6 +117,10 @@ def test_postgres_runs_the_plan_sql_to_the_same_report(plan, psql, tmp_path):
 
 def test_postgres_reads_local_times_around_daylight_saving_changes_alike(psql, tmp_path):
     _assert_same_report(write_local_times(tmp_path), psql, tmp_path)
+
+
+def test_postgres_rounds_and_concatenates_in_filters_as_polars_does(psql, tmp_path):
+    _assert_same_report(write_filters(tmp_path), psql, tmp_path)
 
 
 def _assert_same_report(plan: Path, psql: list[str], tmp_path: Path) -> None:

@@ -86,6 +86,18 @@ def check_filters(bound: BoundPlan, *, every_row: bool = False) -> None:
         if source.name not in suspects:
             continue
         rows = _readable_rows(source, expr) if every_row else first[source.name]
+        rounded = _fraction_to_integer(measure.filter or "", source)
+        if rounded is not None:
+            errors.append(
+                PlanError(
+                    f"{_measure_key(metric, side)}.filter: {measure.filter!r} casts {rounded}, "
+                    "a number with a fraction, to an integer: Polars and Spark truncate it, "
+                    "DuckDB and PostgreSQL round it",
+                    hint=f"say which: CAST(FLOOR({rounded}) AS INTEGER) (or CEIL, TRUNC, ROUND), "
+                    f"or compare {rounded} itself",
+                )
+            )
+            continue
         detail = _failure(rows, expr)
         if detail is not None:
             errors.append(
@@ -97,6 +109,24 @@ def check_filters(bound: BoundPlan, *, every_row: bool = False) -> None:
             )
     if errors:
         raise PlanErrors(errors)
+
+
+def _fraction_to_integer(sql: str, source: BoundSource) -> str | None:
+    """The first operand of the filter's integer casts that Polars types as a fraction."""
+    if source.frame is None or not _CAST.search(sql):
+        return None
+    from croctl.pipeline.filter_sql import integer_casts  # sqlglot: only for a filter that casts
+
+    schema = source.frame.collect_schema()
+    for operand in integer_casts(sql):
+        try:
+            typed = pl.LazyFrame(schema=schema).select(pl.sql_expr(operand)).collect_schema()
+        except pl.exceptions.PolarsError:
+            continue  # not Polars' SQL as sqlglot wrote it back: the query's own check decides
+        (dtype,) = typed.dtypes()
+        if dtype.is_float() or isinstance(dtype, pl.Decimal):
+            return operand
+    return None
 
 
 _Filter = tuple[MetricSpec, str, MeasureSpec, BoundSource, pl.Expr]  # metric, side, ..., filter
@@ -296,6 +326,7 @@ def _bind_metrics(
 
 
 _SUBQUERY = re.compile(r"\bselect\b", re.IGNORECASE)
+_CAST = re.compile(r"cast\s*\(|::", re.IGNORECASE)  # CAST, TRY_CAST, DuckDB's `x::int`
 
 
 def _compile_filter(

@@ -215,7 +215,19 @@ def build_sql(
         )
     reads_files = dialect == "duckdb" if files is None else files
     query = SqlBuilder(bound, tables, files=reads_files, dialect=dialect).build()
-    return _PREAMBLE.get(dialect, "") + query.sql(dialect=dialect, pretty=True) + ";\n"
+    utc = f"-- Run in a UTC session: {_UTC_SESSION[dialect]} (the plan's dates are UTC).\n"
+    return utc + _PREAMBLE.get(dialect, "") + query.sql(dialect=dialect, pretty=True) + ";\n"
+
+
+# A DATE or EXTRACT(hour ...) in a filter, and on Spark a naive time, is read in the session's time
+# zone (on DuckDB, a filter `ts < DATE '2026-10-02'` counted other rows in a New York session).
+_UTC_SESSION = {
+    "duckdb": "SET TimeZone = 'UTC';",
+    "postgres": "SET TIME ZONE 'UTC';",
+    "spark": "SET spark.sql.session.timeZone = UTC;",
+    "bigquery": "SET @@time_zone = 'UTC';",
+    "snowflake": "ALTER SESSION SET TIMEZONE = 'UTC';",
+}
 
 
 # Comments printed above the query: settings the session needs.

@@ -6,13 +6,13 @@ The same data rules, in the same order, as the Polars query in `build.py`.
 from __future__ import annotations
 
 import polars as pl
-import sqlglot
 from sqlglot import exp
 
 from croctl.io import FileFormat
 from croctl.io.epoch import EPOCH_UNITS, epoch_bounds
 from croctl.io.iso import SPACED_ZONES
 from croctl.pipeline.bound import BoundPlan, BoundSource
+from croctl.pipeline.filter_sql import filter_sql
 from croctl.pipeline.names import N_VARIANTS, START, UNIT, VARIANT, seg_col
 from croctl.pipeline.sqlexpr import (
     cast,
@@ -249,7 +249,7 @@ class RowSql:
     def _filter(self, measure: MeasureSpec) -> exp.Expression | None:
         if not measure.filter:
             return None
-        return exp.paren(sqlglot.parse_one(measure.filter))
+        return exp.paren(filter_sql(measure.filter))
 
     def _source(self, source: BoundSource, valid: str) -> tuple[str, str, str]:
         """CTEs: the source's rows joined to valid units, its per-unit sums, and its coverage."""
