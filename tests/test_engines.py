@@ -94,6 +94,11 @@ def test_fixtures_agree_on_every_engine(name, tmp_path):
 
 
 def test_every_plan_feature_agrees_on_every_engine(tmp_path):
+    report = _assert_parity(write_every_feature(tmp_path), tmp_path)
+    assert report["funnels"] and report["segments"] and report["metrics"][1]["variance_reduction"]
+
+
+def write_every_feature(tmp_path):
     """Naive timestamps in a plan time zone, a CRM source, windows, a lookback covariate, an
     exposures covariate, a cap, a ratio, a funnel, segments and a leading-zero id."""
     write_csv(
@@ -152,8 +157,7 @@ def test_every_plan_feature_agrees_on_every_engine(tmp_path):
     }  # fmt: skip
     path = tmp_path / "plan.yaml"
     path.write_text(yaml.safe_dump(plan, sort_keys=False))
-    report = _assert_parity(path, tmp_path)
-    assert report["funnels"] and report["segments"] and report["metrics"][1]["variance_reduction"]
+    return path
 
 
 def test_other_parquet_encodings_of_an_export_read_the_same(tmp_path):
@@ -453,4 +457,10 @@ def test_a_spark_error_is_reported_by_its_root_cause():
 
 @pytest.mark.parametrize("plan", [pytest.param(p, marks=ON_SPARK, id=p.stem) for p in PLANS])
 def test_spark_local_mode_agrees(plan):
+    _close(_report(plan, engine="spark"), _report(plan))
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=ON_SPARK) for n in [*FIXTURES, "every"]])
+def test_spark_local_mode_agrees_on_the_fixtures(name, tmp_path):
+    plan = write_every_feature(tmp_path) if name == "every" else FIXTURES[name].write(tmp_path)
     _close(_report(plan, engine="spark"), _report(plan))

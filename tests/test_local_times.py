@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import polars as pl
 import pytest
 import sqlglot
 import yaml
@@ -65,6 +66,24 @@ def test_local_times_around_daylight_saving_changes_agree_on_every_engine(tmp_pa
     assert _converted(report) == {"control": (20, expected), "treatment": (20, expected)}
     window = next(c for c in report["checks"] if c["name"] == "exposure_window")
     assert "0 without timestamp" in window["message"]  # no skipped time was read as missing
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_local_times_read_alike_by_the_dense_arrays(tmp_path, monkeypatch, fmt):
+    """The dense path (taken from 2 M exposure rows) reads the same local times: a CSV's once, a
+    Parquet export's through the scan."""
+    from croctl.pipeline import dense
+
+    plan = write_local_times(tmp_path)
+    if fmt == "parquet":
+        for name in ("exposures", "events"):
+            frame = pl.read_csv(tmp_path / f"{name}.csv", try_parse_dates=True)
+            frame.write_parquet(tmp_path / f"{name}.parquet")
+        text = plan.read_text().replace(".csv", ".parquet")
+        plan.write_text(text)
+    expected = _converted(_report(plan))
+    monkeypatch.setattr(dense, "MIN_ROWS", 0)
+    assert _converted(_report(plan)) == expected == {"control": (20, 0.8), "treatment": (20, 0.8)}
 
 
 @pytest.mark.parametrize("engine", [pytest.param("spark", marks=ON_SPARK)])

@@ -10,8 +10,9 @@ Where the engines' own functions disagree, the SQL is spelled out to Polars' mea
   engine's ROUND (no tie is left for its rule to decide).
 
 A cast of a number with a fraction to an integer type is truncated by Polars and Spark and
-rounded by DuckDB and PostgreSQL; there is no spelling both read alike, so such a filter is a plan
-error that asks for FLOOR, CEIL, TRUNC or ROUND (`fractions_cast_to_integers`).
+rounded by DuckDB and PostgreSQL; no spelling reads alike on all of them, so binding the plan
+makes such a filter a plan error that asks for FLOOR, CEIL, TRUNC or ROUND (`integer_casts`
+gives it the casts' operands, whose Polars types it checks).
 """
 
 from __future__ import annotations
