@@ -1,6 +1,6 @@
 """Metric filters mean on the SQL engines what they mean on Polars, where the engines' own
-functions differ (ROUND's halves, CONCAT's nulls), and a cast no spelling makes agree is a plan
-error."""
+functions differ (ROUND's halves, CONCAT's nulls, TRIM's white space), and a cast no spelling
+makes agree is a plan error."""
 
 from __future__ import annotations
 
@@ -28,9 +28,11 @@ FILTERS = {
     "cents": ("round(amount, 2) = 0.12", 1),  # 0.125 is a binary tie: to even, 0.12
     "nested": ("round(round(amount * 3, 1) / 2) = 4", 2),  # 2.5: 3.75; 2.4: 7.2 / 2 = 3.6
     "null_skipped": ("concat(event_name, '!') = '!'", 1),  # the null name, as Polars skips it
+    "trimmed": ("trim(event_name) = 'cart'", 2),  # a tab, a no-break space and a line break
+    "left_trimmed": ("ltrim(event_name) = 'cart'", 0),  # both keep their trailing white space
 }
 AMOUNTS = [2.5, 3.5, -2.5, 0.125, 1.5, 2.4]
-NAMES = ["purchase", "refund", None, "purchase", "cart", "cart"]
+NAMES = ["purchase", "refund", None, "purchase", "cart\t", "\u00a0cart\n"]
 
 
 def write_filters(folder):
@@ -74,13 +76,13 @@ def _counts(report):
 EXPECTED = {name: count for name, (_, count) in FILTERS.items()}
 
 
-def test_filters_with_rounding_and_concatenation_agree_on_every_engine(tmp_path):
+def test_filters_whose_functions_differ_by_engine_agree_on_every_engine(tmp_path):
     report = _assert_parity(write_filters(tmp_path), tmp_path)
     assert _counts(report) == EXPECTED
 
 
 @pytest.mark.parametrize("engine", [pytest.param("spark", marks=ON_SPARK)])
-def test_filters_with_rounding_and_concatenation_agree_on_spark(tmp_path, engine):
+def test_filters_whose_functions_differ_by_engine_agree_on_spark(tmp_path, engine):
     assert _counts(_report(write_filters(tmp_path), engine=engine)) == EXPECTED
 
 

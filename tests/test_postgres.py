@@ -119,7 +119,7 @@ def test_postgres_reads_local_times_around_daylight_saving_changes_alike(psql, t
     _assert_same_report(write_local_times(tmp_path), psql, tmp_path)
 
 
-def test_postgres_rounds_and_concatenates_in_filters_as_polars_does(psql, tmp_path):
+def test_postgres_reads_filters_as_polars_does(psql, tmp_path):
     _assert_same_report(write_filters(tmp_path), psql, tmp_path)
 
 

@@ -5,6 +5,9 @@ Where the engines' own functions disagree, the SQL is spelled out to Polars' mea
 
 - It is parsed as DuckDB's SQL: `/` divides exactly and CONCAT skips nulls, as in Polars
   (sqlglot's default reading made CONCAT `||`, which gives null for a null column).
+- TRIM without characters removes every white space character in Polars (tabs, line breaks,
+  no-break spaces: Unicode's White_Space, as Rust's `str::trim`) and only spaces elsewhere: the
+  SQL names the characters.
 - ROUND rounds halves to even in Polars (`round(2.5)` is 2) and away from zero in DuckDB, Spark,
   BigQuery and Snowflake (3). The SQL rounds a half to even itself, and other values with the
   engine's ROUND (no tie is left for its rule to decide).
@@ -23,11 +26,20 @@ from sqlglot import exp
 from croctl.pipeline.sqlexpr import num
 
 _ROUNDED = (exp.Floor, exp.Ceil, exp.Round, exp.Trunc)
+_WHITE_SPACE = (
+    "".join(  # Unicode's White_Space property, which Polars' trim removes
+        map(chr, [*range(9, 14), 32, 0x85, 0xA0, 0x1680, *range(0x2000, 0x200B), 0x2028, 0x2029])
+    )
+    + "\u202f\u205f\u3000"
+)
 
 
 def filter_sql(sql: str) -> exp.Expression:
     """The filter as the SQL engines should evaluate it (see the module's docstring)."""
     tree = sqlglot.parse_one(sql, read="duckdb")
+    for trim in tree.find_all(exp.Trim):
+        if trim.args.get("expression") is None:
+            trim.set("expression", exp.Literal.string(_WHITE_SPACE))
     for node in reversed(list(tree.find_all(exp.Round))):  # inner calls first
         spelled = _round_half_even(node)
         if node is tree:
