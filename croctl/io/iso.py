@@ -22,7 +22,7 @@ _OFFSET = re.compile(r"(Z|[+-]\d{2}:?\d{2})$", re.IGNORECASE)
 # `... 12:00:00.000 +0000`. Such text is closed up to ISO 8601 (`Z`, `+0000`) before the parse.
 _SPACED_ZONE = re.compile(r" (UTC|[+-]\d{2}:?\d{2})$")
 SPACED_ZONES = ((" UTC", "Z"), (" +", "+"), (" -", "-"))  # literal replacements, in order
-_BEFORE_CHANGE = timedelta(hours=3)  # no zone changes its offset twice within three hours
+BEFORE_CHANGE = timedelta(hours=3)  # no zone changes its offset twice within three hours
 _Text = TypeVar("_Text", pl.Expr, pl.Series)
 
 # A date written day and month first or month and day first: 02/10/2026, 10-02-2026
@@ -138,7 +138,7 @@ def _read_skipped(pair: pl.Series, timezone: str) -> pl.Series:
     skipped = reading.is_null() & local.is_not_null()
     if not skipped.any():
         return reading
-    earlier = (local.filter(skipped) - _BEFORE_CHANGE).dt.replace_time_zone(
+    earlier = (local.filter(skipped) - BEFORE_CHANGE).dt.replace_time_zone(
         timezone, ambiguous="latest", non_existent="null"
     )
-    return reading.scatter(skipped.arg_true(), earlier + _BEFORE_CHANGE)
+    return reading.scatter(skipped.arg_true(), earlier + BEFORE_CHANGE)

@@ -6,10 +6,11 @@ from datetime import datetime
 
 from sqlglot import exp
 
+from croctl.io.iso import BEFORE_CHANGE
 from croctl.io.values import WHOLE_FRACTION
 
 _MAX = exp.Literal.number("1.7976931348623157e308")
-_CHANGE = 3 * 3600  # seconds: no zone changes its offset twice within three hours
+_CHANGE = BEFORE_CHANGE.total_seconds()  # the later reading, as `local_to_utc` takes it
 
 
 def col(name: str, table: str | None = None) -> exp.Column:
