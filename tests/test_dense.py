@@ -73,7 +73,7 @@ def test_the_benchmark_export_gives_the_hash_query_report(tmp_path, monkeypatch,
     generate.generate(3000, 15, "parquet", tmp_path, shape=shape)
     layouts = []
     original = dense_rows._zeros
-    monkeypatch.setattr(dense_rows, "_zeros", lambda *a: layouts.append(a[1]) or original(*a))
+    monkeypatch.setattr(dense_rows, "_zeros", lambda *a: layouts.append(a[2]) or original(*a))
     report = _on_both(tmp_path / "plan.yaml", monkeypatch)
     assert report["verdict"] != "invalid"
     assert layouts == [shape == "scattered"]
@@ -319,8 +319,8 @@ def _duplicates(batches: list[list[int | None]], lows: list[np.ndarray] | None =
         kernel.add_rows(
             zeros, zeros, flags, high, low, np.zeros((0, len(batch))),
             kernel.unit_pairs(np.zeros(1, np.int64), np.zeros(1, np.uint32), np.ones(1, np.bool_)),
-            (empty, empty, empty, empty, empty), False, True,
-            ids.bits, ids.keys, ids.state, np.zeros((0, 1)), checks, k % 2 == 0,
+            (empty, empty, empty, empty, empty, empty), False, True, ids.bits, ids.keys,
+            ids.state, np.zeros((0, 1), np.uint32), np.zeros((0, 1)), checks, k % 2 == 0,
         )  # fmt: skip
     return int(checks[1, 0])
 
@@ -396,6 +396,43 @@ def test_sums_laid_out_unit_by_unit_come_back_measure_by_measure():
     assert np.array_equal(measure_major(wide), wide)
     already = np.zeros((3, 7))
     assert measure_major(already) is already
+
+
+@pytest.mark.parametrize("scattered", [False, True])
+def test_counts_and_sums_of_values_each_add_up_in_their_own_array(scattered):
+    """Counts are 32-bit integers, sums of values float64; each measure reads back in its order."""
+    rng = np.random.default_rng(7)
+    units, rows = 50, 400
+    unit = rng.integers(0, units, rows).astype(np.int64)
+    flags = rng.integers(0, 4, rows).astype(np.uint64)  # bits 0 and 1: two metric filters
+    values = rng.random((1, rows))
+    counted = [True, False, False, True]  # count, sum on filter 0; sum, count on filter 1
+    never = np.full(4, kernel.NEVER, np.int64)
+    spans = (
+        np.array([0, 0, 1, 1], np.int64),  # filter bit
+        np.array([-1, 0, 0, -1], np.int64),  # value row, -1: add 1
+        np.zeros(4, np.int64),
+        never,
+        never,
+        np.array(unit_sums.measure_rows(counted), np.int64),
+    )
+    assert list(spans[-1]) == [0, 0, 1, 1]
+    sums = unit_sums.UnitSums.zeros(counted, units, scattered)
+    ids = kernel.IdSet(integer=True)
+    pairs = kernel.unit_pairs(
+        np.zeros(units, np.int64), np.zeros(units, np.uint32), np.ones(units, np.bool_)
+    )
+    nothing = np.zeros(rows, np.int64)
+    kernel.add_rows(
+        unit, nothing, flags, nothing, nothing, values, pairs, spans, False, False, ids.bits,
+        ids.keys, ids.state, sums.counts, sums.values, np.zeros((2, 1), np.int64), scattered,
+    )  # fmt: skip
+    for j, column in enumerate(sums.per_measure()):
+        on = (flags >> spans[0][j].astype(np.uint64)) & np.uint64(1) == 1
+        expected = np.bincount(unit[on], None if counted[j] else values[0][on], minlength=units)
+        assert column.dtype == (np.uint32 if counted[j] else np.float64)
+        assert column.flags.c_contiguous  # the unit table takes it uncopied
+        np.testing.assert_allclose(column, expected, rtol=1e-12)
 
 
 def test_sums_in_a_mapping_are_copied_out_whole_as_their_pages_are_given_back(monkeypatch):

@@ -47,11 +47,10 @@ from croctl.pipeline.keys import segment_words, segments_from_words
 from croctl.pipeline.names import MISSING_SEGMENT, START, VARIANT, word_col
 from croctl.pipeline.slots import KeyedSlots, RangeSlots, Slots
 from croctl.pipeline.table import source_counts
-from croctl.pipeline.unit_sums import measure_major
 from croctl.plan import Plan
 
 if TYPE_CHECKING:
-    from croctl.pipeline.kernel import F64, I64, U32, U64, Bools
+    from croctl.pipeline.kernel import F64, I64, U32, U64, Bools, Sums
 
 VALID = "__valid"
 _EXPOSURE_COUNTS = ("rows", "no_timestamp", "before_start", "after_end")
@@ -121,7 +120,7 @@ def dense_results(bound: BoundPlan, slots: Slots) -> dict[str, pl.DataFrame]:
         "multiple_variants": summary,
     }
     columns: dict[str, str] = {}  # metric side (`num3`) -> the column of its per-unit sums
-    sums: dict[str, F64] = {}
+    sums: dict[str, Sums] = {}
     table: dict[str, object] = {
         VARIANT: units.low,
         VALID: valid,
@@ -139,19 +138,19 @@ def dense_results(bound: BoundPlan, slots: Slots) -> dict[str, pl.DataFrame]:
         covered = {name: slots.covered(name) for name in bound.sources}
         slots.release()
     for name, source in bound.sources.items():
-        measures, checks, measured = source_sums(bound, source, slots, pairs, apart.pop(name))
-        measured_sums[name] = (measures, measured)
+        unit_sums, checks, measured = source_sums(bound, source, slots, pairs, apart.pop(name))
+        measured_sums[name] = (unit_sums, measured)
         results[f"rows:{name}"] = _per_variant(checks, source_counts(plan, name))
     del pairs  # coverage reads each row's unit alone: ~0.16 GB less held while it reads
     for name in bound.sources:
         table[f"__covered:{name}"] = covered[name] if name in covered else slots.covered(name)
     slots.release()  # the keyed slots' table (~0.3 GB at 10 M units), not read by the cells
     for name in list(measured_sums):
-        measures, measured = measured_sums.pop(name)
-        measures = measure_major(measures)  # contiguous columns: the frame takes them uncopied
+        unit_sums, measured = measured_sums.pop(name)
+        per_measure = unit_sums.per_measure()  # contiguous columns: the frame takes them uncopied
         for side, j in measured.items():
             columns[side] = f"__sum:{name}:{j}"
-            sums[columns[side]] = measures[j]
+            sums[columns[side]] = per_measure[j]
     frame = pl.DataFrame(table | sums).lazy().filter(pl.col(VALID))
     frame = frame.with_columns(
         pl.col(VARIANT).cat.to(pl.Categorical),
@@ -345,7 +344,7 @@ def _refuse_too_many_cells(plan: Plan, units: _Units, valid: Bools) -> None:
 
 
 def _caps(
-    plan: Plan, sums: dict[str, F64], columns: dict[str, str], valid: Bools
+    plan: Plan, sums: dict[str, Sums], columns: dict[str, str], valid: Bools
 ) -> pl.LazyFrame | None:
     """Each capped metric's pooled quantile over the valid units, as `caps.padded_quantile`."""
     if not plan.capped or not valid.any():

@@ -18,11 +18,11 @@ from croctl.pipeline.held import KEEP, kept_chunks
 from croctl.pipeline.keys import fingerprint_words
 from croctl.pipeline.slots import KeyedSlots, Slots, long_ids
 from croctl.pipeline.table import source_counts
-from croctl.pipeline.unit_sums import unit_major_zeros
+from croctl.pipeline.unit_sums import UnitSums, measure_rows
 from croctl.plan import MetricSpec
 
 if TYPE_CHECKING:
-    from croctl.pipeline.kernel import F64, I64, MeasureSpans
+    from croctl.pipeline.kernel import I64, MeasureSpans
     from croctl.pipeline.unit_index import I32
 
 MAX_FILTERS = 32  # flag bits 0-31: one per distinct metric filter
@@ -39,7 +39,7 @@ def matrix(batch: pl.DataFrame, names: list[str], dtype: type[np.generic]) -> np
 
 def source_sums(
     bound: BoundPlan, source: BoundSource, slots: Slots, units: I64, kept: I32 | None = None
-) -> tuple[F64, I64, dict[str, int]]:
+) -> tuple[UnitSums, I64, dict[str, int]]:
     """Per measure and slot, the source's sums; per check and variant code, its counts.
 
     `units`: per slot, the unit's start and variant code, -1 when its rows do not count
@@ -51,8 +51,7 @@ def source_sums(
     spec = bound.plan.sources[source.name]
     measures = Measures.of(bound, source.name)
     values = bound.plan.source_values(source.name)
-    shape = (len(measures.flag), len(units))
-    sums: F64 | None = None  # laid out by how the first batch's rows come (`_zeros`)
+    sums: UnitSums | None = None  # laid out by how the first batch's rows come (`_zeros`)
     variants = int(units[:, 1].max(initial=0)) + 1
     checks = np.zeros((len(source_counts(bound.plan, source.name)), variants), np.int64)
     spans = measures.spans(values)
@@ -75,7 +74,7 @@ def source_sums(
         ids.reserve(id_high, flags >> kernel.NULL_ID_BIT & 1 == 0)
         scattered = slots.scattered or far_apart(unit)
         if sums is None:
-            sums = _zeros(shape, scattered)
+            sums = _zeros(measures, len(units), scattered)
         kernel.add_rows(
             unit,
             batch.get_column("__ts").to_numpy(),
@@ -84,17 +83,20 @@ def source_sums(
             batch.get_column("__id_low").to_numpy(),
             matrix(batch, values, np.float64),
             units,
-            (spans.flag, spans.value, spans.since, spans.until, spans.before),
+            (spans.flag, spans.value, spans.since, spans.until, spans.before, spans.row),
             spec.timestamp is not None,
             spec.id is not None,
             ids.bits,
             ids.keys,
             ids.state,
-            sums,
+            sums.counts,
+            sums.values,
             checks,
             scattered,
         )
-    return (_zeros(shape, slots.scattered) if sums is None else sums), checks, measures.columns
+    if sums is None:
+        sums = _zeros(measures, len(units), slots.scattered)
+    return sums, checks, measures.columns
 
 
 def read_apart(bound: BoundPlan, source: BoundSource, slots: Slots) -> I32 | None:
@@ -154,13 +156,9 @@ _NEAR = 64  # slots: a step between neighbouring rows' units this short stays in
 _SAMPLE = 4096  # rows `far_apart` looks at
 
 
-def _zeros(shape: tuple[int, int], scattered: bool) -> F64:
-    """`sums[j, u]`, zero; a unit's measures side by side when its rows come scattered.
-
-    Rows in no order of the units (text ids' slots, or an export in time order) each touch
-    their unit's sums: one cache line for all its measures instead of one per measure.
-    """
-    return unit_major_zeros(shape[1], shape[0]) if scattered else np.zeros(shape)
+def _zeros(measures: Measures, units: int, scattered: bool) -> UnitSums:
+    """The measures' zero sums over `units` slots, unit by unit when the rows come `scattered`."""
+    return UnitSums.zeros(measures.counted, units, scattered)
 
 
 def csv_sources(bound: BoundPlan) -> set[str]:
@@ -224,6 +222,11 @@ class Measures:
             self.before.append(span[4])
         self.columns[side] = keys[key]
 
+    @property
+    def counted(self) -> list[bool]:
+        """Per measure: does it count rows (rather than sum a value)?"""
+        return [value is None for value in self.value]
+
     def spans(self, values: list[str]) -> MeasureSpans:
         """The arrays for `kernel.add_rows`; `values` orders the rows of its values matrix."""
         from croctl.pipeline.kernel import MeasureSpans
@@ -235,6 +238,7 @@ class Measures:
             np.array(self.since, np.int64),
             np.array(self.until, np.int64),
             np.array(self.before, np.int64),
+            np.array(measure_rows(self.counted), np.int64),
         )
 
 
