@@ -79,6 +79,19 @@ def test_the_benchmark_export_gives_the_hash_query_report(tmp_path, monkeypatch,
     assert layouts == [shape == "scattered"]
 
 
+@pytest.mark.parametrize("shape", ["tidy", "scattered"])
+def test_twenty_metrics_give_the_hash_query_report(tmp_path, monkeypatch, shape):
+    """`bench/many_metrics.yaml`: 14 measures, 11 of them counts, windows of 1, 3 and 7 days."""
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    import generate  # type: ignore[import-not-found]
+
+    generate.generate(3000, 15, "parquet", tmp_path, shape=shape)
+    plan = tmp_path / "many_metrics.yaml"
+    plan.write_text((ROOT / "bench" / "many_metrics.yaml").read_text())
+    report = _on_both(plan, monkeypatch)
+    assert len(report["metrics"]) == 20
+
+
 def _edge_export(
     folder: Path,
     event_id: Callable[[int], object],
