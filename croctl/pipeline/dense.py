@@ -50,7 +50,8 @@ from croctl.pipeline.table import source_counts
 from croctl.plan import Plan
 
 if TYPE_CHECKING:
-    from croctl.pipeline.kernel import F64, I64, U32, U64, Bools, Sums
+    from croctl.pipeline.kernel import F64, I64, U32, U64, Bools
+    from croctl.pipeline.unit_sums import Sums
 
 VALID = "__valid"
 _EXPOSURE_COUNTS = ("rows", "no_timestamp", "before_start", "after_end")

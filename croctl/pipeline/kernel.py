@@ -21,13 +21,13 @@ statistics (`croctl.evaluate`) can then run beside them instead of waiting for t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from numba import njit, prange
 
 from croctl.pipeline.prefetch import prefetch
+from croctl.pipeline.unit_sums import Sums
 
 NO_TIME = np.iinfo(np.int64).min  # a row without a timestamp: it never counts where time matters
 NEVER = np.iinfo(np.int64).max // 2  # a span without an end (still safe to add a start to)
@@ -39,7 +39,6 @@ I64 = npt.NDArray[np.int64]
 U32 = npt.NDArray[np.uint32]
 U64 = npt.NDArray[np.uint64]
 F64 = npt.NDArray[np.float64]
-Sums = npt.NDArray[Any]  # per-unit counts or sums of values (`unit_sums`)
 Bools = npt.NDArray[np.bool_]
 
 
