@@ -101,8 +101,9 @@ def _edge_export(
     """Units 1-60 with a null-id exposure, a unit shown both arms, exposures outside the window
     or without a time, and events on ids outside the exposures' range, a null id, rows logged
     twice (same event id, `event_id(i)` for row i), rows before exposure; a lookback and a
-    column covariate, a window, a cap and a funnel. `bad`: "revenue" or "pre" with NaN values,
-    "variant" with a null variant. `unit_id`: unit i's id, and the column's type."""
+    column covariate, a window, caps (of a sum of values and of a count) and a funnel. `bad`:
+    "revenue" or "pre" with NaN values, "variant" with a null variant. `unit_id`: unit i's id,
+    and the column's type."""
     unit, dtype = unit_id
     units = [*range(1, 61), None, 7, 61, 62, 63, 3]
     times = [f"2026-10-0{2 + i % 4}T0{i % 9}:00:00Z" for i in range(len(units) - 4)]
@@ -163,6 +164,13 @@ def _edge_export(
                 "value": "revenue",
                 "cap": 0.9,
                 "covariate": "pre",
+            },
+            "carts": {  # a capped count: its cap is a quantile of 32-bit counts in the loop
+                "role": "diagnostic",
+                "type": "mean",
+                "source": "events",
+                "filter": "event_name = 'cart'",
+                "cap": 0.8,
             },
         },
         "funnels": {
