@@ -70,6 +70,32 @@ def test_duckdb_baseline_agrees_with_croctl(
     run._check_agreement(tmp_path)  # raises SystemExit naming the first disagreement
 
 
+@pytest.mark.parametrize("dense_arrays", [False, True], ids=["hash-query", "dense"])
+def test_an_outsiders_export_reads_out_as_the_baseline_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dense_arrays: bool
+) -> None:
+    """`outsider.py`: one events file, each event's user at random, chunks in time order."""
+    from croctl.pipeline import dense
+
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    baselines, run, outsider = (_bench_module(n) for n in ("baselines", "run", "outsider"))
+    monkeypatch.setattr(outsider, "CHUNK", 25_000)  # several chunks, each in time order
+    outsider.write(4000, 60_000, tmp_path)
+    runs: list[object] = []
+    original = dense.dense_results
+    monkeypatch.setattr(dense, "dense_results", lambda *a: runs.append(a) or original(*a))
+    if dense_arrays:
+        monkeypatch.setattr(dense, "MIN_ROWS", 0)
+    report = str(tmp_path / "report.json")
+    result = CliRunner().invoke(
+        app, ["evaluate", str(tmp_path / "plan.yaml"), "-f", "json", "-o", report]
+    )
+    assert result.exit_code in (0, 1, 4), result.output
+    assert bool(runs) == dense_arrays
+    baselines.run_duckdb(tmp_path)
+    run._check_agreement(tmp_path)
+
+
 def test_agreement_check_catches_a_baseline_doing_other_work(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
