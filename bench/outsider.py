@@ -2,10 +2,11 @@
 
     python bench/outsider.py USERS EVENTS DIR     # e.g. 10000000 150000000 /tmp/outsider
 
-Written from the issue's description only, as an outsider would: one exposure row per user;
-events in **one** Parquet file written by pyarrow in chunks of 5 M rows (snappy, row groups of
-1 Mi rows), each event's user drawn at random (a user's events are scattered through the file
-and their number varies), each chunk in time order, sequential event ids, revenue on purchases.
+Built as someone writing their own generator from the issue's description might build it,
+not from croctl's generator: one exposure row per user; events in **one** Parquet file written
+by pyarrow in chunks of 5 M rows (snappy, row groups of 1 Mi rows), each event's user drawn at
+random (a user's events are scattered through the file and their number varies), each chunk in
+time order, sequential event ids, revenue on purchases.
 Column names are the benchmark's, so `baselines.py` and `run.py`'s agreement check apply; the
 plan is the benchmark's (`generate.PLAN`).
 """
