@@ -37,32 +37,23 @@ class UnitSums:
     counts: Sums  # uint32
     values: Sums  # float64
     counted: list[bool]  # per measure: a count of rows, or a sum of values
-    row: list[int]  # per measure: its row in `counts` or in `values`
 
     @classmethod
     def zeros(cls, counted: list[bool], units: int, scattered: bool) -> UnitSums:
-        """Zero sums of `units` units; each unit's measures side by side when `scattered`.
-
-        Rows in no order of the units (text ids' slots, or an export in time order) each touch
-        their unit's sums: one cache line for its measures instead of one per measure.
-        """
+        """Zero sums of `units` units, laid out unit by unit when the rows come `scattered`."""
         counts, values = sum(counted), len(counted) - sum(counted)
         zeros = unit_major_zeros if scattered else lambda u, m, dtype: np.zeros((m, u), dtype)
-        return cls(
-            zeros(units, counts, np.uint32),
-            zeros(units, values, np.float64),
-            counted,
-            measure_rows(counted),
-        )
+        return cls(zeros(units, counts, np.uint32), zeros(units, values, np.float64), counted)
 
     def per_measure(self) -> list[Sums]:
         """Each measure's sums over the units, contiguous; unit-major ones are consumed."""
         counts, values = measure_major(self.counts), measure_major(self.values)
-        return [counts[k] if c else values[k] for c, k in zip(self.counted, self.row, strict=True)]
+        rows = measure_rows(self.counted)
+        return [counts[k] if c else values[k] for c, k in zip(self.counted, rows, strict=True)]
 
 
 def measure_rows(counted: list[bool]) -> list[int]:
-    """Each measure's row in its sums (`UnitSums.row`): counts and values numbered apart."""
+    """Each measure's row in its sums (`MeasureSpans.row`): counts and values numbered apart."""
     rows, seen = [], [0, 0]  # per kind (values, counts): the measures numbered so far
     for kind in counted:
         rows.append(seen[kind])
