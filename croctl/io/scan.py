@@ -83,6 +83,8 @@ class ExportScan:
     inferred: tuple[pl.Expr, ...] | None = None  # None: no format was taken from a sample
     kinds: dict[str, TimestampKind] = field(default_factory=dict)
     typed_from: int | None = INFER_ROWS  # a CSV's first rows its filter columns are typed by
+    stored: dict[str, pl.DataType] = field(default_factory=dict)  # the columns as read, untyped
+    typing: tuple[pl.Expr, ...] = ()  # `raw`'s columns from the `stored` ones
 
     @property
     def frame(self) -> pl.LazyFrame:
@@ -152,7 +154,9 @@ def scan_export(
             column = column.cast(pl.String)
         exprs.append(column.alias(name))
     inferences = tuple(inferred) if sampled else None
-    return ExportScan(raw.select(exprs), tuple(times), inferences, kinds, typed_from)
+    typing = tuple(exprs)
+    scan = ExportScan(raw.select(typing), tuple(times), inferences, kinds, typed_from)
+    return replace(scan, stored=dict(schema), typing=typing)
 
 
 def _scan_raw(files: ExportFiles, needs: ColumnNeeds, typed_from: int | None) -> pl.LazyFrame:

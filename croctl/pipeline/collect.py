@@ -10,7 +10,7 @@ import polars as pl
 
 from croctl.errors import DataError
 from croctl.io import FailedExport, diagnose_failure
-from croctl.pipeline import dense
+from croctl.pipeline import dense, sift
 from croctl.pipeline.bind import check_filters
 from croctl.pipeline.bound import BoundPlan, BoundSource
 from croctl.pipeline.build import build_query
@@ -39,6 +39,7 @@ def collect_query(
         DataError: the exports cannot be read or parsed; located by `diagnose_failure`.
     """
     try:
+        sift.preload(bound)  # numba loads while the exposures are read
         held = hold_exposures(bound)
         if covered is None and (integer := integer_keyed(held)) is not None:
             try:

@@ -1,0 +1,125 @@
+"""The compiled loop of `sift`: which lines of a CSV no metric can use, and their unit ids.
+
+Bytes in, bytes out, so that Polars parses only the lines kept. A line is dropped only when
+every test below says so with certainty; any doubt keeps it, and Polars then reads it (and
+fails on it) as it would have read the whole file:
+
+- it has exactly the header's number of fields;
+- its key field (the column every metric filter tests) is none of the literals;
+- its unit id is written as `numbered_ids` reads a number: `0` or `-?[1-9][0-9]*`, up to 18
+  digits (19-digit ids are kept for Polars to check against 2^63).
+
+A dropped line's unit id marks coverage (`seen[id - lo]`, or the spare slot `seen[width]` for a
+null or an id outside the exposures' range), as `held` marks a kept line's. A quote ends the
+loop (-1): a quoted field may hold separators and line breaks, and the file goes to Polars.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+from numba import njit
+
+COMMA, NEWLINE, RETURN, QUOTE, MINUS, ZERO = 44, 10, 13, 34, 45, 48
+MAX_DIGITS = 18  # below 2^63 whatever the digits
+
+Bytes = npt.NDArray[np.uint8]
+
+
+@njit(cache=True, nogil=True)
+def sift_lines(
+    text: Bytes,
+    columns: int,
+    unit: int,
+    key: int,
+    literals: Bytes,
+    ends: npt.NDArray[np.int64],
+    lo: int,
+    width: int,
+    seen: npt.NDArray[np.bool_],
+    out: Bytes,
+) -> int:  # pragma: no cover - compiled; run by every sifted CSV readout
+    """Copy the lines of `text` to keep into `out`; return how many bytes they take (-1: a quote).
+
+    `text` is whole lines, the last ending in a line break. `literals` holds the key's values
+    end to end, literal `i` ending at `ends[i]`.
+    """
+    kept, start, stop = 0, 0, text.shape[0]
+    while start < stop:
+        field, j, field_start = 0, start, start
+        key_start, key_end, unit_start, unit_end = 0, -1, 0, -1
+        while True:
+            # every byte of an unquoted field but a space or one of !"#$%&'()*+ is above a comma:
+            # one comparison per byte, most of the time
+            while text[j] > COMMA:
+                j += 1
+            if text[j] == COMMA or text[j] == NEWLINE:
+                if field == key:
+                    key_start, key_end = field_start, j
+                elif field == unit:
+                    unit_start, unit_end = field_start, j
+                field += 1
+                if text[j] == NEWLINE:
+                    break
+                field_start = j + 1
+            elif text[j] == QUOTE:
+                return -1
+            j += 1
+        end = j  # the line break
+        if key_end == end and key_end > key_start and text[key_end - 1] == RETURN:
+            key_end -= 1
+        if unit_end == end and unit_end > unit_start and text[unit_end - 1] == RETURN:
+            unit_end -= 1
+        keep = field != columns or _is_literal(text, key_start, key_end, literals, ends)
+        if not keep:
+            keep = not _mark_unit(text, unit_start, unit_end, lo, width, seen)
+        if keep:
+            length = end + 1 - start
+            out[kept : kept + length] = text[start : end + 1]
+            kept += length
+        start = end + 1
+    return kept
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _is_literal(
+    text: Bytes, start: int, end: int, literals: Bytes, ends: npt.NDArray[np.int64]
+) -> bool:  # pragma: no cover - compiled
+    """Are the bytes `text[start:end]` one of the literals?"""
+    begin = 0
+    for i in range(ends.shape[0]):
+        if ends[i] - begin == end - start:
+            same = True
+            for k in range(end - start):
+                if text[start + k] != literals[begin + k]:
+                    same = False
+                    break
+            if same:
+                return True
+        begin = ends[i]
+    return False
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _mark_unit(
+    text: Bytes, start: int, end: int, lo: int, width: int, seen: npt.NDArray[np.bool_]
+) -> bool:  # pragma: no cover - compiled
+    """Mark the unit id `text[start:end]` seen; False if it is not a number written plainly."""
+    if start == end:  # an empty field: a null id
+        seen[width] = True
+        return True
+    at, negative = start, text[start] == MINUS
+    if negative:
+        at += 1
+    digits = end - at
+    if digits == 0 or digits > MAX_DIGITS or (text[at] == ZERO and (digits > 1 or negative)):
+        return False  # `-`, too long, `007`, `-0`: `numbered_ids` refuses these
+    number = 0
+    for k in range(at, end):
+        digit = int(text[k]) - ZERO
+        if digit < 0 or digit > 9:
+            return False
+        number = number * 10 + digit
+    offset = (-number if negative else number) - lo
+    seen[offset if 0 <= offset < width else width] = True
+    return True

@@ -1,0 +1,189 @@
+"""A CSV's unused lines dropped before Polars reads it (`sift`, `sift_kernel`).
+
+The compiled loop is held to a plain-Python reading of the same lines, and to Polars: the
+lines it keeps must include every line a literal filter keeps, and the ids of the lines it
+drops must be marked as `held` marks them.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from croctl.pipeline import bind_plan, held, numbered_ids, sift
+from croctl.pipeline.coverage import Span
+from croctl.pipeline.sift import Sieve, sieve_of, sift_csv
+from croctl.plan import load_plan
+from tests.test_csv_once import _as_csv
+from tests.test_dense import _edge_export
+from tests.test_engines import _report
+from tests.test_golden import _close
+
+HEADER = "event_id,user_id,ts,event_name,revenue\n"
+NAMES = ("purchase", "refund")
+SIEVE = Sieve("event_name", frozenset(NAMES), "user_id")
+SPAN = Span(lo=-2, hi=1000, rows=10)  # ids -2..1000 have slots; others share the spare one
+_PLAIN = re.compile(r"0|-?[1-9][0-9]{0,17}")
+
+ids = st.sampled_from(["", "0", "7", "-2", "-3", "1000", "1001", "007", "-0", "+5", "12a", "-"])
+names = st.sampled_from(["purchase", "refund", "page_view", "", "purchase ", "Purchase", "refun"])
+lines = st.builds(
+    lambda user, name, extra, end: (
+        ",".join(["1", user, "2026-10-01T00:00:00Z", name, "2.5", "x"][: 5 + extra]) + end
+    ),
+    ids,
+    names,
+    st.sampled_from([0, 0, 0, -1, 1, -4]),  # now and then a line with fields missing or extra
+    st.sampled_from(["\n", "\r\n"]),
+)
+
+
+def _expected(text: str, span: Span) -> tuple[str, np.ndarray]:
+    """The kept lines and the dropped lines' marks, by splitting each line in Python.
+
+    A last line without a line break is kept whatever it holds (Polars reads it).
+    """
+    seen = np.zeros(span.width + 1, np.bool_)
+    header, *rows = text.splitlines(keepends=True)
+    kept = [header]
+    for row in rows:
+        fields = row.rstrip("\r\n").split(",")
+        if len(fields) != 5 or fields[3] in NAMES or not row.endswith("\n"):
+            kept.append(row if row.endswith("\n") else row + "\n")
+        elif fields[1] == "":
+            seen[span.width] = True
+        elif _PLAIN.fullmatch(fields[1]):
+            offset = int(fields[1]) - span.lo
+            seen[offset if 0 <= offset < span.width else span.width] = True
+        else:
+            kept.append(row if row.endswith("\n") else row + "\n")
+    return "".join(kept), seen
+
+
+def _sift(tmp_path: Path, *texts: str) -> tuple[bytes | None, np.ndarray]:
+    paths = []
+    for i, text in enumerate(texts):
+        paths.append(tmp_path / f"part-{i}.csv")
+        paths[-1].write_bytes(text.encode())
+    seen = np.zeros(SPAN.width + 1, np.bool_)
+    return sift_csv(paths, SIEVE, SPAN, seen), seen
+
+
+@settings(max_examples=150, deadline=None)
+@given(rows=st.lists(lines, max_size=40), last_break=st.booleans())
+def test_lines_kept_and_ids_marked_as_python_reads_them(tmp_path_factory, rows, last_break):
+    text = HEADER + "".join(rows)
+    if not last_break and rows:
+        text = text.removesuffix("\r\n").removesuffix("\n")
+    kept, seen = _sift(tmp_path_factory.mktemp("sift"), text)
+    expected, marks = _expected(text, SPAN)
+    assert kept is not None
+    assert kept.decode() == expected
+    assert (seen == marks).all()
+
+
+@settings(max_examples=50, deadline=None)
+@given(rows=st.lists(lines.filter(lambda line: line.count(",") == 4), max_size=40))
+def test_a_literal_filter_keeps_the_same_rows_of_the_sifted_text(tmp_path_factory, rows):
+    text = HEADER + "".join(rows)
+    kept, _ = _sift(tmp_path_factory.mktemp("sift"), text)
+    assert kept is not None
+
+    def filtered(data: bytes) -> pl.DataFrame:
+        frame = pl.read_csv(data, infer_schema=False)
+        return frame.filter(pl.col("event_name").is_in(NAMES))
+
+    assert filtered(kept).equals(filtered(text.encode()))
+
+
+def test_windows_split_lines_anywhere(tmp_path, monkeypatch):
+    rows = [f"{i},{i % 997},t,{('purchase', 'view', 'refund')[i % 3]},{i}\n" for i in range(9000)]
+    text = HEADER + "".join(rows)
+    whole = _sift(tmp_path, text)
+    monkeypatch.setattr(sift, "WINDOW", 4096)  # ~50 windows, lines across their edges
+    windowed = _sift(tmp_path, text)
+    assert whole[0] == windowed[0] == _expected(text, SPAN)[0].encode()
+    assert (whole[1] == windowed[1]).all()
+
+
+def test_files_are_joined_under_one_header(tmp_path):
+    first, second = HEADER + "1,3,t,view,\n", HEADER + "2,4,t,refund,\n3,5,t,view,\n"
+    kept, seen = _sift(tmp_path, first, second)
+    assert kept == (HEADER + "2,4,t,refund,\n").encode()
+    assert np.flatnonzero(seen).tolist() == [3 - SPAN.lo, 5 - SPAN.lo]
+
+
+@pytest.mark.parametrize(
+    "texts",
+    [
+        [HEADER + '1,3,t,"view",\n'],  # a quote: fields may hold separators and line breaks
+        [HEADER + "1,3,t,view,\n", "user_id,event_id,ts,event_name,revenue\n"],  # headers differ
+        [""],  # an empty file: Polars says so
+        ["event_id,user_id,ts\n1,3,t\n"],  # no key column
+        [HEADER + "1,3,t,view," + "x" * 5000 + "\n"],  # a line longer than a window
+    ],
+    ids=["quote", "headers", "empty", "columns", "long-line"],
+)
+def test_what_the_loop_does_not_read_goes_to_polars_whole(tmp_path, monkeypatch, texts):
+    monkeypatch.setattr(sift, "WINDOW", 4096)
+    assert _sift(tmp_path, *texts)[0] is None
+
+
+@pytest.mark.parametrize(
+    ("filters", "sieve"),
+    [
+        (["event_name = 'purchase'"], {"purchase"}),
+        (
+            ["event_name = 'purchase'", "\"event_name\" in ('cart', 'a,b')"],
+            {"purchase", "cart", "a,b"},
+        ),
+        (["event_name = 'purchase'", "revenue > 1"], None),
+        (["event_name = 'purchase' AND revenue > 1"], None),
+        (["event_name = 'it''s'"], None),
+        (["event_name = 'purchase'", "other = 'purchase'"], None),
+    ],
+)
+def test_sieves_are_taken_from_literal_filters_on_one_text_column(tmp_path, filters, sieve):
+    plan_path = _as_csv(_edge_export(tmp_path, int))
+    events = plan_path.parent / "events.csv"
+    pl.read_csv(events).with_columns(other=pl.col("event_name")).write_csv(events)
+    plan = yaml.safe_load(plan_path.read_text())
+    del plan["funnels"]
+    plan["metrics"] = {
+        f"m{i}": {"role": "diagnostic", "type": "proportion", "source": "events", "filter": f}
+        for i, f in enumerate(filters)
+    }
+    plan["metrics"]["m0"]["role"] = "primary"
+    plan_path.write_text(yaml.safe_dump(plan))
+    keyed = numbered_ids.integer_keyed(held.hold_exposures(bind_plan(load_plan(plan_path))))
+    assert keyed is not None
+    found = sieve_of(keyed, keyed.sources["events"], Span(lo=1, hi=63, rows=66))
+    assert (found.values if found else None) == (frozenset(sieve) if sieve else None)
+
+
+def test_an_edge_export_read_sifted_gives_the_unsifted_and_duckdb_reports(tmp_path, monkeypatch):
+    plan = _as_csv(_edge_export(tmp_path, int))
+    texts: list[bytes | None] = []
+
+    def spy(*args):  # type: ignore[no-untyped-def]
+        texts.append(found := sift_csv(*args))
+        return found
+
+    monkeypatch.setattr(held, "sift_csv", spy)
+    report = _report(plan)
+    assert (
+        texts
+        and texts[0] is not None
+        and len(texts[0]) < (plan.parent / "events.csv").stat().st_size
+    )
+    with monkeypatch.context() as m:
+        m.setattr(held, "sieve_of", lambda *args: None)
+        _close(report, _report(plan))
+    _close(report, _report(plan, engine="duckdb"))
