@@ -16,14 +16,22 @@ loop (-1): a quoted field may hold separators and line breaks, and the file goes
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import cast
+
 import numpy as np
 import numpy.typing as npt
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 COMMA, NEWLINE, RETURN, QUOTE, MINUS, ZERO = 44, 10, 13, 34, 45, 48
 MAX_DIGITS = 18  # below 2^63 whatever the digits
+_FORTY_FIVES, _TOP_BITS = np.uint64(0x2D2D2D2D2D2D2D2D), np.uint64(0x8080808080808080)
 
 Bytes = npt.NDArray[np.uint8]
+Typed = tuple[object, object]  # an intrinsic's signature and code generator
 
 
 @njit(cache=True, nogil=True)
@@ -49,10 +57,7 @@ def sift_lines(
         field, j, field_start = 0, start, start
         key_start, key_end, unit_start, unit_end = 0, -1, 0, -1
         while True:
-            # every byte of an unquoted field but a space or one of !"#$%&'()*+ is above a comma:
-            # one comparison per byte, most of the time
-            while text[j] > COMMA:
-                j += 1
+            j = _next_stop(text, j, stop - 8)
             if text[j] == COMMA or text[j] == NEWLINE:
                 if field == key:
                     key_start, key_end = field_start, j
@@ -79,6 +84,51 @@ def sift_lines(
             kept += length
         start = end + 1
     return kept
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _next_stop(text: Bytes, at: int, last_word: int) -> int:  # pragma: no cover - compiled
+    """The first index from `at` whose byte is a space, one of !"#$%&'()*+, a comma or below.
+
+    Every other byte of an unquoted field is above a comma. Eight bytes at a time while a word
+    fits before `last_word` (`text` ends in a line break, which stops the byte loop after it):
+    a byte below 45 sets its top bit in `(x - 0x2d..2d) & ~x & 0x80..80`. A borrow can set
+    bits above a true one, never below, so the lowest set bit is exact.
+    """
+    while at <= last_word:
+        word = _load_word(text, at)
+        below = (word - _FORTY_FIVES) & ~word & _TOP_BITS
+        if below:
+            return at + int(_trailing_zeros(below) >> np.uint64(3))
+        at += 8
+    while text[at] > COMMA:
+        at += 1
+    return at
+
+
+def _load_word_typing(typingctx: object, text: types.Array, at: types.Integer) -> Typed:
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]  # pragma: no cover
+        data = context.make_array(signature.args[0])(context, builder, args[0]).data
+        word = builder.bitcast(builder.gep(data, [args[1]]), ir.IntType(64).as_pointer())
+        return builder.load(word, align=1)
+
+    return types.uint64(text, at), codegen
+
+
+def _trailing_zeros_typing(typingctx: object, word: types.Integer) -> Typed:
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]  # pragma: no cover
+        i64 = ir.IntType(64)
+        count = ir.FunctionType(i64, [i64, ir.IntType(1)])
+        function = cgutils.get_or_insert_function(builder.module, count, "llvm.cttz.i64")  # type: ignore[no-untyped-call]
+        return builder.call(function, [args[0], ir.Constant(ir.IntType(1), 1)])
+
+    return types.uint64(word), codegen
+
+
+# `text[at:at + 8]` as one little-endian unsigned 64-bit word (an unaligned load)
+_load_word = cast(Callable[[Bytes, int], np.uint64], intrinsic(_load_word_typing))
+# how many low bits of a nonzero 64-bit word are 0 (LLVM's `cttz`: one instruction)
+_trailing_zeros = cast(Callable[[np.uint64], np.uint64], intrinsic(_trailing_zeros_typing))
 
 
 @njit(cache=True, nogil=True, inline="always")
