@@ -9,14 +9,15 @@ bitmap. Polars then reads the kept lines (~8 % of the benchmark's) as it reads t
 the metric filters run on them as before: the loop only has to keep a superset.
 
 Whatever the loop is unsure of, it keeps; whatever the files hold that it does not handle sends
-the read back to Polars whole: quotes anywhere (a quoted field may hold a line break), headers
-that differ between files, partition directories, ids that are not plain numbers. A line no
+the read back to Polars whole: quotes other than around a whole field (`sift_kernel`), a line
+break inside quotes, headers that differ between files, partition directories. A line no
 metric uses is then not checked beyond its id: a malformed value in a page view's unused column
 fails Polars' full read but not this one.
 """
 
 from __future__ import annotations
 
+import csv
 import mmap
 import re
 import threading
@@ -121,9 +122,10 @@ def _sift_file(
     parts: list[memoryview] = []
     with path.open("rb") as file:
         first = file.readline(WINDOW)
-        columns = first.rstrip(b"\r\n").removeprefix(b"\xef\xbb\xbf").split(b",")
-        names = [c.decode("utf-8", "replace") for c in columns]
-        if not first.endswith(b"\n") or b'"' in first or len(set(names)) < len(names):
+        if not first.endswith(b"\n") or first.count(b'"') % 2:  # a quoted name goes on
+            return None
+        names = next(csv.reader([first.decode("utf-8-sig", "replace").rstrip("\r\n")]))
+        if len(set(names)) < len(names):
             return None
         if sieve.key not in names or sieve.unit not in names:
             return None

@@ -10,8 +10,13 @@ fails on it) as it would have read the whole file:
   digits (19-digit ids are kept for Polars to check against 2^63).
 
 A dropped line's unit id marks coverage (`seen[id - lo]`, or the spare slot `seen[width]` for a
-null or an id outside the exposures' range), as `held` marks a kept line's. A quote ends the
-loop (-1): a quoted field may hold separators and line breaks, and the file goes to Polars.
+null or an id outside the exposures' range), as `held` marks a kept line's.
+
+A field may be quoted whole (`"purchase"`, as R's `write.csv` and `QUOTE_ALL` writers write
+every text), and is then read without its quotes (`""` is an empty text: its line is kept when
+it is the id). Any other quote ends the loop (-1) and the file goes to Polars whole: a line
+break inside quotes (lines would not be rows), a doubled quote, text after a closing quote, a
+quote inside an unquoted field.
 """
 
 from __future__ import annotations
@@ -47,35 +52,54 @@ def sift_lines(
     seen: npt.NDArray[np.bool_],
     out: Bytes,
 ) -> int:  # pragma: no cover - compiled; run by every sifted CSV readout
-    """Copy the lines of `text` to keep into `out`; return how many bytes they take (-1: a quote).
+    """Copy the lines of `text` to keep into `out`; return how many bytes they take.
+
+    -1: a quote the loop does not read (the module's docstring).
 
     `text` is whole lines, the last ending in a line break. `literals` holds the key's values
     end to end, literal `i` ending at `ends[i]`.
     """
     kept, start, stop = 0, 0, text.shape[0]
     while start < stop:
-        field, j, field_start = 0, start, start
-        key_start, key_end, unit_start, unit_end = 0, -1, 0, -1
+        field, j, field_start, close = 0, start, start, -1
+        key_start, key_end, unit_start, unit_end, unit_quoted = 0, -1, 0, -1, False
         while True:
             j = _next_stop(text, j, stop - 8)
             if text[j] == COMMA or text[j] == NEWLINE:
-                if field == key:
-                    key_start, key_end = field_start, j
-                elif field == unit:
-                    unit_start, unit_end = field_start, j
+                if field in (key, unit):
+                    begin, finish = (field_start + 1, close) if close >= 0 else (field_start, j)
+                    if field == key:
+                        key_start, key_end = begin, finish
+                    else:
+                        unit_start, unit_end, unit_quoted = begin, finish, close >= 0
                 field += 1
                 if text[j] == NEWLINE:
                     break
-                field_start = j + 1
+                field_start, close = j + 1, -1
+                j += 1
             elif text[j] == QUOTE:
-                return -1
-            j += 1
+                if j != field_start or close >= 0:
+                    return -1  # a quote inside a field: Polars reads it its own way
+                close = _closing_quote(text, j + 1)
+                if close < 0:
+                    return -1
+                j = close + 1
+                if not (
+                    text[j] == COMMA
+                    or text[j] == NEWLINE
+                    or (text[j] == RETURN and text[j + 1] == NEWLINE)
+                ):
+                    return -1  # text after the closing quote, or a doubled quote
+            else:
+                j += 1
         end = j  # the line break
         if key_end == end and key_end > key_start and text[key_end - 1] == RETURN:
             key_end -= 1
         if unit_end == end and unit_end > unit_start and text[unit_end - 1] == RETURN:
             unit_end -= 1
         keep = field != columns or _is_literal(text, key_start, key_end, literals, ends)
+        if not keep:  # `""`: an empty text, not a null
+            keep = unit_quoted and unit_start == unit_end
         if not keep:
             keep = not _mark_unit(text, unit_start, unit_end, lo, width, seen)
         if keep:
@@ -84,6 +108,16 @@ def sift_lines(
             kept += length
         start = end + 1
     return kept
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _closing_quote(text: Bytes, at: int) -> int:  # pragma: no cover - compiled
+    """The index of the first quote from `at`; -1 if a line break comes first (inside quotes)."""
+    while text[at] != QUOTE:
+        if text[at] == NEWLINE:
+            return -1
+        at += 1
+    return at
 
 
 @njit(cache=True, nogil=True, inline="always")
