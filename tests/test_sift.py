@@ -21,8 +21,9 @@ from croctl.pipeline import bind_plan, held, numbered_ids, sift
 from croctl.pipeline.coverage import Span
 from croctl.pipeline.sift import Sieve, sieve_of, sift_csv
 from croctl.plan import load_plan
+from tests.conftest import ROOT
 from tests.test_csv_once import _as_csv
-from tests.test_dense import _edge_export
+from tests.test_dense import _edge_export, _on_both
 from tests.test_engines import _report
 from tests.test_golden import _close
 
@@ -226,7 +227,7 @@ def test_an_edge_export_read_sifted_gives_the_unsifted_and_duckdb_reports(
         texts.append(found := sift_csv(*args))
         return found
 
-    monkeypatch.setattr(held, "sift_csv", spy)
+    monkeypatch.setattr(sift, "sift_csv", spy)
     report = _report(plan)
     assert (
         texts
@@ -234,6 +235,23 @@ def test_an_edge_export_read_sifted_gives_the_unsifted_and_duckdb_reports(
         and len(texts[0]) < (plan.parent / "events.csv").stat().st_size
     )
     with monkeypatch.context() as m:
-        m.setattr(held, "sieve_of", lambda *args: None)
+        m.setattr(sift, "sieve_of", lambda *args: None)
         _close(report, _report(plan))
     _close(report, _report(plan, engine="duckdb"))
+
+
+def test_the_dense_arrays_read_a_sifted_csv_as_unsifted_and_as_the_hash_query(
+    tmp_path, monkeypatch
+):
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    import generate  # type: ignore[import-not-found]
+
+    generate.generate(3000, 15, "csv", tmp_path, shape="tidy")  # ids by range: `RangeSlots`
+    plan = tmp_path / "plan.yaml"
+    texts: list[bytes | None] = []
+    original = sift.sift_csv
+    monkeypatch.setattr(sift, "sift_csv", lambda *args: texts.append(original(*args)) or texts[-1])
+    report = _on_both(plan, monkeypatch)  # the hash query, then the dense arrays
+    assert len(texts) == 2 and None not in texts
+    monkeypatch.setattr(sift, "sieve_of", lambda *args: None)
+    _close(_report(plan), report)  # the dense arrays, unsifted

@@ -14,9 +14,11 @@ from croctl.errors import DataError
 from croctl.io import FileFormat
 from croctl.pipeline.bound import BoundPlan, BoundSource
 from croctl.pipeline.build import measures_on
+from croctl.pipeline.coverage import Bitmap
 from croctl.pipeline.held import KEEP, kept_chunks
 from croctl.pipeline.keys import fingerprint_words
-from croctl.pipeline.slots import KeyedSlots, Slots, long_ids
+from croctl.pipeline.sift import sifted_scan
+from croctl.pipeline.slots import KeyedSlots, RangeSlots, Slots, long_ids
 from croctl.pipeline.table import source_counts
 from croctl.pipeline.unit_sums import UnitSums, measure_rows
 from croctl.plan import MetricSpec
@@ -302,7 +304,13 @@ def _one_pass(
     """
     assert source.scan is not None
     keep = pl.any_horizontal(measures.filters)
-    rows, times = source.scan.before(keep)
+    scan = source.scan
+    if isinstance(slots, RangeSlots):  # lines no metric keeps dropped, their ids marked (`sift`)
+        seen = np.zeros(slots.size + 1, np.bool_)  # and a spare slot for ids outside
+        scan = sifted_scan(bound, source, slots.span, seen)
+        if scan is not source.scan:
+            slots.bitmaps[source.name] = Bitmap(slots.span.lo, seen[: slots.size])
+    rows, times = scan.before(keep)
     stream = rows.with_columns(*slots.columns(source), keep.fill_null(False).alias(KEEP))
     tags: list[str | pl.Expr] = [*slots.names, *_tags(bound, source, measures, values)]
     for chunk in kept_chunks(stream, lambda batch: slots.mark(source.name, batch)):

@@ -18,15 +18,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 import numpy as np
-import numpy.typing as npt
 import polars as pl
 
-from croctl.io import ExportScan, FileFormat
+from croctl.io import FileFormat
 from croctl.pipeline.bound import BoundPlan, BoundSource
 from croctl.pipeline.build import rows_used
 from croctl.pipeline.coverage import Bitmap, Coverage, KeysSeen, Span
 from croctl.pipeline.keys import source_key
-from croctl.pipeline.sift import sieve_of, sift_csv
+from croctl.pipeline.sift import sifted_scan
 
 KEEP = "__keep"  # the column `kept_chunks` keeps a row by
 _COVER = "__cover"
@@ -73,7 +72,7 @@ def _hold(
     key = source_key(bound, source)
     span = span if span is not None and span.compact else None  # a bitmap, else a set of keys
     seen = np.zeros(span.width + 1 if span is not None else 0, np.bool_)
-    rows, times = _sifted(bound, source, span, seen).before(used)
+    rows, times = sifted_scan(bound, source, span, seen).before(used)
     columns = rows.collect_schema().names()
     if span is not None:  # null ids, and ids outside the exposures' range, mark a spare slot
         key = pl.when(key.is_between(span.lo, span.hi)).then(key - span.lo).otherwise(span.width)
@@ -103,27 +102,6 @@ def _hold(
     return replace(source, scan=scan, held=True), (
         Bitmap(span.lo, seen[:-1]) if span is not None else keys.keys()
     )
-
-
-def _sifted(
-    bound: BoundPlan, source: BoundSource, span: Span | None, seen: npt.NDArray[np.bool_]
-) -> ExportScan:
-    """The source's scan over the lines `sift` keeps (their ids marked in `seen`), if it can."""
-    assert source.scan is not None
-    sieve = sieve_of(bound, source, span)
-    text = (
-        None if sieve is None or span is None else sift_csv(source.files.paths, sieve, span, seen)
-    )
-    if text is None:
-        seen[:] = False  # a sift given up midway may have marked some ids
-        return source.scan
-    # the lines as Polars reads the files, each needed column typed as the files' scan types it
-    raw = pl.scan_csv(text, schema_overrides=source.scan.stored, infer_schema=False)
-    raw = raw.select(source.scan.typing)
-    if source.unit_text is not None:  # as `numbered_ids` keyed the files' ids
-        assert bound.numbering is not None
-        raw = bound.numbering.numbered(raw, bound.plan.sources[source.name].unit)
-    return replace(source.scan, raw=raw)
 
 
 def _long_text(frame: pl.DataFrame) -> list[str]:

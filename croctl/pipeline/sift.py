@@ -22,14 +22,14 @@ import mmap
 import re
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from croctl.io import FileFormat
+from croctl.io import ExportScan, FileFormat
 from croctl.pipeline.bound import BoundPlan, BoundSource
 from croctl.pipeline.build import measures_on
 from croctl.pipeline.coverage import Span
@@ -60,6 +60,30 @@ def sieve_of(bound: BoundPlan, source: BoundSource, span: Span | None) -> Sieve 
     if numbering is None or numbering.prefix or numbering.width is not None:
         return None
     return _literal_sieve(bound, source) if span is not None and span.compact else None
+
+
+def sifted_scan(
+    bound: BoundPlan, source: BoundSource, span: Span | None, seen: npt.NDArray[np.bool_]
+) -> ExportScan:
+    """The source's scan over the lines `sift_csv` keeps, the others' ids marked in `seen`.
+
+    Its own scan when it cannot be sifted (`seen` then untouched).
+    """
+    assert source.scan is not None
+    sieve = sieve_of(bound, source, span)
+    text = (
+        None if sieve is None or span is None else sift_csv(source.files.paths, sieve, span, seen)
+    )
+    if text is None:
+        seen[:] = False  # a sift given up midway may have marked some ids
+        return source.scan
+    # the lines as Polars reads the files, each needed column typed as the files' scan types it
+    raw = pl.scan_csv(text, schema_overrides=source.scan.stored, infer_schema=False)
+    raw = raw.select(source.scan.typing)
+    if source.unit_text is not None:  # as `numbered_ids` keyed the files' ids
+        assert bound.numbering is not None
+        raw = bound.numbering.numbered(raw, bound.plan.sources[source.name].unit)
+    return replace(source.scan, raw=raw)
 
 
 def preload(bound: BoundPlan) -> None:
