@@ -164,6 +164,13 @@ def test_files_are_joined_under_one_header(tmp_path):
     assert np.flatnonzero(seen).tolist() == [3 - SPAN.lo, 5 - SPAN.lo]
 
 
+def test_a_byte_order_mark_and_quoted_names_are_read_in_the_header(tmp_path):
+    header = "\ufeff" + ",".join(f'"{name}"' for name in HEADER.strip().split(",")) + "\n"
+    kept, seen = _sift(tmp_path, header + "1,3,t,view,\n2,4,t,refund,\n")
+    assert kept == (header + "2,4,t,refund,\n").encode()
+    assert np.flatnonzero(seen).tolist() == [3 - SPAN.lo]
+
+
 @pytest.mark.parametrize(
     "texts",
     [

@@ -80,7 +80,7 @@ def sift_lines(
             elif text[j] == QUOTE:
                 if j != field_start or close >= 0:
                     return -1  # a quote inside a field: Polars reads it its own way
-                close = _closing_quote(text, j + 1)
+                close = _closing_quote(text, j + 1, stop - 8)
                 if close < 0:
                     return -1
                 j = close + 1
@@ -111,13 +111,15 @@ def sift_lines(
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _closing_quote(text: Bytes, at: int) -> int:  # pragma: no cover - compiled
+def _closing_quote(text: Bytes, at: int, last_word: int) -> int:  # pragma: no cover - compiled
     """The index of the first quote from `at`; -1 if a line break comes first (inside quotes)."""
-    while text[at] != QUOTE:
+    while True:
+        at = _next_stop(text, at, last_word)  # quotes and line breaks are below a comma
+        if text[at] == QUOTE:
+            return at
         if text[at] == NEWLINE:
             return -1
         at += 1
-    return at
 
 
 @njit(cache=True, nogil=True, inline="always")
