@@ -81,7 +81,15 @@ def _fields(row: str) -> list[tuple[str, bool]] | None:
         at += 1
 
 
-def _expected(text: str, span: Span) -> tuple[str | None, np.ndarray]:
+def _number(user: str, sieve: Sieve) -> int | None:
+    """The id's number as `numbered_ids` reads it, if it does."""
+    digits = user.removeprefix(sieve.prefix) if user.startswith(sieve.prefix) else ""
+    if sieve.padded:
+        return int(digits) if re.fullmatch(f"[0-9]{{{sieve.padded}}}", digits) else None
+    return int(digits) if _PLAIN.fullmatch(digits) else None
+
+
+def _expected(text: str, span: Span, sieve: Sieve = SIEVE) -> tuple[str | None, np.ndarray]:
     """The kept lines and the dropped lines' marks, by splitting each line in Python.
 
     A last line without a line break is kept whatever it holds (Polars reads it).
@@ -98,21 +106,21 @@ def _expected(text: str, span: Span) -> tuple[str | None, np.ndarray]:
             kept.append(row + "\n")
         elif user == "":
             seen[span.width] = True
-        elif _PLAIN.fullmatch(user):
-            offset = int(user) - span.lo
+        elif (number := _number(user, sieve)) is not None:
+            offset = number - span.lo
             seen[offset if 0 <= offset < span.width else span.width] = True
         else:
             kept.append(row + "\n")
     return "".join(kept) + (tail + "\n" if tail else ""), seen
 
 
-def _sift(tmp_path: Path, *texts: str) -> tuple[bytes | None, np.ndarray]:
+def _sift(tmp_path: Path, *texts: str, sieve: Sieve = SIEVE) -> tuple[bytes | None, np.ndarray]:
     paths = []
     for i, text in enumerate(texts):
         paths.append(tmp_path / f"part-{i}.csv")
         paths[-1].write_bytes(text.encode())
     seen = np.zeros(SPAN.width + 1, np.bool_)
-    return sift_csv(paths, SIEVE, SPAN, seen), seen
+    return sift_csv(paths, sieve, SPAN, seen), seen
 
 
 @settings(max_examples=150, deadline=None)
@@ -126,6 +134,18 @@ def test_lines_kept_and_ids_marked_as_python_reads_them(tmp_path_factory, rows, 
     assert (kept.decode() if kept is not None else None) == expected
     if kept is not None:
         assert (seen == marks).all()
+
+
+@pytest.mark.parametrize("padded", [0, 3], ids=["canonical", "padded"])
+@settings(max_examples=60, deadline=None)
+@given(users=st.lists(st.sampled_from(["u007", "u7", "u0", "u1000", "x007", "u-7", "u-07", "u"])))
+def test_numbered_ids_are_read_after_their_prefix(tmp_path_factory, padded, users):
+    sieve = Sieve("event_name", frozenset(NAMES), "user_id", prefix="u", padded=padded)
+    text = HEADER + "".join(f"1,{user},t,view,\n" for user in users)
+    kept, seen = _sift(tmp_path_factory.mktemp("sift"), text, sieve=sieve)
+    expected, marks = _expected(text, SPAN, sieve)
+    assert kept is not None and kept.decode() == expected
+    assert (seen == marks).all()
 
 
 @settings(max_examples=50, deadline=None)
@@ -222,10 +242,15 @@ def test_sieves_are_taken_from_literal_filters_on_one_text_column(tmp_path, filt
 
 # non_numeric, read untyped: every value quoted, nulls left empty, as R's write.csv writes text
 @pytest.mark.parametrize("quotes", ["necessary", "non_numeric"])
+@pytest.mark.parametrize(
+    "unit",
+    [str, lambda i: f"user_{i}", lambda i: f"u{i:04d}"],
+    ids=["integer", "prefixed", "padded"],
+)
 def test_an_edge_export_read_sifted_gives_the_unsifted_and_duckdb_reports(
-    tmp_path, monkeypatch, quotes
+    tmp_path, monkeypatch, quotes, unit
 ):
-    plan = _as_csv(_edge_export(tmp_path, int))
+    plan = _as_csv(_edge_export(tmp_path, int, unit_id=(unit, pl.String())))
     events = plan.parent / "events.csv"
     pl.read_csv(events, infer_schema=False).write_csv(events, quote_style=quotes)
     texts: list[bytes | None] = []

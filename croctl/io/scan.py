@@ -83,8 +83,8 @@ class ExportScan:
     inferred: tuple[pl.Expr, ...] | None = None  # None: no format was taken from a sample
     kinds: dict[str, TimestampKind] = field(default_factory=dict)
     typed_from: int | None = INFER_ROWS  # a CSV's first rows its filter columns are typed by
-    stored: dict[str, pl.DataType] = field(default_factory=dict)  # the columns as read, untyped
-    typing: tuple[pl.Expr, ...] = ()  # `raw`'s columns from the `stored` ones
+    stored: dict[str, pl.DataType] = field(default_factory=dict)  # needed columns as read
+    typing: tuple[pl.Expr, ...] = ()  # `raw`'s columns from the `stored` ones (a CSV re-read)
 
     @property
     def frame(self) -> pl.LazyFrame:

@@ -48,18 +48,20 @@ class Sieve:
     key: str
     values: frozenset[str]
     unit: str
+    prefix: str = ""  # the ids' numbering (`numbered_ids.Numbering`)
+    padded: int = 0  # the padded width of their digits (0: written canonically)
 
 
 def sieve_of(bound: BoundPlan, source: BoundSource, span: Span | None) -> Sieve | None:
     """The sieve for a CSV source, or None when its lines must all go to Polars.
 
     Every measure on the source must filter the same text column to literals; the unit ids must
-    be numbers written plainly (`Numbering()`), marked in a bitmap (a compact span).
+    be numbered (`numbered_ids`), marked in a bitmap (a compact span).
     """
-    numbering = bound.numbering
-    if numbering is None or numbering.prefix or numbering.width is not None:
+    numbering, sieve = bound.numbering, _literal_sieve(bound, source)
+    if numbering is None or sieve is None or span is None or not span.compact:
         return None
-    return _literal_sieve(bound, source) if span is not None and span.compact else None
+    return replace(sieve, prefix=numbering.prefix, padded=numbering.width or 0)
 
 
 def sifted_scan(
@@ -71,9 +73,7 @@ def sifted_scan(
     """
     assert source.scan is not None
     sieve = sieve_of(bound, source, span)
-    text = (
-        None if sieve is None or span is None else sift_csv(source.files.paths, sieve, span, seen)
-    )
+    text = sift_csv(source.files.paths, sieve, span, seen) if sieve and span else None
     if text is None:
         seen[:] = False  # a sift given up midway may have marked some ids
         return source.scan
@@ -184,59 +184,50 @@ class _Sifter:
         values = [v.encode() for v in sorted(sieve.values)]
         self.literals = np.frombuffer(b"".join(values) or b"\0", np.uint8)
         self.ends = np.cumsum([len(v) for v in values], dtype=np.int64)
+        self.prefix, self.padded = np.frombuffer(sieve.prefix.encode(), np.uint8), sieve.padded
         self.columns, self.key, self.unit = (
             len(names),
             names.index(sieve.key),
             names.index(sieve.unit),
         )
         self.lo, self.width, self.seen = span.lo, span.width, seen
-        self.out = [np.empty(0, np.uint8), np.empty(0, np.uint8)]
         self.lines = _compiled()
 
     def __call__(self, window: mmap.mmap, begin: int, end: int) -> list[memoryview] | None:
         """The kept lines of `window[begin:end]` (whole lines), a half on each thread.
 
-        None: a quote.
+        None: a quote the loop does not read. Each half's kept lines go to a new buffer (only
+        the pages written are backed), copied once, into the text Polars reads.
         """
         half = window.find(b"\n", (begin + end) // 2) + 1
         pieces = [
             np.frombuffer(window, np.uint8, half - begin, begin),
             np.frombuffer(window, np.uint8, end - half, half),
         ]
+        outs = [np.empty(len(piece), np.uint8) for piece in pieces]
         kept = [0, 0]
 
         def run(i: int) -> None:
-            kept[i] = self._call(pieces[i], i)
-
-        other = threading.Thread(target=run, args=(1,))
-        other.start()
-        run(0)
-        other.join()
-        if min(kept) < 0:
-            return None
-        return [self.out[i][: kept[i]].data for i in range(2)]
-
-    def _call(self, lines: npt.NDArray[np.uint8], i: int) -> int:
-        """`sift_lines` into a new output buffer `i`: the kept bytes' length.
-
-        New for each window (only the pages written are backed), so that the kept lines are
-        copied once, into the text Polars reads.
-        """
-        self.out[i] = np.empty(len(lines), np.uint8)
-        return int(
-            self.lines(
-                lines,
+            kept[i] = self.lines(
+                pieces[i],
                 self.columns,
                 self.unit,
                 self.key,
                 self.literals,
                 self.ends,
+                self.prefix,
+                self.padded,
                 self.lo,
                 self.width,
                 self.seen,
-                self.out[i],
+                outs[i],
             )
-        )
+
+        other = threading.Thread(target=run, args=(1,))
+        other.start()
+        run(0)
+        other.join()
+        return None if min(kept) < 0 else [out[:n].data for out, n in zip(outs, kept, strict=True)]
 
 
 def _compiled() -> Callable[..., int]:
@@ -249,5 +240,6 @@ def _compiled() -> Callable[..., int]:
     from croctl.pipeline.sift_kernel import sift_lines  # numba: loaded when a CSV is sifted
 
     none, line = np.zeros(1, np.bool_), np.frombuffer(b"\n", np.uint8)
-    sift_lines(line, 2, 0, 1, line, np.ones(1, np.int64), 0, 0, none, np.zeros(1, np.uint8))
+    ends, out = np.ones(1, np.int64), np.zeros(1, np.uint8)
+    sift_lines(line, 2, 0, 1, line, ends, line, 0, 0, 0, none, out)
     return sift_lines

@@ -6,8 +6,9 @@ fails on it) as it would have read the whole file:
 
 - it has exactly the header's number of fields;
 - its key field (the column every metric filter tests) is none of the literals;
-- its unit id is written as `numbered_ids` reads a number: `0` or `-?[1-9][0-9]*`, up to 18
-  digits (19-digit ids are kept for Polars to check against 2^63).
+- its unit id is written as `numbered_ids` reads a number: after the ids' prefix (`user_42`),
+  `0` or `-?[1-9][0-9]*`, or exactly the padded width (`u000042`); up to 18 digits (19-digit
+  ids are kept for Polars to check against 2^63).
 
 A dropped line's unit id marks coverage (`seen[id - lo]`, or the spare slot `seen[width]` for a
 null or an id outside the exposures' range), as `held` marks a kept line's.
@@ -47,6 +48,8 @@ def sift_lines(
     key: int,
     literals: Bytes,
     ends: npt.NDArray[np.int64],
+    prefix: Bytes,
+    padded: int,
     lo: int,
     width: int,
     seen: npt.NDArray[np.bool_],
@@ -101,7 +104,7 @@ def sift_lines(
         if not keep:  # `""`: an empty text, not a null
             keep = unit_quoted and unit_start == unit_end
         if not keep:
-            keep = not _mark_unit(text, unit_start, unit_end, lo, width, seen)
+            keep = not _mark_unit(text, unit_start, unit_end, prefix, padded, lo, width, seen)
         if keep:
             length = end + 1 - start
             out[kept : kept + length] = text[start : end + 1]
@@ -188,18 +191,36 @@ def _is_literal(
 
 @njit(cache=True, nogil=True, inline="always")
 def _mark_unit(
-    text: Bytes, start: int, end: int, lo: int, width: int, seen: npt.NDArray[np.bool_]
+    text: Bytes,
+    start: int,
+    end: int,
+    prefix: Bytes,
+    padded: int,
+    lo: int,
+    width: int,
+    seen: npt.NDArray[np.bool_],
 ) -> bool:  # pragma: no cover - compiled
-    """Mark the unit id `text[start:end]` seen; False if it is not a number written plainly."""
+    """Mark the unit id `text[start:end]` seen; False if `numbered_ids` would not read it.
+
+    Its number follows `prefix`, written canonically, or in exactly `padded` digits (> 0).
+    """
     if start == end:  # an empty field: a null id
         seen[width] = True
         return True
-    at, negative = start, text[start] == MINUS
+    if end - start < prefix.shape[0]:
+        return False
+    for k in range(prefix.shape[0]):
+        if text[start + k] != prefix[k]:
+            return False
+    at = start + prefix.shape[0]
+    negative = at < end and text[at] == MINUS
     if negative:
         at += 1
     digits = end - at
-    if digits == 0 or digits > MAX_DIGITS or (text[at] == ZERO and (digits > 1 or negative)):
-        return False  # `-`, too long, `007`, `-0`: `numbered_ids` refuses these
+    if digits == 0 or digits > MAX_DIGITS or (padded and (negative or digits != padded)):
+        return False  # a prefix alone, too long, `-7` or another width where ids are padded
+    if not padded and text[at] == ZERO and (digits > 1 or negative):
+        return False  # `007`, `-0`: not canonical
     number = 0
     for k in range(at, end):
         digit = int(text[k]) - ZERO
