@@ -88,6 +88,15 @@ def make_plan(tmp_path: Path) -> Callable[..., Path]:
 
 
 @pytest.fixture(autouse=True)
+def every_csv_is_sifted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sift the tests' small CSV sources too (`sift.MIN_BYTES`): every CSV readout in the suite
+    then also checks the sift against what its test expects."""
+    from croctl.pipeline import sift
+
+    monkeypatch.setattr(sift, "MIN_BYTES", 0)
+
+
+@pytest.fixture(autouse=True)
 def every_json_report_matches_the_schema(monkeypatch: pytest.MonkeyPatch) -> None:
     """Whenever a test builds a JSON report (CLI or library), validate it against the schema."""
     import json

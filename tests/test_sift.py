@@ -240,6 +240,17 @@ def test_sieves_are_taken_from_literal_filters_on_one_text_column(tmp_path, filt
     assert (found.values if found else None) == (frozenset(sieve) if sieve else None)
 
 
+def test_sources_smaller_than_numbas_start_up_are_left_to_polars(tmp_path, monkeypatch):
+    plan = _as_csv(_edge_export(tmp_path, int))
+    keyed = numbered_ids.integer_keyed(held.hold_exposures(bind_plan(load_plan(plan))))
+    assert keyed is not None
+    span, size = Span(lo=1, hi=63, rows=66), (plan.parent / "events.csv").stat().st_size
+    monkeypatch.setattr(sift, "MIN_BYTES", size + 1)
+    assert sieve_of(keyed, keyed.sources["events"], span) is None
+    monkeypatch.setattr(sift, "MIN_BYTES", size)
+    assert sieve_of(keyed, keyed.sources["events"], span) is not None
+
+
 # non_numeric, read untyped: every value quoted, nulls left empty, as R's write.csv writes text
 @pytest.mark.parametrize("quotes", ["necessary", "non_numeric"])
 @pytest.mark.parametrize(

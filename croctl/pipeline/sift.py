@@ -35,6 +35,10 @@ from croctl.pipeline.build import measures_on
 from croctl.pipeline.coverage import Span
 
 WINDOW = 1 << 26  # bytes of a file mapped at a time (memory stays flat as files grow)
+# Smaller sources are left to Polars: numba's start-up (~0.65 s of one core, ~0.3 s of it
+# waited for) costs what the sift saves at ~400 MB (346 MB: 2.29 s sifted against 2.21 s;
+# 875 MB: 2.71 against 3.08 s).
+MIN_BYTES = 384 << 20
 _NAME = r'(?:"(?P<quoted>[^"]+)"|(?P<plain>[A-Za-z_][A-Za-z0-9_]*))'
 _TEXT = r"'[^']*'"
 _EQUALS = re.compile(rf"\s*{_NAME}\s*=\s*(?P<values>{_TEXT})\s*")
@@ -100,6 +104,8 @@ def _literal_sieve(bound: BoundPlan, source: BoundSource) -> Sieve | None:
     """`sieve_of` by the files and the filters alone."""
     scan, files = source.scan, source.files
     if scan is None or files.format is not FileFormat.CSV or files.partitions or files.reordered:
+        return None
+    if sum(path.stat().st_size for path in files.paths) < MIN_BYTES:
         return None
     filters = [_literal_filter(m.filter) for *_, m in measures_on(bound, source.name)]
     keys = {f[0] if f is not None else None for f in filters}
