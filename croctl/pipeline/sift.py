@@ -77,7 +77,9 @@ def sifted_scan(
     """
     assert source.scan is not None
     sieve = sieve_of(bound, source, span)
-    text = sift_csv(source.files.paths, sieve, span, seen) if sieve and span else None
+    if sieve is None or span is None:  # (`sieve_of` has checked the span: for the types)
+        return source.scan
+    text = sift_csv(source.files.paths, sieve, span, seen)
     if text is None:
         seen[:] = False  # a sift given up midway may have marked some ids
         return source.scan
