@@ -8,6 +8,7 @@ drops must be marked as `held` marks them.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -167,6 +168,64 @@ def test_a_literal_filter_keeps_the_same_rows_of_the_sifted_text(tmp_path_factor
     assert filtered(kept).equals(filtered(text.encode()))
 
 
+def _expected_texts(text: str) -> tuple[str | None, list[str]]:
+    """`_expected` for ids kept as text: the kept lines, and the dropped lines' ids in order.
+
+    An id with a byte past ASCII is left to Polars (its line kept); an empty field is a null.
+    """
+    header, *rows, tail = text.split("\n")
+    kept, handed = [header + "\n"], []
+    for row in rows:
+        fields = _fields(row)
+        if fields is None:
+            return None, []
+        user, quoted = fields[1] if len(fields) == 5 else ("", True)
+        unsure = (quoted and user == "") or not user.isascii()
+        if len(fields) != 5 or fields[3][0] in NAMES or unsure:
+            kept.append(row + "\n")
+        elif user:
+            handed.append(user)
+    return "".join(kept) + (tail + "\n" if tail else ""), handed
+
+
+text_ids = st.sampled_from(["", "a1", "7", "x" * 40, "käse", '"q"', '""', " sp ", '"a,b"', "0x"])
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    rows=st.lists(
+        st.builds(
+            lambda user, name, end: f"1,{user},t,{name},2.5{end}",
+            text_ids,
+            names,
+            st.sampled_from(["\n", "\r\n"]),
+        ),
+        max_size=40,
+    ),
+    small=st.booleans(),
+)
+def test_text_ids_of_dropped_lines_are_handed_on_as_polars_reads_them(
+    tmp_path_factory, rows, small
+):
+    text = HEADER + "".join(rows)
+    path = tmp_path_factory.mktemp("sift") / "part.csv"
+    path.write_bytes(text.encode())
+    handed: list[str] = []
+    with pytest.MonkeyPatch.context() as m:
+        if small:
+            m.setattr(sift, "WINDOW", 4096)  # several windows, each handing its ids on
+        sieve = Sieve("event_name", frozenset(NAMES), "user_id", text=True)
+        kept = sift_csv([path], sieve, None, np.zeros(0, np.bool_), handed.extend)
+    expected, ids = _expected_texts(text)
+    assert (kept.decode() if kept is not None else None) == expected
+    if kept is not None:
+        assert handed == ids
+        # each as Polars reads it from a line no filter keeps (text, not a number)
+        rows_read = pl.read_csv(text.encode(), infer_schema=False)
+        dropped = rows_read.filter(~pl.col("event_name").is_in(NAMES).fill_null(False))
+        assert Counter(handed) <= Counter(dropped.get_column("user_id").drop_nulls().to_list())
+
+
 def test_windows_split_lines_anywhere(tmp_path, monkeypatch):
     rows = [f"{i},{i % 997},t,{('purchase', 'view', 'refund')[i % 3]},{i}\n" for i in range(9000)]
     text = HEADER + "".join(rows)
@@ -251,12 +310,27 @@ def test_sources_smaller_than_numbas_start_up_are_left_to_polars(tmp_path, monke
     assert sieve_of(keyed, keyed.sources["events"], span) is not None
 
 
+def test_a_sifted_source_takes_the_dense_arrays_from_a_quarter_as_many_exposure_rows(
+    tmp_path, monkeypatch
+):
+    from croctl.pipeline import dense
+
+    plan = _as_csv(_edge_export(tmp_path, int))
+    bound = held.hold_exposures(bind_plan(load_plan(plan)))
+    monkeypatch.setattr(dense, "MIN_ROWS", 4 * 66)
+    assert dense.applies(bound, 66)  # numba loads for the sift anyway
+    monkeypatch.setattr(sift, "MIN_BYTES", 1 << 40)  # not sifted: the usual threshold
+    assert not dense.applies(bound, 66)
+    monkeypatch.setattr(dense, "MIN_ROWS", 66)
+    assert dense.applies(bound, 66)
+
+
 # non_numeric, read untyped: every value quoted, nulls left empty, as R's write.csv writes text
 @pytest.mark.parametrize("quotes", ["necessary", "non_numeric"])
 @pytest.mark.parametrize(
     "unit",
-    [str, lambda i: f"user_{i}", lambda i: f"u{i:04d}"],
-    ids=["integer", "prefixed", "padded"],
+    [str, lambda i: f"user_{i}", lambda i: f"u{i:04d}", lambda i: f"{i * 7919:x}-{i}"],
+    ids=["integer", "prefixed", "padded", "text"],
 )
 def test_an_edge_export_read_sifted_gives_the_unsifted_and_duckdb_reports(
     tmp_path, monkeypatch, quotes, unit
@@ -283,13 +357,15 @@ def test_an_edge_export_read_sifted_gives_the_unsifted_and_duckdb_reports(
     _close(report, _report(plan, engine="duckdb"))
 
 
+# tidy: integer ids, slots by range (`RangeSlots`); realistic: hex text ids, by key (`KeyedSlots`)
+@pytest.mark.parametrize("shape", ["tidy", "realistic"])
 def test_the_dense_arrays_read_a_sifted_csv_as_unsifted_and_as_the_hash_query(
-    tmp_path, monkeypatch
+    tmp_path, monkeypatch, shape
 ):
     monkeypatch.syspath_prepend(str(ROOT / "bench"))
     import generate  # type: ignore[import-not-found]
 
-    generate.generate(3000, 15, "csv", tmp_path, shape="tidy")  # ids by range: `RangeSlots`
+    generate.generate(3000, 15, "csv", tmp_path, shape=shape)
     plan = tmp_path / "plan.yaml"
     texts: list[bytes | None] = []
     original = sift.sift_csv

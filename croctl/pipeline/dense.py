@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
-from croctl.pipeline import build
+from croctl.pipeline import build, sift
 from croctl.pipeline.bound import BoundPlan
 from croctl.pipeline.cells import MAX_CELLS, cells_frame, refuse_too_many_cells
 from croctl.pipeline.coverage import Bitmap, Span
@@ -70,8 +70,12 @@ def exposure_rows(bound: BoundPlan, span: Span | None) -> int:
 
 
 def applies(bound: BoundPlan, rows: int) -> bool:
-    """Use the arrays: enough exposure `rows` to pay for numba, and filters the loop can flag."""
-    if rows < MIN_ROWS:
+    """Use the arrays: enough exposure `rows` to pay for numba, and filters the loop can flag.
+
+    A quarter as many when a CSV is sifted, which loads numba anyway: 1 M users with 32-character
+    ids (1.6 M exposure rows) read out in 4.0 s against 4.55 s by the hash query.
+    """
+    if rows < (MIN_ROWS // 4 if sift.sifting(bound) else MIN_ROWS):
         return False
     for name in bound.sources:
         measures = Measures.of(bound, name)

@@ -16,7 +16,7 @@ from croctl.pipeline.bound import BoundPlan, BoundSource
 from croctl.pipeline.build import measures_on
 from croctl.pipeline.coverage import Bitmap
 from croctl.pipeline.held import KEEP, kept_chunks
-from croctl.pipeline.keys import fingerprint_words
+from croctl.pipeline.keys import fingerprint_words, high_word
 from croctl.pipeline.sift import sifted_scan
 from croctl.pipeline.slots import KeyedSlots, RangeSlots, Slots, long_ids
 from croctl.pipeline.table import source_counts
@@ -305,11 +305,19 @@ def _one_pass(
     assert source.scan is not None
     keep = pl.any_horizontal(measures.filters)
     scan = source.scan
-    if isinstance(slots, RangeSlots):  # lines no metric keeps dropped, their ids marked (`sift`)
+    # lines no metric keeps dropped (`sift`), their ids marked
+    if isinstance(slots, RangeSlots):
         seen = np.zeros(slots.size + 1, np.bool_)  # and a spare slot for ids outside
         scan = sifted_scan(bound, source, slots.span, seen)
         if scan is not source.scan:
             slots.bitmaps[source.name] = Bitmap(slots.span.lo, seen[: slots.size])
+    elif not bound.unit_dtype.is_integer():  # text ids: by their keys' high words
+        keyed = slots
+
+        def texts(ids: pl.Series) -> None:
+            keyed.mark_words(source.name, high_word(ids).to_numpy())
+
+        scan = sifted_scan(bound, source, None, np.zeros(0, np.bool_), texts)
     rows, times = scan.before(keep)
     stream = rows.with_columns(*slots.columns(source), keep.fill_null(False).alias(KEEP))
     tags: list[str | pl.Expr] = [*slots.names, *_tags(bound, source, measures, values)]

@@ -78,8 +78,8 @@ def low_word(text: Text) -> Text:
     return text.hash(seed=_LOW_SEED).reinterpret(signed=True)
 
 
-def high_word(text: pl.Expr) -> pl.Expr:
-    """The high 64 bits of `fingerprint`, signed (and not null for null text)."""
+def high_word(text: Text) -> Text:
+    """`fingerprint`'s high 64 bits, signed (not null for null text), of an expression or Series."""
     return text.hash(seed=_HIGH_SEED).reinterpret(signed=True)
 
 

@@ -5,8 +5,9 @@ Polars' CSV reader tokenizes every field of every line before a filter runs: at 
 to literals (`event_name = 'purchase'`, `event_name IN ('refund', 'purchase')`, the common
 case), a compiled loop (`sift_kernel`) reads each line only up to the fields it needs, keeps the
 lines whose key is one of the literals, and marks the other lines' unit ids in the coverage
-bitmap. Polars then reads the kept lines (~8 % of the benchmark's) as it reads the files, and
-the metric filters run on them as before: the loop only has to keep a superset.
+bitmap (numbered ids) or hands them on as text (UUIDs, hex strings: their keys join coverage's).
+Polars then reads the kept lines (~8 % of the benchmark's) as it reads the files, and the
+metric filters run on them as before: the loop only has to keep a superset.
 
 Whatever the loop is unsure of, it keeps; whatever the files hold that it does not handle sends
 the read back to Polars whole: quotes other than around a whole field (`sift_kernel`), a line
@@ -54,32 +55,58 @@ class Sieve:
     unit: str
     prefix: str = ""  # the ids' numbering (`numbered_ids.Numbering`)
     padded: int = 0  # the padded width of their digits (0: written canonically)
+    text: bool = False  # ids kept as text: the dropped lines' ids are handed on, not marked
+
+
+# Where the dropped lines' ids go: numbered ids to a bitmap over the exposures' span (and a
+# spare slot), text ids (the `String` values Polars would read) to a function, window by
+# window. Its Series is valid during the call only: its text is written over by the next window.
+Texts = Callable[[pl.Series], None]
 
 
 def sieve_of(bound: BoundPlan, source: BoundSource, span: Span | None) -> Sieve | None:
     """The sieve for a CSV source, or None when its lines must all go to Polars.
 
-    Every measure on the source must filter the same text column to literals; the unit ids must
-    be numbered (`numbered_ids`), marked in a bitmap (a compact span).
+    Every measure on the source must filter the same text column to literals, not the unit
+    column. Unit ids numbered (`numbered_ids`) are marked in a bitmap (a compact span); ids
+    kept as text, stored as text, are handed on.
     """
     numbering, sieve = bound.numbering, _literal_sieve(bound, source)
-    if numbering is None or sieve is None or span is None or not span.compact:
+    if sieve is None or sieve.key == sieve.unit:
         return None
-    return replace(sieve, prefix=numbering.prefix, padded=numbering.width or 0)
+    if numbering is not None and span is not None and span.compact:
+        return replace(sieve, prefix=numbering.prefix, padded=numbering.width or 0)
+    assert source.scan is not None
+    if bound.unit_dtype == pl.String and _as_written(source.scan, sieve.unit):
+        return replace(sieve, text=True)
+    return None
+
+
+def _as_written(scan: ExportScan, column: str) -> bool:
+    """Is `column` text the scan keeps as written (not `123.0` made `123`, say)?"""
+    typed = [e for e in scan.typing if e.meta.output_name() == column]
+    plain = len(typed) == 1 and typed[0].meta.undo_aliases().meta.eq(pl.col(column))
+    return plain and scan.stored.get(column) == pl.String
 
 
 def sifted_scan(
-    bound: BoundPlan, source: BoundSource, span: Span | None, seen: npt.NDArray[np.bool_]
+    bound: BoundPlan,
+    source: BoundSource,
+    span: Span | None,
+    seen: npt.NDArray[np.bool_],
+    texts: Texts | None = None,
 ) -> ExportScan:
     """The source's scan over the lines `sift_csv` keeps, the others' ids marked in `seen`.
 
-    Its own scan when it cannot be sifted (`seen` then untouched).
+    Text ids go to `texts` instead; without it, a source with text ids is not sifted. Its own
+    scan when it cannot be sifted (`seen` then untouched). A sift given up midway may have
+    handed some ids on: ids the source has, which its whole read hands on again.
     """
     assert source.scan is not None
     sieve = sieve_of(bound, source, span)
-    if sieve is None or span is None:  # (`sieve_of` has checked the span: for the types)
+    if sieve is None or (texts is None if sieve.text else span is None):
         return source.scan
-    text = sift_csv(source.files.paths, sieve, span, seen)
+    text = sift_csv(source.files.paths, sieve, span, seen, texts)
     if text is None:
         seen[:] = False  # a sift given up midway may have marked some ids
         return source.scan
@@ -98,8 +125,13 @@ def preload(bound: BoundPlan) -> None:
     Importing numba and loading the loop take ~0.6 s of one core; the exposures are read
     meanwhile.
     """
-    if any(_literal_sieve(bound, s) for s in bound.sources.values()):
+    if sifting(bound):
         threading.Thread(target=_compiled).start()
+
+
+def sifting(bound: BoundPlan) -> bool:
+    """May a source be sifted (numba is then loaded whatever reads the rows)?"""
+    return any(_literal_sieve(bound, s) for s in bound.sources.values())
 
 
 def _literal_sieve(bound: BoundPlan, source: BoundSource) -> Sieve | None:
@@ -127,16 +159,21 @@ def _literal_filter(sql: str | None) -> tuple[str, frozenset[str]] | None:
 
 
 def sift_csv(
-    paths: Sequence[Path], sieve: Sieve, span: Span, seen: npt.NDArray[np.bool_]
+    paths: Sequence[Path],
+    sieve: Sieve,
+    span: Span | None,
+    seen: npt.NDArray[np.bool_],
+    texts: Texts | None = None,
 ) -> bytes | None:
     """The files' header and the lines `sieve` keeps, as one CSV text; None to read them whole.
 
-    Dropped lines' ids are marked in `seen` (`Bitmap`'s layout plus a spare slot).
+    Dropped lines' ids are marked in `seen` (`Bitmap`'s layout over `span` plus a spare slot),
+    or handed to `texts` when the sieve keeps them as text.
     """
     header: bytes | None = None
     parts: list[memoryview] = []
     for path in paths:
-        sifted = _sift_file(path, sieve, span, seen)
+        sifted = _sift_file(path, sieve, _Marks(span, seen, texts))
         if sifted is None or (header is not None and sifted[0] != header):
             return None
         header = sifted[0]
@@ -144,9 +181,7 @@ def sift_csv(
     return None if header is None else b"".join([header, *parts])
 
 
-def _sift_file(
-    path: Path, sieve: Sieve, span: Span, seen: npt.NDArray[np.bool_]
-) -> tuple[bytes, list[memoryview]] | None:
+def _sift_file(path: Path, sieve: Sieve, marks: _Marks) -> tuple[bytes, list[memoryview]] | None:
     """A file's header line and its kept lines, window by window (None: read it whole)."""
     size = path.stat().st_size
     if size == 0:
@@ -161,7 +196,7 @@ def _sift_file(
             return None
         if sieve.key not in names or sieve.unit not in names:
             return None
-        sift = _Sifter(sieve, names, span, seen)
+        sift = _Sifter(sieve, names, marks)
         at = len(first)
         while at < size:
             base = at - at % mmap.ALLOCATIONGRANULARITY
@@ -183,12 +218,19 @@ def _sift_file(
     return first, parts
 
 
+@dataclass(frozen=True, slots=True)
+class _Marks:
+    """Where a dropped line's unit id goes (`sift_csv`)."""
+
+    span: Span | None
+    seen: npt.NDArray[np.bool_]
+    texts: Texts | None
+
+
 class _Sifter:
     """`sift_lines` over a window of whole lines, in two threads (one per core)."""
 
-    def __init__(
-        self, sieve: Sieve, names: list[str], span: Span, seen: npt.NDArray[np.bool_]
-    ) -> None:
+    def __init__(self, sieve: Sieve, names: list[str], marks: _Marks) -> None:
         values = [v.encode() for v in sorted(sieve.values)]
         self.literals = np.frombuffer(b"".join(values) or b"\0", np.uint8)
         self.ends = np.cumsum([len(v) for v in values], dtype=np.int64)
@@ -198,14 +240,18 @@ class _Sifter:
             names.index(sieve.key),
             names.index(sieve.unit),
         )
-        self.lo, self.width, self.seen = span.lo, span.width, seen
+        span, self.seen, self.texts = marks.span, marks.seen, marks.texts if sieve.text else None
+        self.lo, self.width = (span.lo, span.width) if span is not None else (0, 0)
+        # each thread's room for text ids, reused window after window: fresh pages cost time
+        self.ids = [_TextIds.room(0), _TextIds.room(0)]
         self.lines = _compiled()
 
     def __call__(self, window: mmap.mmap, begin: int, end: int) -> list[memoryview] | None:
         """The kept lines of `window[begin:end]` (whole lines), a half on each thread.
 
         None: a quote the loop does not read. Each half's kept lines go to a new buffer (only
-        the pages written are backed), copied once, into the text Polars reads.
+        the pages written are backed), copied once, into the text Polars reads; its dropped
+        lines' text ids to another, handed on.
         """
         half = window.find(b"\n", (begin + end) // 2) + 1
         pieces = [
@@ -213,6 +259,7 @@ class _Sifter:
             np.frombuffer(window, np.uint8, end - half, half),
         ]
         outs = [np.empty(len(piece), np.uint8) for piece in pieces]
+        ids = [self._room(i, len(piece)) for i, piece in enumerate(pieces)]
         kept = [0, 0]
 
         def run(i: int) -> None:
@@ -229,13 +276,51 @@ class _Sifter:
                 self.width,
                 self.seen,
                 outs[i],
+                self.texts is not None,
+                ids[i].data,
+                ids[i].ends,
+                ids[i].found,
             )
 
         other = threading.Thread(target=run, args=(1,))
         other.start()
         run(0)
         other.join()
-        return None if min(kept) < 0 else [out[:n].data for out, n in zip(outs, kept, strict=True)]
+        if min(kept) < 0:
+            return None
+        if self.texts is not None:
+            self.texts(pl.concat([found.series() for found in ids]))
+        return [out[:n].data for out, n in zip(outs, kept, strict=True)]
+
+    def _room(self, thread: int, size: int) -> _TextIds:
+        """Thread `thread`'s room for the text ids of `size` bytes of lines, emptied."""
+        if self.texts is not None and len(self.ids[thread].data) < size:
+            self.ids[thread] = _TextIds.room(size + size // 8)  # windows' halves vary a little
+        self.ids[thread].found[:] = 0
+        return self.ids[thread]
+
+
+@dataclass(frozen=True, slots=True)
+class _TextIds:
+    """The ids `sift_lines` copies: end to end in `data`, id `i` ending at `ends[i]`."""
+
+    data: npt.NDArray[np.uint8]
+    ends: npt.NDArray[np.int64]
+    found: npt.NDArray[np.int64]  # how many ids, and how many bytes they take
+
+    @classmethod
+    def room(cls, size: int) -> _TextIds:
+        """Room for the ids of `size` bytes of lines (each at least 2 bytes)."""
+        return cls(np.empty(size, np.uint8), np.empty(size // 2, np.int64), np.zeros(2, np.int64))
+
+    def series(self) -> pl.Series:
+        """The ids as Polars reads them from the lines: `String` values over `data` (no copy)."""
+        import pyarrow as pa  # loaded for CSV only, as by `held`
+
+        count, size = (int(n) for n in self.found)
+        offsets = np.concatenate([np.zeros(1, np.int64), self.ends[:count]])
+        data = pa.py_buffer(self.data[:size])
+        return pl.Series(pa.LargeStringArray.from_buffers(count, pa.py_buffer(offsets), data))
 
 
 def _compiled() -> Callable[..., int]:
@@ -248,6 +333,6 @@ def _compiled() -> Callable[..., int]:
     from croctl.pipeline.sift_kernel import sift_lines  # numba: loaded when a CSV is sifted
 
     none, line = np.zeros(1, np.bool_), np.frombuffer(b"\n", np.uint8)
-    ends, out = np.ones(1, np.int64), np.zeros(1, np.uint8)
-    sift_lines(line, 2, 0, 1, line, ends, line, 0, 0, 0, none, out)
+    ends, out, found = np.ones(1, np.int64), np.zeros(1, np.uint8), np.zeros(2, np.int64)
+    sift_lines(line, 2, 0, 1, line, ends, line, 0, 0, 0, none, out, False, out, ends, found)
     return sift_lines

@@ -8,10 +8,11 @@ fails on it) as it would have read the whole file:
 - its key field (the column every metric filter tests) is none of the literals;
 - its unit id is written as `numbered_ids` reads a number: after the ids' prefix (`user_42`),
   `0` or `-?[1-9][0-9]*`, or exactly the padded width (`u000042`); up to 18 digits (19-digit
-  ids are kept for Polars to check against 2^63).
+  ids are kept for Polars to check against 2^63). Ids kept as text: any ASCII text.
 
 A dropped line's unit id marks coverage (`seen[id - lo]`, or the spare slot `seen[width]` for a
-null or an id outside the exposures' range), as `held` marks a kept line's.
+null or an id outside the exposures' range), as `held` marks a kept line's; a text id is
+copied out instead, for `sift` to key as Polars' read would.
 
 A field may be quoted whole (`"purchase"`, as R's `write.csv` and `QUOTE_ALL` writers write
 every text), and is then read without its quotes (`""` is an empty text: its line is kept when
@@ -54,13 +55,18 @@ def sift_lines(
     width: int,
     seen: npt.NDArray[np.bool_],
     out: Bytes,
+    text_ids: bool,
+    ids: Bytes,
+    id_ends: npt.NDArray[np.int64],
+    found: npt.NDArray[np.int64],
 ) -> int:  # pragma: no cover - compiled; run by every sifted CSV readout
     """Copy the lines of `text` to keep into `out`; return how many bytes they take.
 
     -1: a quote the loop does not read (the module's docstring).
 
     `text` is whole lines, the last ending in a line break. `literals` holds the key's values
-    end to end, literal `i` ending at `ends[i]`.
+    end to end, literal `i` ending at `ends[i]`. With `text_ids`, a dropped line's id is copied
+    to `ids` instead of marked (`_copy_unit`; `found` counts the ids and their bytes).
     """
     kept, start, stop = 0, 0, text.shape[0]
     while start < stop:
@@ -103,7 +109,9 @@ def sift_lines(
         keep = field != columns or _is_literal(text, key_start, key_end, literals, ends)
         if not keep:  # `""`: an empty text, not a null
             keep = unit_quoted and unit_start == unit_end
-        if not keep:
+        if not keep and text_ids:
+            keep = not _copy_unit(text, unit_start, unit_end, ids, id_ends, found)
+        elif not keep:
             keep = not _mark_unit(text, unit_start, unit_end, prefix, padded, lo, width, seen)
         if keep:
             length = end + 1 - start
@@ -187,6 +195,33 @@ def _is_literal(
                 return True
         begin = ends[i]
     return False
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _copy_unit(
+    text: Bytes,
+    start: int,
+    end: int,
+    ids: Bytes,
+    id_ends: npt.NDArray[np.int64],
+    found: npt.NDArray[np.int64],
+) -> bool:  # pragma: no cover - compiled
+    """Copy the unit id `text[start:end]` to the end of `ids`; False to leave it to Polars.
+
+    `id_ends[i]` is where id `i` ends; `found` holds how many ids and bytes there are. An
+    empty field is a null id, which marks nothing. Text with a byte past ASCII is left to
+    Polars, which checks that it is UTF-8.
+    """
+    if start == end:
+        return True
+    for k in range(start, end):
+        if text[k] >= 128:
+            return False
+    count, size = found[0], found[1]
+    ids[size : size + end - start] = text[start:end]
+    id_ends[count] = size + end - start
+    found[0], found[1] = count + 1, size + end - start
+    return True
 
 
 @njit(cache=True, nogil=True, inline="always")

@@ -144,11 +144,14 @@ class KeyedSlots:
 
     def mark(self, name: str, batch: pl.DataFrame) -> None:
         """Mark the units a batch of source `name`'s rows (with `columns`) has rows for."""
+        high, null = batch.get_column(_HIGH).to_numpy(), batch.get_column(_NULL).to_numpy()
+        self.mark_words(name, high[~null] if null.any() else high)
+
+    def mark_words(self, name: str, high: I64) -> None:
+        """Mark the units whose keys' high words (no null ids') source `name` has rows for."""
         if name not in self.markers:
             self.markers[name] = self.index.marker()
-        marker = self.markers[name]
-        high, null = batch.get_column(_HIGH).to_numpy(), batch.get_column(_NULL).to_numpy()
-        marker.add(high[~null] if null.any() else high)
+        self.markers[name].add(high)
 
     def kept_slots(self, source: BoundSource, keep: pl.Expr) -> I32:
         """One read of every row's unit id: marks coverage, and gives the kept rows' slots.
