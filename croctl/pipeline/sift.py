@@ -60,7 +60,8 @@ class Sieve:
 
 # Where the dropped lines' ids go: numbered ids to a bitmap over the exposures' span (and a
 # spare slot), text ids (the `String` values Polars would read) to a function, window by
-# window. Its Series is valid during the call only: its text is written over by the next window.
+# window, half a window at a time in no set order (one call at a time). Its Series is valid
+# during the call only: its text is written over by the next window.
 Texts = Callable[[pl.Series], None]
 
 
@@ -244,6 +245,7 @@ class _Sifter:
         self.lo, self.width = (span.lo, span.width) if span is not None else (0, 0)
         # each thread's room for text ids, reused window after window: fresh pages cost time
         self.ids = [_TextIds.room(0), _TextIds.room(0)]
+        self.handing = threading.Lock()  # `texts` is called by one thread at a time
         self.lines = _compiled()
 
     def __call__(self, window: mmap.mmap, begin: int, end: int) -> list[memoryview] | None:
@@ -281,16 +283,29 @@ class _Sifter:
                 ids[i].ends,
                 ids[i].found,
             )
+            if self.texts is not None and kept[i] >= 0:  # while the other half is sifted
+                text = ids[i].series()
+                with self.handing:
+                    self.texts(text)
 
-        other = threading.Thread(target=run, args=(1,))
+        failed: list[BaseException] = []
+
+        def run_other() -> None:
+            try:
+                run(1)
+            except BaseException as error:  # raised here, not lost with the thread
+                failed.append(error)
+
+        other = threading.Thread(target=run_other)
         other.start()
-        run(0)
-        other.join()
-        if min(kept) < 0:
-            return None
-        if self.texts is not None:
-            self.texts(pl.concat([found.series() for found in ids]))
-        return [out[:n].data for out, n in zip(outs, kept, strict=True)]
+        try:
+            run(0)
+        finally:
+            other.join()  # before the window it reads is unmapped
+            pieces.clear()  # views of the window: it could not be unmapped as an error goes up
+        if failed:
+            raise failed[0]
+        return None if min(kept) < 0 else [out[:n].data for out, n in zip(outs, kept, strict=True)]
 
     def _room(self, thread: int, size: int) -> _TextIds:
         """Thread `thread`'s room for the text ids of `size` bytes of lines, emptied."""
