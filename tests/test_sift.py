@@ -116,13 +116,21 @@ def _expected(text: str, span: Span, sieve: Sieve = SIEVE) -> tuple[str | None, 
     return "".join(kept) + (tail + "\n" if tail else ""), seen
 
 
+def _joined(parts: list[bytes] | None) -> bytes | None:
+    """`sift_csv`'s texts as one: the header once, then every text's lines in order."""
+    if parts is None:
+        return None
+    assert all(part.startswith(parts[0][: parts[0].index(b"\n") + 1]) for part in parts)
+    return parts[0] + b"".join(part[part.index(b"\n") + 1 :] for part in parts[1:])
+
+
 def _sift(tmp_path: Path, *texts: str, sieve: Sieve = SIEVE) -> tuple[bytes | None, np.ndarray]:
     paths = []
     for i, text in enumerate(texts):
         paths.append(tmp_path / f"part-{i}.csv")
         paths[-1].write_bytes(text.encode())
     seen = np.zeros(SPAN.width + 1, np.bool_)
-    return sift_csv(paths, sieve, SPAN, seen), seen
+    return _joined(sift_csv(paths, sieve, SPAN, seen)), seen
 
 
 @settings(max_examples=150, deadline=None)
@@ -216,7 +224,7 @@ def test_text_ids_of_dropped_lines_are_handed_on_as_polars_reads_them(
         if small:
             m.setattr(sift, "WINDOW", 4096)  # several windows, each handing its ids on
         sieve = Sieve("event_name", frozenset(NAMES), "user_id", text=True)
-        kept = sift_csv([path], sieve, None, np.zeros(0, np.bool_), handed.extend)
+        kept = _joined(sift_csv([path], sieve, None, np.zeros(0, np.bool_), handed.extend))
     expected, ids = _expected_texts(text)
     assert (kept.decode() if kept is not None else None) == expected
     if kept is not None:
@@ -248,6 +256,19 @@ def test_windows_split_lines_anywhere(tmp_path, monkeypatch):
     windowed = _sift(tmp_path, text)
     assert whole[0] == windowed[0] == _expected(text, SPAN)[0].encode()
     assert (whole[1] == windowed[1]).all()
+
+
+def test_polars_reads_the_texts_as_the_files_kept_rows(tmp_path, monkeypatch):
+    header = "\ufeff" + HEADER.replace("revenue", '"revenue"')  # a BOM, a quoted name
+    rows = [f"{i},{i % 997},t,{('purchase', 'view', 'refund')[i % 3]},{i}\n" for i in range(9000)]
+    (tmp_path / "part-0.csv").write_text(header + "".join(rows[:5000]))
+    (tmp_path / "part-1.csv").write_text(header + "".join(rows[5000:]))
+    monkeypatch.setattr(sift, "WINDOW", 4096)  # many texts, each under the header
+    paths = [tmp_path / "part-0.csv", tmp_path / "part-1.csv"]
+    parts = sift_csv(paths, SIEVE, SPAN, np.zeros(SPAN.width + 1, np.bool_))
+    assert parts is not None and len(parts) > 10
+    whole = pl.read_csv(paths, infer_schema=False).filter(pl.col("event_name").is_in(NAMES))
+    assert pl.scan_csv(parts, infer_schema=False).collect().equals(whole)
 
 
 def test_files_are_joined_under_one_header(tmp_path):
@@ -352,7 +373,7 @@ def test_an_edge_export_read_sifted_gives_the_unsifted_and_duckdb_reports(
     plan = _as_csv(_edge_export(tmp_path, int, unit_id=(unit, pl.String())))
     events = plan.parent / "events.csv"
     pl.read_csv(events, infer_schema=False).write_csv(events, quote_style=quotes)
-    texts: list[bytes | None] = []
+    texts: list[list[bytes] | None] = []
 
     def spy(*args):  # type: ignore[no-untyped-def]
         texts.append(found := sift_csv(*args))
@@ -363,7 +384,7 @@ def test_an_edge_export_read_sifted_gives_the_unsifted_and_duckdb_reports(
     assert (
         texts
         and texts[0] is not None
-        and len(texts[0]) < (plan.parent / "events.csv").stat().st_size
+        and sum(map(len, texts[0])) < (plan.parent / "events.csv").stat().st_size
     )
     with monkeypatch.context() as m:
         m.setattr(sift, "sieve_of", lambda *args: None)
@@ -381,7 +402,7 @@ def test_the_dense_arrays_read_a_sifted_csv_as_unsifted_and_as_the_hash_query(
 
     generate.generate(3000, 15, "csv", tmp_path, shape=shape)
     plan = tmp_path / "plan.yaml"
-    texts: list[bytes | None] = []
+    texts: list[list[bytes] | None] = []
     original = sift.sift_csv
     monkeypatch.setattr(sift, "sift_csv", lambda *args: texts.append(original(*args)) or texts[-1])
     report = _on_both(plan, monkeypatch)  # the hash query, then the dense arrays

@@ -107,12 +107,12 @@ def sifted_scan(
     sieve = sieve_of(bound, source, span)
     if sieve is None or (texts is None if sieve.text else span is None):
         return source.scan
-    text = sift_csv(source.files.paths, sieve, span, seen, texts)
-    if text is None:
+    parts = sift_csv(source.files.paths, sieve, span, seen, texts)
+    if parts is None:
         seen[:] = False  # a sift given up midway may have marked some ids
         return source.scan
     # the lines as Polars reads the files, each needed column typed as the files' scan types it
-    raw = pl.scan_csv(text, schema_overrides=source.scan.stored, infer_schema=False)
+    raw = pl.scan_csv(parts, schema_overrides=source.scan.stored, infer_schema=False)
     raw = raw.select(source.scan.typing)
     if source.unit_text is not None:  # as `numbered_ids` keyed the files' ids
         assert bound.numbering is not None
@@ -165,29 +165,31 @@ def sift_csv(
     span: Span | None,
     seen: npt.NDArray[np.bool_],
     texts: Texts | None = None,
-) -> bytes | None:
-    """The files' header and the lines `sieve` keeps, as one CSV text; None to read them whole.
+) -> list[bytes] | None:
+    """The lines `sieve` keeps, in order, as CSV texts under the files' header; None: read whole.
 
-    Dropped lines' ids are marked in `seen` (`Bitmap`'s layout over `span` plus a spare slot),
-    or handed to `texts` when the sieve keeps them as text.
+    Polars reads such a list as one table. Texts of a few MB each (a half-window's kept lines),
+    where one text joined at the end held every line twice at the peak (3 M CSV users with
+    32-character ids: ~0.5 GB). Dropped lines' ids are marked in `seen` (`Bitmap`'s layout over
+    `span` plus a spare slot), or handed to `texts` when the sieve keeps them as text.
     """
     header: bytes | None = None
-    parts: list[memoryview] = []
+    parts: list[bytes] = []
     for path in paths:
         sifted = _sift_file(path, sieve, _Marks(span, seen, texts))
         if sifted is None or (header is not None and sifted[0] != header):
             return None
         header = sifted[0]
         parts += sifted[1]
-    return None if header is None else b"".join([header, *parts])
+    return None if header is None else parts or [header]
 
 
-def _sift_file(path: Path, sieve: Sieve, marks: _Marks) -> tuple[bytes, list[memoryview]] | None:
-    """A file's header line and its kept lines, window by window (None: read it whole)."""
+def _sift_file(path: Path, sieve: Sieve, marks: _Marks) -> tuple[bytes, list[bytes]] | None:
+    """A file's header line and its kept lines under it, window by window (None: read it whole)."""
     size = path.stat().st_size
     if size == 0:
         return None
-    parts: list[memoryview] = []
+    parts: list[bytes] = []
     with path.open("rb") as file:
         first = file.readline(WINDOW)
         if not first.endswith(b"\n") or first.count(b'"') % 2:  # a quoted name goes on
@@ -197,7 +199,7 @@ def _sift_file(path: Path, sieve: Sieve, marks: _Marks) -> tuple[bytes, list[mem
             return None
         if sieve.key not in names or sieve.unit not in names:
             return None
-        sift = _Sifter(sieve, names, marks)
+        sift = _Sifter(sieve, names, marks, first)
         at = len(first)
         while at < size:
             base = at - at % mmap.ALLOCATIONGRANULARITY
@@ -208,7 +210,7 @@ def _sift_file(path: Path, sieve: Sieve, marks: _Marks) -> tuple[bytes, list[mem
                 if end == 0 and base + length < size:
                     return None  # a line longer than a window
                 if end == 0:  # the last line, without a line break: kept
-                    parts.append(memoryview(window[at - base :] + b"\n"))
+                    parts.append(first + window[at - base :] + b"\n")
                     end = length
                 else:
                     kept = sift(window, at - base, end)
@@ -231,7 +233,8 @@ class _Marks:
 class _Sifter:
     """`sift_lines` over a window of whole lines, in two threads (one per core)."""
 
-    def __init__(self, sieve: Sieve, names: list[str], marks: _Marks) -> None:
+    def __init__(self, sieve: Sieve, names: list[str], marks: _Marks, header: bytes) -> None:
+        self.header = header
         values = [v.encode() for v in sorted(sieve.values)]
         self.literals = np.frombuffer(b"".join(values) or b"\0", np.uint8)
         self.ends = np.cumsum([len(v) for v in values], dtype=np.int64)
@@ -248,12 +251,12 @@ class _Sifter:
         self.handing = threading.Lock()  # `texts` is called by one thread at a time
         self.lines = _compiled()
 
-    def __call__(self, window: mmap.mmap, begin: int, end: int) -> list[memoryview] | None:
+    def __call__(self, window: mmap.mmap, begin: int, end: int) -> list[bytes] | None:
         """The kept lines of `window[begin:end]` (whole lines), a half on each thread.
 
         None: a quote the loop does not read. Each half's kept lines go to a new buffer (only
-        the pages written are backed), copied once, into the text Polars reads; its dropped
-        lines' text ids to another, handed on.
+        the pages written are backed), copied under the header into a text Polars reads; its
+        dropped lines' text ids to another, handed on.
         """
         half = window.find(b"\n", (begin + end) // 2) + 1
         pieces = [
@@ -305,7 +308,11 @@ class _Sifter:
             pieces.clear()  # views of the window: it could not be unmapped as an error goes up
         if failed:
             raise failed[0]
-        return None if min(kept) < 0 else [out[:n].data for out, n in zip(outs, kept, strict=True)]
+        if min(kept) < 0:
+            return None
+        return [
+            b"".join((self.header, out[:n].data)) for out, n in zip(outs, kept, strict=True) if n
+        ]
 
     def _room(self, thread: int, size: int) -> _TextIds:
         """Thread `thread`'s room for the text ids of `size` bytes of lines, emptied."""
