@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from croctl.pipeline import bind_plan, held, numbered_ids, sift
 from croctl.pipeline.coverage import Span
+from croctl.pipeline.keys import high_word
 from croctl.pipeline.sift import Sieve, sieve_of, sift_csv
 from croctl.plan import load_plan
 from tests.conftest import ROOT
@@ -213,39 +214,42 @@ text_ids = st.sampled_from(["", "a1", "7", "x" * 40, "käse", '"q"', '""', " sp 
     ),
     small=st.booleans(),
 )
-def test_text_ids_of_dropped_lines_are_handed_on_as_polars_reads_them(
-    tmp_path_factory, rows, small
-):
+def test_text_ids_of_dropped_lines_are_keyed_as_polars_reads_them(tmp_path_factory, rows, small):
     text = HEADER + "".join(rows)
     path = tmp_path_factory.mktemp("sift") / "part.csv"
     path.write_bytes(text.encode())
-    handed: list[str] = []
+    handed: list[int] = []  # coverage keys (`high_word`)
     with pytest.MonkeyPatch.context() as m:
         if small:
-            m.setattr(sift, "WINDOW", 4096)  # several windows, each handing its ids on
+            m.setattr(sift, "WINDOW", 4096)  # several windows, each handing its keys on
         sieve = Sieve("event_name", frozenset(NAMES), "user_id", text=True)
         kept = _joined(sift_csv([path], sieve, None, np.zeros(0, np.bool_), handed.extend))
     expected, ids = _expected_texts(text)
     assert (kept.decode() if kept is not None else None) == expected
     if kept is not None:
-        assert sorted(handed) == sorted(ids)  # each half-window's as it is sifted
+        assert sorted(handed) == sorted(_keys(ids))  # each half-window's as it is sifted
         # each as Polars reads it from a line no filter keeps (text, not a number)
         rows_read = pl.read_csv(text.encode(), infer_schema=False)
         dropped = rows_read.filter(~pl.col("event_name").is_in(NAMES).fill_null(False))
-        assert Counter(handed) <= Counter(dropped.get_column("user_id").drop_nulls().to_list())
+        assert Counter(handed) <= Counter(_keys(dropped.get_column("user_id").drop_nulls()))
+
+
+def _keys(ids: list[str] | pl.Series) -> list[int]:
+    """Text ids' coverage keys (`keys.high_word`)."""
+    return high_word(pl.Series(ids, dtype=pl.String)).to_list()
 
 
 def test_an_error_on_the_second_thread_is_raised_not_lost(tmp_path):
     path = tmp_path / "part.csv"
     path.write_text(HEADER + "".join(f"{i},u{i},t,view,\n" for i in range(2000)))
 
-    def texts(ids: pl.Series) -> None:
+    def text_keys(words: pl.Series) -> None:
         if threading.current_thread() is not threading.main_thread():
             raise RuntimeError("lost")
 
     sieve = Sieve("event_name", frozenset(NAMES), "user_id", text=True)
     with pytest.raises(RuntimeError, match="lost"):
-        sift_csv([path], sieve, None, np.zeros(0, np.bool_), texts)
+        sift_csv([path], sieve, None, np.zeros(0, np.bool_), text_keys)
 
 
 def test_windows_split_lines_anywhere(tmp_path, monkeypatch):

@@ -16,7 +16,7 @@ from croctl.pipeline.bound import BoundPlan, BoundSource
 from croctl.pipeline.build import measures_on
 from croctl.pipeline.coverage import Bitmap
 from croctl.pipeline.held import KEEP, kept_chunks
-from croctl.pipeline.keys import fingerprint_words, high_word
+from croctl.pipeline.keys import fingerprint_words
 from croctl.pipeline.sift import sifted_scan
 from croctl.pipeline.slots import KeyedSlots, RangeSlots, Slots, long_ids
 from croctl.pipeline.table import source_counts
@@ -314,10 +314,10 @@ def _one_pass(
     elif not bound.unit_dtype.is_integer():  # text ids: by their keys' high words
         keyed = slots
 
-        def texts(ids: pl.Series) -> None:
-            keyed.mark_words(source.name, high_word(ids).to_numpy())
+        def mark(words: pl.Series) -> None:
+            keyed.mark_words(source.name, words.to_numpy())
 
-        scan = sifted_scan(bound, source, None, np.zeros(0, np.bool_), texts)
+        scan = sifted_scan(bound, source, None, np.zeros(0, np.bool_), mark)
     rows, times = scan.before(keep)
     stream = rows.with_columns(*slots.columns(source), keep.fill_null(False).alias(KEEP))
     tags: list[str | pl.Expr] = [*slots.names, *_tags(bound, source, measures, values)]

@@ -24,7 +24,7 @@ from croctl.io import FileFormat
 from croctl.pipeline.bound import BoundPlan, BoundSource
 from croctl.pipeline.build import rows_used
 from croctl.pipeline.coverage import Bitmap, Coverage, KeysSeen, Span
-from croctl.pipeline.keys import high_word, source_key
+from croctl.pipeline.keys import source_key
 from croctl.pipeline.sift import sifted_scan
 
 KEEP = "__keep"  # the column `kept_chunks` keeps a row by
@@ -72,10 +72,8 @@ def _hold(
     key = source_key(bound, source)
     span = span if span is not None and span.compact else None  # a bitmap, else a set of keys
     seen = np.zeros(span.width + 1 if span is not None else 0, np.bool_)
-    sifted: list[pl.Series] = []  # the text ids of the lines the sift drops, keyed as `key` is
-    rows, times = sifted_scan(
-        bound, source, span, seen, lambda ids: sifted.append(high_word(ids))
-    ).before(used)
+    sifted: list[pl.Series] = []  # the keys of the text ids of the lines the sift drops
+    rows, times = sifted_scan(bound, source, span, seen, sifted.append).before(used)
     columns = rows.collect_schema().names()
     if span is not None:  # null ids, and ids outside the exposures' range, mark a spare slot
         key = pl.when(key.is_between(span.lo, span.hi)).then(key - span.lo).otherwise(span.width)

@@ -34,6 +34,7 @@ from croctl.io import ExportScan, FileFormat
 from croctl.pipeline.bound import BoundPlan, BoundSource
 from croctl.pipeline.build import measures_on
 from croctl.pipeline.coverage import Span
+from croctl.pipeline.keys import high_word
 
 WINDOW = 1 << 26  # bytes of a file mapped at a time (memory stays flat as files grow)
 # Smaller sources are left to Polars: numba's start-up (~0.65 s of one core, ~0.3 s of it
@@ -59,10 +60,9 @@ class Sieve:
 
 
 # Where the dropped lines' ids go: numbered ids to a bitmap over the exposures' span (and a
-# spare slot), text ids (the `String` values Polars would read) to a function, window by
-# window, half a window at a time in no set order (one call at a time). Its Series is valid
-# during the call only: its text is written over by the next window.
-Texts = Callable[[pl.Series], None]
+# spare slot); text ids, as coverage keys them (`keys.high_word` of the text Polars would read),
+# to a function, half a window's at a time in no set order (one call at a time)
+TextKeys = Callable[[pl.Series], None]
 
 
 def sieve_of(bound: BoundPlan, source: BoundSource, span: Span | None) -> Sieve | None:
@@ -95,19 +95,19 @@ def sifted_scan(
     source: BoundSource,
     span: Span | None,
     seen: npt.NDArray[np.bool_],
-    texts: Texts | None = None,
+    text_keys: TextKeys | None = None,
 ) -> ExportScan:
     """The source's scan over the lines `sift_csv` keeps, the others' ids marked in `seen`.
 
-    Text ids go to `texts` instead; without it, a source with text ids is not sifted. Its own
-    scan when it cannot be sifted (`seen` then untouched). A sift given up midway may have
-    handed some ids on: ids the source has, which its whole read hands on again.
+    Text ids' keys go to `text_keys` instead; without it, a source with text ids is not sifted.
+    Its own scan when it cannot be sifted (`seen` then untouched). A sift given up midway may
+    have handed some keys on: of ids the source has, which its whole read keys again.
     """
     assert source.scan is not None
     sieve = sieve_of(bound, source, span)
-    if sieve is None or (texts is None if sieve.text else span is None):
+    if sieve is None or (text_keys is None if sieve.text else span is None):
         return source.scan
-    parts = sift_csv(source.files.paths, sieve, span, seen, texts)
+    parts = sift_csv(source.files.paths, sieve, span, seen, text_keys)
     if parts is None:
         seen[:] = False  # a sift given up midway may have marked some ids
         return source.scan
@@ -164,19 +164,19 @@ def sift_csv(
     sieve: Sieve,
     span: Span | None,
     seen: npt.NDArray[np.bool_],
-    texts: Texts | None = None,
+    text_keys: TextKeys | None = None,
 ) -> list[bytes] | None:
     """The lines `sieve` keeps, in order, as CSV texts under the files' header; None: read whole.
 
     Polars reads such a list as one table. Texts of a few MB each (a half-window's kept lines),
     where one text joined at the end held every line twice at the peak (3 M CSV users with
     32-character ids: ~0.5 GB). Dropped lines' ids are marked in `seen` (`Bitmap`'s layout over
-    `span` plus a spare slot), or handed to `texts` when the sieve keeps them as text.
+    `span` plus a spare slot), or their keys handed to `text_keys` when they are text.
     """
     header: bytes | None = None
     parts: list[bytes] = []
     for path in paths:
-        sifted = _sift_file(path, sieve, _Marks(span, seen, texts))
+        sifted = _sift_file(path, sieve, _Marks(span, seen, text_keys))
         if sifted is None or (header is not None and sifted[0] != header):
             return None
         header = sifted[0]
@@ -227,7 +227,7 @@ class _Marks:
 
     span: Span | None
     seen: npt.NDArray[np.bool_]
-    texts: Texts | None
+    text_keys: TextKeys | None
 
 
 class _Sifter:
@@ -244,11 +244,12 @@ class _Sifter:
             names.index(sieve.key),
             names.index(sieve.unit),
         )
-        span, self.seen, self.texts = marks.span, marks.seen, marks.texts if sieve.text else None
+        span, self.seen = marks.span, marks.seen
+        self.text_keys = marks.text_keys if sieve.text else None
         self.lo, self.width = (span.lo, span.width) if span is not None else (0, 0)
         # each thread's room for text ids, reused window after window: fresh pages cost time
         self.ids = [_TextIds.room(0), _TextIds.room(0)]
-        self.handing = threading.Lock()  # `texts` is called by one thread at a time
+        self.handing = threading.Lock()  # `text_keys` is called by one thread at a time
         self.lines = _compiled()
 
     def __call__(self, window: mmap.mmap, begin: int, end: int) -> list[bytes] | None:
@@ -256,7 +257,7 @@ class _Sifter:
 
         None: a quote the loop does not read. Each half's kept lines go to a new buffer (only
         the pages written are backed), copied under the header into a text Polars reads; its
-        dropped lines' text ids to another, handed on.
+        dropped lines' text ids to another, keyed and handed on.
         """
         half = window.find(b"\n", (begin + end) // 2) + 1
         pieces = [
@@ -281,15 +282,15 @@ class _Sifter:
                 self.width,
                 self.seen,
                 outs[i],
-                self.texts is not None,
+                self.text_keys is not None,
                 ids[i].data,
                 ids[i].ends,
                 ids[i].found,
             )
-            if self.texts is not None and kept[i] >= 0:  # while the other half is sifted
-                text = ids[i].series()
+            if self.text_keys is not None and kept[i] >= 0:  # while the other half is sifted
+                words = high_word(ids[i].series())  # before the ids' room is written again
                 with self.handing:
-                    self.texts(text)
+                    self.text_keys(words)
 
         failed: list[BaseException] = []
 
@@ -316,7 +317,7 @@ class _Sifter:
 
     def _room(self, thread: int, size: int) -> _TextIds:
         """Thread `thread`'s room for the text ids of `size` bytes of lines, emptied."""
-        if self.texts is not None and len(self.ids[thread].data) < size:
+        if self.text_keys is not None and len(self.ids[thread].data) < size:
             self.ids[thread] = _TextIds.room(size + size // 8)  # windows' halves vary a little
         self.ids[thread].found[:] = 0
         return self.ids[thread]
