@@ -156,7 +156,8 @@ def _sources(
         lines.append(f"  {name}: {{{', '.join(fields)}}}")
         if not times:
             lines.append("    # no timestamp: joined on the unit and not windowed (CRM-style)")
-        columns = ", ".join(f"{c} ({k})" for c, k in profile.kinds.items())
+        # pandas' `to_csv` writes its index as a first column without a name
+        columns = ", ".join(f"{c or '(unnamed)'} ({k})" for c, k in profile.kinds.items())
         lines.append(f"    # columns: {columns}")
         for column, counts in profile.values.items():
             if column != unit:

@@ -158,3 +158,23 @@ def test_init_takes_no_other_id_column_for_the_event_id(tmp_path):
     result = runner.invoke(app, ["init", *files])
     assert result.exit_code == 0, result.stderr
     assert "id" not in yaml.safe_load(result.stdout)["sources"]["events"]
+
+
+def test_init_names_pandas_unnamed_index_column_and_its_plan_reads_out(tmp_path):
+    """pandas' `to_csv` writes its index first, under an empty name: shown, and harmless."""
+    exposures = write_csv(
+        tmp_path / "exposures.csv",
+        ",user_id,variant,exposed_at",
+        [f"{i},u{i},{'control' if i % 2 else 'treatment'},2026-10-02 12:00:00" for i in range(40)],
+    )
+    events = write_csv(
+        tmp_path / "events.csv",
+        ",user_id,event_name,ts",
+        [f"{i},u{i},{'purchase' if i % 3 else 'page_view'},2026-10-03 08:00:00" for i in range(40)],
+    )
+    plan = tmp_path / "plan.yaml"
+    result = runner.invoke(app, ["init", str(exposures), str(events), "-o", str(plan)])
+    assert result.exit_code == 0, result.stderr
+    assert "# columns: (unnamed) (integer), user_id (text)" in plan.read_text()
+    readout = runner.invoke(app, ["evaluate", str(plan), "--format", "json"])
+    assert readout.exit_code in (0, 1, 4), readout.stderr
