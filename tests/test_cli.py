@@ -295,6 +295,7 @@ def test_the_console_script_leaves_with_the_command_s_code_and_whole_output(args
         (["evaluate", str(PLANS / "saas.yaml"), "--engine", "spork"], "'spork' is not one of"),
         (["evaluate", str(PLANS / "saas.yaml"), "--bogus"], "No such option: --bogus"),
         (["nosuch"], "No such command 'nosuch'. (hint: python -m croctl --help)"),
+        (["power", "--baseline-rate", "0.04", "--mde", "0.05", "-f", "html"], "'table', 'json'"),
     ],
 )
 def test_a_usage_error_is_one_line_and_exit_2(args, expected):
@@ -305,6 +306,23 @@ def test_a_usage_error_is_one_line_and_exit_2(args, expected):
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.startswith("croctl: usage error: ") and proc.stderr.count("\n") == 1
     assert expected in proc.stderr
+
+
+def test_help_keeps_bracketed_defaults_and_each_example_on_its_own_line():
+    """Rich markup took `[plan or 0.05]` for a style and dropped it; examples ran together."""
+    power = runner.invoke(app, ["power", "--help"], env={"COLUMNS": "200"}).stdout
+    assert "[plan or 0.05]" in power and "[equal split]" in power
+    examples = [line.strip() for line in power.splitlines() if line.strip().startswith("croctl")]
+    assert examples == [
+        "croctl power --baseline-rate 0.04 --mde 0.05 --daily-units 12000",
+        "croctl power --baseline-mean 52.0 --sd 140 --units 40000",
+        "croctl power plans/checkout.yaml --mde 0.05",
+    ]
+    schema = runner.invoke(app, ["schema", "--help"], env={"COLUMNS": "100"}).stdout
+    assert any(line.strip() == "croctl schema report > report.schema.json" for line in
+               schema.splitlines())  # fmt: skip
+    evaluate = runner.invoke(app, ["evaluate", "--help"], env={"COLUMNS": "80"}).stdout
+    assert "failed), 2 plan or usage error" in evaluate  # a paragraph reflowed, not ragged
 
 
 def test_croctl_alone_prints_its_help():

@@ -22,6 +22,7 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
     help="Trustworthy A/B test readouts: ship, do not ship, keep waiting, or the data is broken.",
 )
 err = Console(stderr=True, highlight=False, soft_wrap=True)

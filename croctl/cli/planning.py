@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -12,10 +13,14 @@ from rich.console import Console
 
 from croctl.cli.app import DebugOpt, app, err, errors
 from croctl.errors import PlanError
-from croctl.render import (
-    OutputFormat,
-    write_atomic,
-)
+from croctl.render import write_atomic
+
+
+class PowerFormat(StrEnum):
+    """Formats of `croctl power --format`: the readout's markdown and html are not offered."""
+
+    TABLE = "table"
+    JSON = "json"
 
 
 @app.command()
@@ -66,8 +71,8 @@ def power(
         bool, typer.Option("--primary-only", help="With a plan: do not power the guardrails.")
     ] = False,
     fmt: Annotated[
-        OutputFormat, typer.Option("--format", "-f", help="table or json.")
-    ] = OutputFormat.TABLE,
+        PowerFormat, typer.Option("--format", "-f", help="A table, or JSON for scripts.")
+    ] = PowerFormat.TABLE,
     debug: DebugOpt = False,
 ) -> None:
     """Sample size, minimum detectable effect or power, and the days it takes.
@@ -77,9 +82,11 @@ def power(
     alpha, power and allocation from the plan, guardrails powered to clear their margins).
 
     Examples:
-        croctl power --baseline-rate 0.04 --mde 0.05 --daily-units 12000
-        croctl power --baseline-mean 52.0 --sd 140 --units 40000
-        croctl power plans/checkout.yaml --mde 0.05
+    ```
+    croctl power --baseline-rate 0.04 --mde 0.05 --daily-units 12000
+    croctl power --baseline-mean 52.0 --sd 140 --units 40000
+    croctl power plans/checkout.yaml --mde 0.05
+    ```
     """
     from croctl.analysis.planning import power_to_dict
     from croctl.power import answer_power
@@ -100,7 +107,7 @@ def power(
             daily_units=daily_units,
             guardrails=not primary_only,
         )
-        if fmt is OutputFormat.JSON:
+        if fmt is PowerFormat.JSON:
             print(json.dumps(power_to_dict(answer), indent=2, allow_nan=False))
         else:
             Console(highlight=False).print(render_power(answer))
@@ -121,7 +128,9 @@ def init(
     """Scaffold a starter plan from export files: columns, variants, event names, templates.
 
     Example:
-        croctl init sample_data/leadgen/*.csv -o plans/my-test.yaml
+    ```
+    croctl init sample_data/leadgen/*.csv -o plans/my-test.yaml
+    ```
     """
     from croctl.io.sniff import profile_exports
     from croctl.scaffold import scaffold_plan

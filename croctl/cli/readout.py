@@ -122,7 +122,9 @@ def evaluate(
     2 plan or usage error, 3 data error, 70 internal error.
 
     Example:
-        croctl evaluate plans/checkout.yaml --format json --output readout.json
+    ```
+    croctl evaluate plans/checkout.yaml --format json --output readout.json
+    ```
     """
     with errors(debug):
         try:
@@ -162,7 +164,9 @@ def validate(plan_path: PlanArg, debug: DebugOpt = False) -> None:
     Exit 0 valid, 2 plan error, 3 data error.
 
     Example:
-        croctl validate plans/checkout.yaml
+    ```
+    croctl validate plans/checkout.yaml
+    ```
     """
     from croctl.pipeline import validate_plan
 
@@ -198,7 +202,9 @@ def sql(
     `croctl evaluate PLAN --stats FILE`.
 
     Example:
-        croctl sql plans/checkout.yaml --dialect bigquery --table events=shop.events
+    ```
+    croctl sql plans/checkout.yaml --dialect bigquery --table events=shop.events
+    ```
     """
     from croctl.pipeline import bind_plan
     from croctl.pipeline.sql import build_sql
@@ -231,7 +237,9 @@ def schema(
     """Print the JSON Schema of the plan or of the JSON report.
 
     Example:
-        croctl schema report > report.schema.json
+    ```
+    croctl schema report > report.schema.json
+    ```
     """
     if kind not in ("plan", "report"):
         fail(f"usage error: unknown schema {kind!r} (hint: use 'plan' or 'report')", ExitCode.USAGE)
