@@ -157,6 +157,9 @@ def test_an_inconclusive_readout_says_how_much_longer_the_test_needs():
     assert power.units_needed / power.units == pytest.approx(ratio, rel=0.02)
     assert power.days_more == pytest.approx(power.units_more / power.units_per_day)
     assert any(f"{power.units_more:,.0f} more units" in r for r in report.reasons)
+    # the reasons quote the power block's detectable effect, not a second, nearby number
+    (primary,) = [r for r in report.reasons if "(primary)" in r]
+    assert primary.endswith(f"detectable effect at this sample ≈ ±{power.mde_relative:.1%}")
 
 
 # --- the command --------------------------------------------------------------------------------

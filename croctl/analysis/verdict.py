@@ -45,7 +45,8 @@ def decide(
         )
     primary = next(m for m in metrics if m.role == Role.PRIMARY.value)
     guardrails = [m for m in metrics if m.role == Role.GUARDRAIL.value]
-    arms = {c.variant: _arm(plan, primary, c, guardrails) for c in primary.comparisons}
+    detectable = _detectable(primary, power)
+    arms = {c.variant: _arm(plan, primary, c, guardrails, detectable) for c in primary.comparisons}
     shippable = [v for v, (ok, _) in arms.items() if ok]
     if shippable:
         sign = 1 if primary.goal == "increase" else -1
@@ -77,11 +78,27 @@ def _harmed(
     return broken or _primary(primary, variant).outcome is Outcome.WORSE
 
 
+def _detectable(primary: MetricResult, power: PowerSummary | None) -> float | None:
+    """The primary's MDE at the sample reached as the report's power block gives it.
+
+    The reasons quote that one number, not each comparison's own (its observed standard error):
+    the two differ a little (the power block plans with the treated arm's variance at the
+    effect, and the planned split), and a readout should not give two.
+    """
+    if power is None or power.metric != primary.name or not math.isfinite(power.mde_relative):
+        return None
+    return power.mde_relative
+
+
 def _arm(
-    plan: Plan, primary: MetricResult, comparison: ComparisonResult, guardrails: list[MetricResult]
+    plan: Plan,
+    primary: MetricResult,
+    comparison: ComparisonResult,
+    guardrails: list[MetricResult],
+    detectable: float | None,
 ) -> tuple[bool, list[str]]:
     """Whether this arm may ship, and the reasons (primary first, then guardrails)."""
-    reasons = [_describe_primary(primary, comparison)]
+    reasons = [_describe_primary(primary, comparison, detectable)]
     guard_ok = True
     for metric, c in _guardrail_comparisons(guardrails, comparison.variant):
         guard_ok &= c.guardrail is GuardrailState.HOLDS
@@ -112,7 +129,7 @@ def _pct(value: float) -> str:
     return f"{value:+.2%}"
 
 
-def _describe_primary(metric: MetricResult, c: ComparisonResult) -> str:
+def _describe_primary(metric: MetricResult, c: ComparisonResult, detectable: float | None) -> str:
     name = f"{metric.name} (primary), {c.variant} vs control"
     if c.outcome is Outcome.INCONCLUSIVE:
         return f"{name}: inconclusive ({c.reason})"
@@ -125,10 +142,9 @@ def _describe_primary(metric: MetricResult, c: ComparisonResult) -> str:
         interval = f"CI {_pct(c.relative_ci[0])} to {_pct(c.relative_ci[1])}"
     effect = f"{_change(c)} ({interval}), adjusted p = {c.p_value_adjusted:.3g}"
     if c.outcome is Outcome.FLAT:
-        mde = (
-            f"; detectable effect at this sample ≈ ±{c.mde_relative:.1%}" if c.mde_relative else ""
-        )
-        return f"{name}: not significant, {effect}{mde}"
+        mde = detectable if detectable is not None else c.mde_relative
+        said = f"; detectable effect at this sample ≈ ±{mde:.1%}" if mde else ""
+        return f"{name}: not significant, {effect}{said}"
     return f"{name}: significantly {c.outcome.value}, {effect}"
 
 
