@@ -45,7 +45,7 @@ def decide(
         )
     primary = next(m for m in metrics if m.role == Role.PRIMARY.value)
     guardrails = [m for m in metrics if m.role == Role.GUARDRAIL.value]
-    detectable = _detectable(primary, power)
+    detectable = _detectable(power)
     arms = {c.variant: _arm(plan, primary, c, guardrails, detectable) for c in primary.comparisons}
     shippable = [v for v, (ok, _) in arms.items() if ok]
     if shippable:
@@ -78,14 +78,14 @@ def _harmed(
     return broken or _primary(primary, variant).outcome is Outcome.WORSE
 
 
-def _detectable(primary: MetricResult, power: PowerSummary | None) -> float | None:
-    """The primary's MDE at the sample reached as the report's power block gives it.
+def _detectable(power: PowerSummary | None) -> float | None:
+    """The primary's MDE at the sample reached, as the report's power block gives it (or None).
 
     The reasons quote that one number, not each comparison's own (its observed standard error):
     the two differ a little (the power block plans with the treated arm's variance at the
     effect, and the planned split), and a readout should not give two.
     """
-    if power is None or power.metric != primary.name or not math.isfinite(power.mde_relative):
+    if power is None or not math.isfinite(power.mde_relative):
         return None
     return power.mde_relative
 
@@ -142,8 +142,7 @@ def _describe_primary(metric: MetricResult, c: ComparisonResult, detectable: flo
         interval = f"CI {_pct(c.relative_ci[0])} to {_pct(c.relative_ci[1])}"
     effect = f"{_change(c)} ({interval}), adjusted p = {c.p_value_adjusted:.3g}"
     if c.outcome is Outcome.FLAT:
-        mde = detectable if detectable is not None else c.mde_relative
-        said = f"; detectable effect at this sample ≈ ±{mde:.1%}" if mde else ""
+        said = f"; detectable effect at this sample ≈ ±{detectable:.1%}" if detectable else ""
         return f"{name}: not significant, {effect}{said}"
     return f"{name}: significantly {c.outcome.value}, {effect}"
 
