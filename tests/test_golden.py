@@ -5,6 +5,7 @@ Regenerate after an intended change with:  CROCTL_UPDATE_GOLDEN=1 pytest tests/t
 
 from __future__ import annotations
 
+import io
 import json
 import os
 
@@ -41,3 +42,25 @@ def test_report_matches_golden(plan):
         GOLDEN.mkdir(exist_ok=True)
         path.write_text(json.dumps(report, indent=2) + "\n")
     _close(json.loads(json.dumps(report)), json.loads(path.read_text()))
+
+
+@pytest.mark.parametrize("plan", ["checkout", "leadgen", "saas"])
+@pytest.mark.parametrize("width", [80, 110])
+def test_the_table_fits_the_terminal_and_cuts_no_word(plan, width):
+    """README: the table fits 80 columns. A metric name of 26 characters pushed it to 81, and
+    Rich cut the last column: `primar`, `downst`, `✗ fail`."""
+    from rich.console import Console
+
+    from croctl.render.table import write_table
+
+    report = evaluate(ROOT / "plans" / f"{plan}.yaml")
+    console = Console(width=width, record=True, file=io.StringIO())
+    write_table(report, console)
+    lines = console.export_text().splitlines()
+    assert max(map(len, lines)) <= width
+    metrics = lines[: next(i for i, line in enumerate(lines) if line.startswith("Power"))]
+    cells = " ".join(metrics).split()
+    for metric in report.metrics:
+        assert metric.role in cells  # each title row's role, whole
+        for c in metric.comparisons:
+            assert c.outcome.value in cells or (c.guardrail and c.guardrail.value in cells)

@@ -50,6 +50,7 @@ _CHECK_STYLE = {
 BAR_WIDTH = 15
 NARROW_BAR = 11
 WIDE = 110  # from this width on, the table also shows control and treatment values
+_TABLE_FRAME = 9  # the narrow Metrics table's edges and gaps (one less cuts its last column)
 
 
 def render_table(report: Report, width: int = 80) -> RenderableType:
@@ -157,10 +158,10 @@ def _metrics(report: Report, width: int) -> Table:
     Fits 80 columns; from `WIDE` columns on, the control and treatment values are shown too.
     """
     wide = width >= WIDE
-    bar = BAR_WIDTH if wide else NARROW_BAR
-    table = _compact_table("Metrics")
     longest = max((len(m.name) for m in report.metrics), default=0)
-    table.add_column("metric / arm", overflow="fold", min_width=min(longest, 24))
+    bar, name = (BAR_WIDTH, min(longest, 24)) if wide else _narrow_widths(report, width, longest)
+    table = _compact_table("Metrics")
+    table.add_column("metric / arm", overflow="fold", min_width=name)
     if wide:
         table.add_column("control", justify="right")
         table.add_column("treatment", justify="right")
@@ -182,13 +183,32 @@ def _metrics(report: Report, width: int) -> Table:
             table.add_row(
                 Text(f"  {c.variant}"),
                 *values,
-                f"{pct(c.relative, 1)} {ci_points(c.relative_ci)}",
+                _relative(c),
                 ci_bar(c, scale, bar),
                 p_value(c.p_value_adjusted),
                 _outcome(c),
             )
     table.caption = f"bars: relative CI on ±{scale:.0%}; │ zero, ● estimate"
     return table
+
+
+def _narrow_widths(report: Report, width: int, longest: int) -> tuple[int, int]:
+    """The bars' width and the names' least width that let the narrow table fit `width`.
+
+    The other columns do not wrap, so a long metric name took their room and Rich cut the last
+    one (`primar`, `✗ fail`). The bars give up to four characters before a long name folds.
+    """
+    relative = [len(_relative(c)) for m in report.metrics for c in m.comparisons]
+    outcome = [len(m.role) for m in report.metrics]
+    outcome += [len(_outcome(c)) for m in report.metrics for c in m.comparisons]
+    p_adj = len("<0.0001")
+    room = width - max(relative, default=0) - p_adj - max(outcome, default=0) - _TABLE_FRAME
+    bar = max(NARROW_BAR - 4, min(NARROW_BAR, room - longest))
+    return bar, max(1, min(longest, room - bar))
+
+
+def _relative(c: ComparisonResult) -> str:
+    return f"{pct(c.relative, 1)} {ci_points(c.relative_ci)}"
 
 
 def _outcome(c: ComparisonResult) -> Text:
