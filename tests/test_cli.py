@@ -325,6 +325,28 @@ def test_help_keeps_bracketed_defaults_and_each_example_on_its_own_line():
     assert "failed), 2 plan or usage error" in evaluate  # a paragraph reflowed, not ragged
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Linux's /dev/full")
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["evaluate", str(PLANS / "checkout.yaml"), "--format", "json"],
+        ["evaluate", str(PLANS / "checkout.yaml")],
+        ["sql", str(PLANS / "checkout.yaml")],
+        ["schema", "report"],
+        ["validate", str(PLANS / "checkout.yaml")],
+        ["power", "--baseline-rate", "0.1", "--mde", "0.05", "--format", "json"],
+    ],
+)
+def test_stdout_on_a_full_disk_is_a_data_error_not_a_silent_success(args):
+    """`> report.json` on a full disk: exit 0 with no report (sql, schema) or 70 (evaluate)."""
+    command = [sys.executable, "-m", "croctl", *args]
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run(command, check=False, stdout=full, stderr=subprocess.PIPE)
+    stderr = proc.stderr.decode()
+    assert proc.returncode == 3, stderr
+    assert stderr.startswith("croctl: data error: stdout: cannot write") and stderr.count("\n") == 1
+
+
 def test_croctl_alone_prints_its_help():
     proc = subprocess.run([sys.executable, "-m", "croctl"], check=False, capture_output=True)
     assert proc.returncode == 2 and b"Commands" in proc.stdout and proc.stderr == b""

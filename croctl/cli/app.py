@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 
 from croctl import __version__
-from croctl.errors import CroctlError, ExitCode, PlanError
+from croctl.errors import CroctlError, DataError, ExitCode, PlanError
 
 app = typer.Typer(
     name="croctl",
@@ -63,6 +63,28 @@ def errors(debug: bool) -> Iterator[None]:
             " — please report it; rerun with --debug for the traceback",
             ExitCode.INTERNAL,
         )
+
+
+@contextmanager
+def to_stdout() -> Iterator[None]:
+    """Write to stdout within; flushed at the end, a failed write is a data error (exit 3).
+
+    Redirected to a file, stdout is written when its buffer is flushed: on a full disk that
+    failed at the command's last flush, where it was lost (exit 0, no report), or in the
+    readout's own flush, where it looked like a bug (exit 70). A reader that left (`| head`:
+    `BrokenPipeError`) is the caller's to handle.
+    """
+    try:
+        yield
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        detach_stdout()  # the unwritten rest must not fail again at exit
+        raise DataError(
+            f"stdout: cannot write ({exc.strerror})",
+            hint="check the disk or the file stdout is redirected to",
+        ) from exc
 
 
 def detach_stdout() -> None:

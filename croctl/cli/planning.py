@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from croctl.cli.app import DebugOpt, app, err, errors
+from croctl.cli.app import DebugOpt, app, err, errors, to_stdout
 from croctl.errors import PlanError
 from croctl.render import write_atomic
 
@@ -107,10 +107,11 @@ def power(
             daily_units=daily_units,
             guardrails=not primary_only,
         )
-        if fmt is PowerFormat.JSON:
-            print(json.dumps(power_to_dict(answer), indent=2, allow_nan=False))
-        else:
-            Console(highlight=False).print(render_power(answer))
+        with to_stdout():
+            if fmt is PowerFormat.JSON:
+                print(json.dumps(power_to_dict(answer), indent=2, allow_nan=False))
+            else:
+                Console(highlight=False).print(render_power(answer))
 
 
 @app.command()
@@ -141,7 +142,8 @@ def init(
         folder = output.parent if output is not None else Path.cwd()
         text = scaffold_plan(profile_exports(exports), folder)
         if output is None:
-            sys.stdout.write(text)
+            with to_stdout():
+                sys.stdout.write(text)
         else:
             write_atomic(output, text)
             err.print(f"wrote {output}; next: croctl validate {output}", markup=False)

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from croctl.cli.app import DebugOpt, PlanArg, app, detach_stdout, err, errors, fail
+from croctl.cli.app import DebugOpt, PlanArg, app, detach_stdout, err, errors, fail, to_stdout
 from croctl.errors import CroctlError, ExitCode, PlanError
 from croctl.evaluate import evaluate as evaluate_plan
 from croctl.pipeline import Engine
@@ -147,11 +147,11 @@ def _emit(report: Report, fmt: OutputFormat, output: Path | None) -> None:
         write_atomic(output, render_text(report, fmt))
         return
     try:
-        if fmt is OutputFormat.TABLE:
-            write_table(report, Console(highlight=False))
-        else:
-            sys.stdout.write(render_text(report, fmt))
-            sys.stdout.flush()
+        with to_stdout():
+            if fmt is OutputFormat.TABLE:
+                write_table(report, Console(highlight=False))
+            else:
+                sys.stdout.write(render_text(report, fmt))
     except BrokenPipeError:  # `croctl evaluate ... | head`: the exit code is still the verdict's
         detach_stdout()
 
@@ -174,10 +174,11 @@ def validate(plan_path: PlanArg, debug: DebugOpt = False) -> None:
         plan = load_plan(plan_path)
         bound = validate_plan(plan)
         files = sum(len(s.files.paths) for s in bound.scans())
-        print(
-            f"ok: {plan.experiment.name}: {len(plan.metrics)} metrics, "
-            f"{len(bound.sources) + 1} exports ({files} files)"
-        )
+        with to_stdout():
+            print(
+                f"ok: {plan.experiment.name}: {len(plan.metrics)} metrics, "
+                f"{len(bound.sources) + 1} exports ({files} files)"
+            )
 
 
 @app.command()
@@ -213,7 +214,9 @@ def sql(
         plan = load_plan(plan_path)
         tables = _table_map(table or [], plan)
         files = dialect == "duckdb" and not tables
-        sys.stdout.write(build_sql(bind_plan(plan), dialect, tables, files=files))
+        text = build_sql(bind_plan(plan), dialect, tables, files=files)
+        with to_stdout():
+            sys.stdout.write(text)
 
 
 def _table_map(items: list[str], plan: Plan) -> dict[str, str]:
@@ -243,4 +246,5 @@ def schema(
     """
     if kind not in ("plan", "report"):
         fail(f"usage error: unknown schema {kind!r} (hint: use 'plan' or 'report')", ExitCode.USAGE)
-    print(json.dumps(load_schema(kind), indent=2))
+    with errors(debug=False), to_stdout():
+        print(json.dumps(load_schema(kind), indent=2))
