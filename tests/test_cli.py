@@ -347,6 +347,23 @@ def test_stdout_on_a_full_disk_is_a_data_error_not_a_silent_success(args):
     assert stderr.startswith("croctl: data error: stdout: cannot write") and stderr.count("\n") == 1
 
 
+@pytest.mark.parametrize("args", [["schema", "report"], ["evaluate", str(PLANS / "saas.yaml")]])
+def test_a_closed_stdout_is_a_data_error_not_a_traceback_and_exit_1(args):
+    """`>&-`: Python's `sys.stdout` is None; the last flush raised, and Python exited 1."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "croctl", *args],
+        check=False,
+        stderr=subprocess.PIPE,
+        preexec_fn=lambda: os.close(1),  # the child starts without a stdout
+    )
+    stderr = proc.stderr.decode()
+    assert proc.returncode == 3, stderr
+    assert (
+        stderr
+        == "croctl: data error: stdout: cannot write (it is closed) (hint: redirect it to a file)\n"
+    )
+
+
 def test_croctl_alone_prints_its_help():
     proc = subprocess.run([sys.executable, "-m", "croctl"], check=False, capture_output=True)
     assert proc.returncode == 2 and b"Commands" in proc.stdout and proc.stderr == b""

@@ -74,6 +74,8 @@ def to_stdout() -> Iterator[None]:
     readout's own flush, where it looked like a bug (exit 70). A reader that left (`| head`:
     `BrokenPipeError`) is the caller's to handle.
     """
+    if sys.stdout is None:  # `croctl … >&-`: Python gives no stream at all
+        raise DataError("stdout: cannot write (it is closed)", hint="redirect it to a file")
     try:
         yield
         sys.stdout.flush()
@@ -154,6 +156,7 @@ def main() -> NoReturn:
         err.print(code, markup=False)  # what `sys.exit("message")` would have printed
         code = 1
     for stream in (sys.stdout, sys.stderr):
-        with suppress(OSError, ValueError):  # a reader that left, or a closed stream
-            stream.flush()
+        if stream is not None:  # None: the descriptor was closed before the start (`>&-`)
+            with suppress(OSError, ValueError):  # a reader that left, or a closed stream
+                stream.flush()
     os._exit(code or 0)
